@@ -1,0 +1,58 @@
+//! Faults injected by tests (fixed error responses, delays) and the request log.
+
+use std::time::Duration;
+
+use crate::status::ApiError;
+
+/// One recorded request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// The Kubernetes verb: get, list, watch, create, update, patch, apply, delete,
+    /// deletecollection, or `other` for discovery and non-resource paths.
+    pub verb: String,
+}
+
+impl RequestRecord {
+    /// Whether this was a request for `verb` on a path containing `path_contains`.
+    pub fn is(&self, verb: &str, path_contains: &str) -> bool {
+        self.verb == verb && self.path.contains(path_contains)
+    }
+}
+
+/// What a matching fault does.
+#[derive(Clone, Debug)]
+pub enum FaultAction {
+    /// Answer with this error instead of handling the request.
+    Respond(ApiError),
+    /// Answer with the RBAC Forbidden body for this user.
+    Forbid { user: String },
+    /// Handle the request after this delay.
+    Delay(Duration),
+}
+
+/// A fault: requests whose method matches (any when `None`) and whose path contains
+/// `path_contains` get `action`, `remaining` times (forever when `None`).
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub method: Option<String>,
+    pub path_contains: String,
+    pub action: FaultAction,
+    pub remaining: Option<usize>,
+}
+
+impl Fault {
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && path.contains(&self.path_contains)
+            && self.remaining != Some(0)
+    }
+}
+
+#[derive(Default)]
+pub struct Faults {
+    pub rules: Vec<Fault>,
+    pub log: Vec<RequestRecord>,
+}

@@ -1,0 +1,845 @@
+//! The object store: one generic code path for every resource type, keyed by type, namespace
+//! and name, with a global resourceVersion counter, a bounded watch-event history and the
+//! write verbs (create, update, patch, apply, delete). Controllers react to its events.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use crate::apply;
+use crate::controllers;
+use crate::fields::{self, MergeMode};
+use crate::registry::{self, ResourceDef};
+use crate::status::{ApiError, FieldError};
+use crate::util;
+
+/// One change, as sent to watchers.
+#[derive(Debug)]
+pub struct WatchEvent {
+    pub rv: u64,
+    pub key: String,
+    pub namespace: String,
+    pub kind: &'static str,
+    pub object: Value,
+}
+
+/// How simulated pods behave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PodBehaviour {
+    /// Scheduled, then Running and Ready after the ready delay.
+    Ready,
+    /// Scheduled and Running but never Ready.
+    NeverReady,
+    /// Pending with `PodScheduled=False`, reason Unschedulable, and a FailedScheduling event.
+    Unschedulable { message: String },
+    /// Containers waiting with the given reason (`ErrImagePull` / `ImagePullBackOff`) and a
+    /// Warning `Failed` event.
+    ImagePullFailure { reason: String, message: String },
+    /// Containers in CrashLoopBackOff with restarts, last exit code and these log lines.
+    CrashLoop { exit_code: i64, logs: Vec<String> },
+}
+
+impl PodBehaviour {
+    pub fn unschedulable() -> Self {
+        PodBehaviour::Unschedulable {
+            message: "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.".to_string(),
+        }
+    }
+
+    pub fn image_pull_failure() -> Self {
+        PodBehaviour::ImagePullFailure {
+            reason: "ImagePullBackOff".to_string(),
+            message: "rpc error: code = NotFound desc = failed to pull and unpack image: not found"
+                .to_string(),
+        }
+    }
+
+    pub fn crash_loop(logs: &[&str]) -> Self {
+        PodBehaviour::CrashLoop { exit_code: 1, logs: logs.iter().map(|s| s.to_string()).collect() }
+    }
+}
+
+/// Behaviour knobs shared by the store and the simulated controllers.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Time from pod creation to Ready (zero: in the same write).
+    pub ready_delay: Duration,
+    /// How long a deleted namespace stays Terminating.
+    pub termination_delay: Duration,
+    /// Number of watch events kept for resuming watches; older resourceVersions get 410.
+    pub history_limit: usize,
+    /// Whether workload, pod and engine controllers run.
+    pub controllers: bool,
+    /// Pod behaviour for all clusters without their own.
+    pub default_behaviour: PodBehaviour,
+    /// Pod behaviour by virtual-cluster name (pod label `release` or
+    /// `vcluster.loft.sh/managed-by`).
+    pub behaviours: HashMap<String, PodBehaviour>,
+    /// Interval of BOOKMARK events on watches that allow them.
+    pub bookmark_interval: Duration,
+    /// Server written into the engine kubeconfig Secret.
+    pub engine_server: String,
+    /// Whether the engine's kubeconfig Secret appears when the control plane is Ready.
+    pub engine_secret: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ready_delay: Duration::from_millis(50),
+            termination_delay: Duration::from_millis(200),
+            history_limit: 10_000,
+            controllers: true,
+            default_behaviour: PodBehaviour::Ready,
+            behaviours: HashMap::new(),
+            bookmark_interval: Duration::from_secs(5),
+            engine_server: "https://localhost:8443".to_string(),
+            engine_secret: true,
+        }
+    }
+}
+
+/// Work a controller asked to run later.
+#[derive(Clone, Debug)]
+pub enum Deferred {
+    PodReady { namespace: String, name: String, uid: String },
+    FinalizeNamespace { name: String, uid: String },
+}
+
+type Spawner = Box<dyn Fn(Duration, Deferred) + Send>;
+
+/// Options of one write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOpts {
+    pub manager: String,
+    pub dry_run: bool,
+    pub subresource: Option<String>,
+    /// Keep `status` from the body on create (state access from tests).
+    pub keep_status: bool,
+}
+
+/// Patch flavours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    Merge,
+    Strategic,
+    Json,
+    Apply { force: bool },
+}
+
+/// Options of one delete.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteOpts {
+    pub orphan: bool,
+    pub dry_run: bool,
+    pub precondition_rv: Option<String>,
+    pub precondition_uid: Option<String>,
+}
+
+pub struct State {
+    pub defs: Vec<ResourceDef>,
+    objects: HashMap<String, BTreeMap<(String, String), Value>>,
+    rv: u64,
+    history: VecDeque<Arc<WatchEvent>>,
+    floor: u64,
+    tx: broadcast::Sender<Arc<WatchEvent>>,
+    pending: VecDeque<Arc<WatchEvent>>,
+    deferred_now: VecDeque<Deferred>,
+    draining: bool,
+    spawner: Option<Spawner>,
+    pub settings: Settings,
+    pub logs: HashMap<(String, String), Vec<String>>,
+}
+
+fn meta(obj: &Value) -> &Value {
+    &obj["metadata"]
+}
+
+fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj["metadata"][field].as_str().unwrap_or_default()
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = Value::Object(Map::new());
+    }
+    obj["metadata"].as_object_mut().expect("made an object above")
+}
+
+/// Label keys and values checked as the real server does.
+fn validate_labels(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let Some(labels) = meta(obj)["labels"].as_object() else { return errs };
+    let name_ok = |s: &str| {
+        let b = s.as_bytes();
+        !b.is_empty()
+            && b.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+    };
+    for (k, v) in labels {
+        let name = k.rsplit_once('/').map_or(k.as_str(), |(_, n)| n);
+        if !name_ok(name) {
+            errs.push(FieldError::invalid("metadata.labels", k, "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"));
+        }
+        let value = v.as_str().unwrap_or_default();
+        if value.len() > 63 {
+            errs.push(FieldError::invalid("metadata.labels", value, "must be no more than 63 characters"));
+        }
+        if !value.is_empty() && !name_ok(&value[..value.len().min(63)]) {
+            errs.push(FieldError::invalid("metadata.labels", value, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"));
+        }
+    }
+    errs
+}
+
+/// Everything but `resourceVersion` and managed-field timestamps, to detect no-op writes.
+fn comparable(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+        if let Some(Value::Array(mf)) = m.get_mut("managedFields") {
+            for e in mf {
+                if let Some(e) = e.as_object_mut() {
+                    e.remove("time");
+                }
+            }
+        }
+    }
+    o
+}
+
+impl State {
+    pub fn new(settings: Settings) -> Self {
+        let (tx, _) = broadcast::channel(16_384);
+        let mut s = State {
+            defs: registry::builtin(),
+            objects: HashMap::new(),
+            rv: 0,
+            history: VecDeque::new(),
+            floor: 0,
+            tx,
+            pending: VecDeque::new(),
+            deferred_now: VecDeque::new(),
+            draining: false,
+            spawner: None,
+            settings,
+            logs: HashMap::new(),
+        };
+        s.seed();
+        s
+    }
+
+    fn seed(&mut self) {
+        let opts = WriteOpts { manager: "kube-apiserver".into(), ..Default::default() };
+        let ns = self.def_for("v1", "Namespace").expect("built in");
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let _ = self.create(&ns, "", json!({"metadata": {"name": name}}), &opts);
+        }
+        let node = self.def_for("v1", "Node").expect("built in");
+        let _ = self.create(&node, "", controllers::node_object("fake-node"), &WriteOpts {
+            keep_status: true,
+            ..opts.clone()
+        });
+    }
+
+    pub fn set_spawner(&mut self, spawner: Spawner) {
+        self.spawner = Some(spawner);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
+        self.tx.subscribe()
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Events after `rv`, or `Err(oldest available - 1)` when they are no longer kept.
+    pub fn events_since(&self, rv: u64) -> Result<Vec<Arc<WatchEvent>>, u64> {
+        if rv < self.floor {
+            return Err(self.floor);
+        }
+        Ok(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
+    }
+
+    /// Forgets the event history so that any older resourceVersion gets 410 Gone.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.floor = self.rv;
+    }
+
+    pub fn find_def(&self, group: &str, version: &str, plural: &str) -> Option<ResourceDef> {
+        self.defs
+            .iter()
+            .find(|d| d.group == group && d.version == version && d.plural == plural)
+            .cloned()
+    }
+
+    pub fn def_for(&self, api_version: &str, kind: &str) -> Option<ResourceDef> {
+        self.defs.iter().find(|d| d.api_version() == api_version && d.kind == kind).cloned()
+    }
+
+    /// Resolves a kubectl-style name: plural, singular, kind, short name, optionally `.group`.
+    pub fn resolve(&self, name: &str) -> Option<ResourceDef> {
+        let lower = name.to_lowercase();
+        let matches = |d: &ResourceDef, n: &str| {
+            d.plural == n
+                || d.singular == n
+                || d.kind.to_lowercase() == n
+                || d.short_names.iter().any(|s| s == n)
+        };
+        self.defs
+            .iter()
+            .find(|d| matches(d, &lower) && (d.group.is_empty() || !self.defs.iter().any(|o| o.group.is_empty() && matches(o, &lower))))
+            .or_else(|| {
+                let (n, g) = lower.split_once('.')?;
+                self.defs.iter().find(|d| d.group == g && matches(d, n))
+            })
+            .cloned()
+    }
+
+    pub fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> Option<&Value> {
+        let ns = if def.namespaced { ns } else { "" };
+        self.objects.get(&def.store_key())?.get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Objects of a type, in one namespace or all, sorted by namespace and name.
+    pub fn list(&self, def: &ResourceDef, ns: Option<&str>) -> Vec<&Value> {
+        let Some(map) = self.objects.get(&def.store_key()) else { return Vec::new() };
+        match ns.filter(|_| def.namespaced) {
+            Some(ns) => map
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v)
+                .collect(),
+            None => map.values().collect(),
+        }
+    }
+
+    pub fn count(&self, def: &ResourceDef, ns: Option<&str>) -> usize {
+        self.list(def, ns).len()
+    }
+
+    /// Every stored object in a namespace, with its type.
+    pub fn objects_in_namespace(&self, ns: &str) -> Vec<(ResourceDef, Value)> {
+        let mut out = Vec::new();
+        for def in self.defs.iter().filter(|d| d.namespaced) {
+            for obj in self.list(def, Some(ns)) {
+                out.push((def.clone(), obj.clone()));
+            }
+        }
+        out.sort_by_key(|(d, o)| (d.store_key(), meta_str(o, "name").to_string()));
+        out.dedup_by(|a, b| a.0.store_key() == b.0.store_key() && meta_str(&a.1, "name") == meta_str(&b.1, "name"));
+        out
+    }
+
+    /// All objects whose `ownerReferences` name `uid`.
+    pub fn dependents(&self, uid: &str) -> Vec<(ResourceDef, Value)> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for def in &self.defs {
+            if !seen.insert(def.store_key()) {
+                continue;
+            }
+            for obj in self.list(def, None) {
+                let owned = meta(obj)["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid));
+                if owned {
+                    out.push((def.clone(), obj.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn namespace_phase(&self, ns: &str) -> Option<String> {
+        let def = self.defs.iter().find(|d| d.group.is_empty() && d.plural == "namespaces")?;
+        let obj = self.get(def, "", ns)?;
+        Some(obj["status"]["phase"].as_str().unwrap_or("Active").to_string())
+    }
+
+    fn commit(&mut self, def: &ResourceDef, mut obj: Value, kind: &'static str) -> Value {
+        self.rv += 1;
+        meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
+        let ns = if def.namespaced { meta_str(&obj, "namespace").to_string() } else { String::new() };
+        let name = meta_str(&obj, "name").to_string();
+        let map = self.objects.entry(def.store_key()).or_default();
+        if kind == "DELETED" {
+            map.remove(&(ns.clone(), name));
+        } else {
+            map.insert((ns.clone(), name), obj.clone());
+        }
+        let ev = Arc::new(WatchEvent {
+            rv: self.rv,
+            key: def.store_key(),
+            namespace: ns,
+            kind,
+            object: obj.clone(),
+        });
+        self.history.push_back(ev.clone());
+        while self.history.len() > self.settings.history_limit.max(1) {
+            if let Some(old) = self.history.pop_front() {
+                self.floor = old.rv;
+            }
+        }
+        let _ = self.tx.send(ev.clone());
+        self.pending.push_back(ev);
+        obj
+    }
+
+    /// Schedules controller work after `delay` (immediately when zero or without a runtime).
+    pub fn schedule(&mut self, delay: Duration, work: Deferred) {
+        match &self.spawner {
+            Some(spawn) if !delay.is_zero() => spawn(delay, work),
+            _ => self.deferred_now.push_back(work),
+        }
+    }
+
+    /// Runs deferred work now (called by the timer tasks).
+    pub fn run_deferred(&mut self, work: Deferred) {
+        self.deferred_now.push_back(work);
+        self.drain();
+    }
+
+    /// Lets the controllers react to every pending event until nothing changes.
+    fn drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        loop {
+            if let Some(work) = self.deferred_now.pop_front() {
+                controllers::run_deferred(self, work);
+                continue;
+            }
+            let Some(ev) = self.pending.pop_front() else { break };
+            controllers::on_event(self, &ev);
+        }
+        self.draining = false;
+    }
+
+    /// Creates an object (POST).
+    pub fn create(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body of the request must be an object"));
+        }
+        let body_ns = meta_str(&obj, "namespace").to_string();
+        if def.namespaced {
+            if !body_ns.is_empty() && body_ns != ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            meta_mut(&mut obj).insert("namespace".into(), json!(ns));
+        } else {
+            meta_mut(&mut obj).remove("namespace");
+        }
+        let mut name = meta_str(&obj, "name").to_string();
+        if name.is_empty() {
+            let generate = meta_str(&obj, "generateName").to_string();
+            if generate.is_empty() {
+                return Err(ApiError::invalid(def, "", &[FieldError::required(
+                    "metadata.name",
+                    "name or generateName is required",
+                )]));
+            }
+            name = format!("{generate}{}", util::random_suffix(5));
+            meta_mut(&mut obj).insert("name".into(), json!(name));
+        }
+        let mut errs = util::validate_name(def.name_rule, &name);
+        errs.extend(validate_labels(&obj));
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(def, &name, &errs));
+        }
+        if def.namespaced {
+            match self.namespace_phase(ns).as_deref() {
+                None => return Err(ApiError::namespace_not_found(ns)),
+                Some("Terminating") => return Err(ApiError::namespace_terminating(def, &name, ns)),
+                _ => {}
+            }
+        }
+        if self.get(def, ns, &name).is_some() {
+            return Err(ApiError::already_exists(def, &name));
+        }
+        obj["apiVersion"] = json!(def.api_version());
+        obj["kind"] = json!(def.kind);
+        {
+            let m = meta_mut(&mut obj);
+            m.insert("uid".into(), json!(util::uuid()));
+            m.insert("creationTimestamp".into(), json!(util::now_rfc3339()));
+            m.remove("resourceVersion");
+            m.remove("deletionTimestamp");
+            if def.tracks_generation {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+        }
+        if def.has_status() && !opts.keep_status {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+            }
+        }
+        controllers::default_fields(def, &mut obj, None);
+        let managed_by_apply = meta(&obj)["managedFields"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["operation"] == "Apply"));
+        if !managed_by_apply {
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove("managedFields");
+            }
+            apply::track_update(def, None, &mut obj, &opts.manager, None);
+        }
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let out = self.commit(def, obj, "ADDED");
+        self.drain();
+        Ok(out)
+    }
+
+    /// Replaces an object or its status (PUT).
+    pub fn update(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        body: Value,
+        opts: &WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let Some(old) = self.get(def, ns, name).cloned() else {
+            return Err(ApiError::not_found(def, name));
+        };
+        let body_name = meta_str(&body, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let body_rv = meta_str(&body, "resourceVersion");
+        if !body_rv.is_empty() && body_rv != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::stale(def, name));
+        }
+        self.finish_update(def, &old, body, opts, false)
+    }
+
+    fn finish_update(
+        &mut self,
+        def: &ResourceDef,
+        old: &Value,
+        body: Value,
+        opts: &WriteOpts,
+        managed_by_apply: bool,
+    ) -> Result<Value, ApiError> {
+        let name = meta_str(old, "name").to_string();
+        let sub = opts.subresource.as_deref();
+        let mut new = match sub {
+            Some("status") => {
+                let mut n = old.clone();
+                n["status"] = body["status"].clone();
+                if managed_by_apply {
+                    n["metadata"]["managedFields"] = body["metadata"]["managedFields"].clone();
+                }
+                n
+            }
+            _ => {
+                let mut n = body;
+                if def.has_status() {
+                    match old.get("status") {
+                        Some(s) => n["status"] = s.clone(),
+                        None => {
+                            if let Some(m) = n.as_object_mut() {
+                                m.remove("status");
+                            }
+                        }
+                    }
+                }
+                n
+            }
+        };
+        new["apiVersion"] = json!(def.api_version());
+        new["kind"] = json!(def.kind);
+        {
+            let old_meta = old["metadata"].clone();
+            let m = meta_mut(&mut new);
+            for key in ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "generation"] {
+                match old_meta.get(key) {
+                    Some(v) => m.insert(key.into(), v.clone()),
+                    None => m.remove(key),
+                };
+            }
+            if !managed_by_apply && m.get("managedFields").is_none_or(Value::is_null) {
+                if let Some(mf) = old_meta.get("managedFields") {
+                    m.insert("managedFields".into(), mf.clone());
+                }
+            }
+        }
+        if sub.is_none() {
+            controllers::default_fields(def, &mut new, Some(old));
+        }
+        let errs = validate_labels(&new);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(def, &name, &errs));
+        }
+        if !managed_by_apply {
+            apply::track_update(def, Some(old), &mut new, &opts.manager, sub);
+        }
+        if def.tracks_generation && sub.is_none() {
+            let spec_changed = if def.from_crd {
+                let strip = |o: &Value| {
+                    let mut o = o.clone();
+                    if let Some(m) = o.as_object_mut() {
+                        m.remove("metadata");
+                        m.remove("status");
+                    }
+                    o
+                };
+                strip(old) != strip(&new)
+            } else {
+                old.get("spec") != new.get("spec")
+            };
+            if spec_changed {
+                let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                meta_mut(&mut new).insert("generation".into(), json!(g));
+            }
+        }
+        if comparable(old) == comparable(&new) || opts.dry_run {
+            return Ok(if opts.dry_run { new } else { old.clone() });
+        }
+        let finalized = meta(&new)["deletionTimestamp"].is_string()
+            && meta(&new)["finalizers"].as_array().is_none_or(Vec::is_empty)
+            && def.plural != "namespaces";
+        let out = if finalized {
+            let out = self.commit(def, new, "DELETED");
+            self.collect_garbage(&out, false);
+            out
+        } else {
+            self.commit(def, new, "MODIFIED")
+        };
+        self.drain();
+        Ok(out)
+    }
+
+    /// Patches an object or its status; apply patches create missing objects.
+    /// Returns the object and whether it was created.
+    pub fn patch(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        opts: &WriteOpts,
+    ) -> Result<(Value, bool), ApiError> {
+        let existing = self.get(def, ns, name).cloned();
+        if let PatchKind::Apply { force } = kind {
+            let body_name = meta_str(body, "name");
+            if body_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            let sub = opts.subresource.as_deref();
+            let mut merged = apply::apply(def, existing.as_ref(), body, &opts.manager, force, sub)?;
+            return match existing {
+                None => {
+                    if sub.is_some() {
+                        return Err(ApiError::not_found(def, name));
+                    }
+                    meta_mut(&mut merged).insert("name".into(), json!(name));
+                    let out = self.create(def, ns, merged, opts)?;
+                    Ok((out, true))
+                }
+                Some(old) => {
+                    let rv = meta_str(body, "resourceVersion");
+                    if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
+                        return Err(ApiError::stale(def, name));
+                    }
+                    let out = self.finish_update(def, &old, merged, opts, true)?;
+                    Ok((out, false))
+                }
+            };
+        }
+        let Some(old) = existing else { return Err(ApiError::not_found(def, name)) };
+        let mut new = old.clone();
+        match kind {
+            PatchKind::Merge => fields::merge_patch(&mut new, body),
+            PatchKind::Strategic => fields::merge(&mut new, body, MergeMode::Strategic),
+            PatchKind::Json => fields::json_patch(&mut new, body).map_err(|e| {
+                ApiError::new(422, "Invalid", e, None)
+            })?,
+            PatchKind::Apply { .. } => unreachable!("handled above"),
+        }
+        let rv = meta_str(&new, "resourceVersion");
+        if !rv.is_empty() && rv != meta_str(&old, "resourceVersion") {
+            return Err(ApiError::stale(def, name));
+        }
+        if meta_str(&new, "name") != name {
+            return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+        }
+        let out = self.finish_update(def, &old, new, opts, false)?;
+        Ok((out, false))
+    }
+
+    /// Deletes an object; namespaces and objects with finalizers only get marked.
+    pub fn delete(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> Result<Value, ApiError> {
+        let Some(old) = self.get(def, ns, name).cloned() else {
+            return Err(ApiError::not_found(def, name));
+        };
+        if let Some(rv) = &opts.precondition_rv {
+            let have = meta_str(&old, "resourceVersion");
+            if rv != have {
+                return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{}\": Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}", def.group_resource(), name, rv, have), Some(json!({"name": name, "kind": def.plural}))));
+            }
+        }
+        if let Some(uid) = &opts.precondition_uid {
+            let have = meta_str(&old, "uid");
+            if uid != have {
+                return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{}\": Precondition failed: UID in precondition: {}, UID in object meta: {}", def.group_resource(), name, uid, have), Some(json!({"name": name, "kind": def.plural}))));
+            }
+        }
+        if opts.dry_run {
+            return Ok(old);
+        }
+        if def.group.is_empty() && def.plural == "namespaces" {
+            if old["status"]["phase"] == "Terminating" {
+                return Ok(old);
+            }
+            let mut new = old.clone();
+            meta_mut(&mut new).insert("deletionTimestamp".into(), json!(util::now_rfc3339()));
+            new["status"]["phase"] = json!("Terminating");
+            let uid = meta_str(&new, "uid").to_string();
+            let out = self.commit(def, new, "MODIFIED");
+            let delay = self.settings.termination_delay;
+            self.schedule(delay, Deferred::FinalizeNamespace { name: name.to_string(), uid });
+            self.drain();
+            return Ok(out);
+        }
+        let has_finalizers = meta(&old)["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if has_finalizers {
+            if meta(&old)["deletionTimestamp"].is_string() {
+                return Ok(old);
+            }
+            let mut new = old.clone();
+            meta_mut(&mut new).insert("deletionTimestamp".into(), json!(util::now_rfc3339()));
+            meta_mut(&mut new).insert("deletionGracePeriodSeconds".into(), json!(0));
+            let out = self.commit(def, new, "MODIFIED");
+            self.drain();
+            return Ok(out);
+        }
+        let out = self.commit(def, old, "DELETED");
+        self.collect_garbage(&out, opts.orphan);
+        self.drain();
+        Ok(out)
+    }
+
+    /// Deletes (or orphans) everything owned by `owner`.
+    fn collect_garbage(&mut self, owner: &Value, orphan: bool) {
+        let uid = meta_str(owner, "uid").to_string();
+        for (def, dep) in self.dependents(&uid) {
+            if orphan {
+                let mut new = dep.clone();
+                if let Some(refs) = new["metadata"]["ownerReferences"].as_array_mut() {
+                    refs.retain(|r| r["uid"] != uid.as_str());
+                }
+                self.commit(&def, new, "MODIFIED");
+            } else {
+                let ns = meta_str(&dep, "namespace").to_string();
+                let name = meta_str(&dep, "name").to_string();
+                let _ = self.delete(&def, &ns, &name, &DeleteOpts::default());
+            }
+        }
+    }
+
+    /// Removes an object immediately (no finalizers, no namespace termination, but with
+    /// garbage collection of its dependents).
+    pub fn remove_now(&mut self, def: &ResourceDef, ns: &str, name: &str) -> Option<Value> {
+        let old = self.get(def, ns, name).cloned()?;
+        let out = self.commit(def, old, "DELETED");
+        self.collect_garbage(&out, false);
+        self.drain();
+        Some(out)
+    }
+
+    /// Replaces the status of an object as a controller does (no preconditions).
+    pub fn write_status(
+        &mut self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        status: Value,
+        manager: &str,
+    ) -> Option<Value> {
+        let old = self.get(def, ns, name).cloned()?;
+        let mut body = old.clone();
+        body["status"] = status;
+        let opts = WriteOpts {
+            manager: manager.to_string(),
+            subresource: Some("status".into()),
+            ..Default::default()
+        };
+        self.finish_update(def, &old, body, &opts, false).ok()
+    }
+
+    /// Replaces an object's spec and metadata as a controller does (no preconditions).
+    pub fn write_object(&mut self, def: &ResourceDef, obj: Value, manager: &str) -> Option<Value> {
+        let ns = meta_str(&obj, "namespace").to_string();
+        let name = meta_str(&obj, "name").to_string();
+        let old = self.get(def, &ns, &name).cloned()?;
+        let opts = WriteOpts { manager: manager.to_string(), ..Default::default() };
+        self.finish_update(def, &old, obj, &opts, false).ok()
+    }
+
+    /// Deletes every object in a namespace and then the namespace itself.
+    pub fn finalize_namespace(&mut self, name: &str, uid: &str) {
+        let Some(ns_def) = self.def_for("v1", "Namespace") else { return };
+        let Some(ns_obj) = self.get(&ns_def, "", name).cloned() else { return };
+        if meta_str(&ns_obj, "uid") != uid {
+            return;
+        }
+        for (def, obj) in self.objects_in_namespace(name) {
+            self.commit(&def, obj, "DELETED");
+        }
+        self.logs.retain(|(ns, _), _| ns != name);
+        self.commit(&ns_def, ns_obj, "DELETED");
+        self.drain();
+    }
+
+    /// Registers the resource types of a CustomResourceDefinition (replacing older ones).
+    pub fn register_crd(&mut self, crd: &Value) {
+        let new = registry::from_crd(crd);
+        let Some(first) = new.first() else { return };
+        let key = first.store_key();
+        self.defs.retain(|d| d.store_key() != key);
+        self.defs.extend(new);
+    }
+
+    pub fn unregister_crd(&mut self, crd: &Value) {
+        let Some(first) = registry::from_crd(crd).into_iter().next() else { return };
+        let key = first.store_key();
+        let objs: Vec<Value> = self.list(&first, None).into_iter().cloned().collect();
+        for o in objs {
+            self.commit(&first, o, "DELETED");
+        }
+        self.defs.retain(|d| d.store_key() != key);
+        self.objects.remove(&key);
+    }
+}

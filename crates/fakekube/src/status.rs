@@ -1,0 +1,293 @@
+//! `Status` error bodies shaped like the real API server's, and the error type handlers return.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::registry::ResourceDef;
+
+/// An API error: an HTTP code and the `Status` object sent as the body.
+#[derive(Clone, Debug)]
+pub struct ApiError {
+    pub code: u16,
+    pub body: Value,
+}
+
+impl ApiError {
+    /// A failure `Status` with the given reason, message and optional details.
+    pub fn new(code: u16, reason: &str, message: impl Into<String>, details: Option<Value>) -> Self {
+        let mut body = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message.into(),
+            "reason": reason,
+        });
+        if let Some(d) = details {
+            body["details"] = d;
+        }
+        body["code"] = json!(code);
+        ApiError { code, body }
+    }
+
+    pub fn not_found(def: &ResourceDef, name: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", def.group_resource(), name),
+            Some(details(def, name)),
+        )
+    }
+
+    pub fn namespace_not_found(ns: &str) -> Self {
+        Self::new(
+            404,
+            "NotFound",
+            format!("namespaces \"{ns}\" not found"),
+            Some(json!({"name": ns, "kind": "namespaces"})),
+        )
+    }
+
+    pub fn already_exists(def: &ResourceDef, name: &str) -> Self {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", def.group_resource(), name),
+            Some(details(def, name)),
+        )
+    }
+
+    pub fn stale(def: &ResourceDef, name: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on {} \"{}\": the object has been modified; \
+                 please apply your changes to the latest version and try again",
+                def.group_resource(),
+                name
+            ),
+            Some(details(def, name)),
+        )
+    }
+
+    /// 422 Invalid with one cause per `(field, invalid value, detail)`.
+    pub fn invalid(def: &ResourceDef, name: &str, errors: &[FieldError]) -> Self {
+        let texts: Vec<String> = errors.iter().map(FieldError::full).collect();
+        let summary = if texts.len() == 1 {
+            texts[0].clone()
+        } else {
+            format!("[{}]", texts.join(", "))
+        };
+        let causes: Vec<Value> = errors
+            .iter()
+            .map(|e| json!({"reason": e.reason, "message": e.message(), "field": e.field}))
+            .collect();
+        let mut d = json!({"name": name});
+        if !def.group.is_empty() {
+            d["group"] = json!(def.group);
+        }
+        d["kind"] = json!(def.kind);
+        d["causes"] = json!(causes);
+        Self::new(
+            422,
+            "Invalid",
+            format!("{} \"{}\" is invalid: {}", def.group_kind(), name, summary),
+            Some(d),
+        )
+    }
+
+    pub fn namespace_terminating(def: &ResourceDef, name: &str, ns: &str) -> Self {
+        let mut d = details(def, name);
+        d["causes"] = json!([{
+            "reason": "NamespaceTerminating",
+            "message": format!("namespace {ns} is being terminated"),
+            "field": "metadata.namespace",
+        }]);
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                def.group_resource(),
+                name,
+                ns
+            ),
+            Some(d),
+        )
+    }
+
+    /// The RBAC denial body for `user` doing `verb` on a resource.
+    pub fn rbac_forbidden(
+        user: &str,
+        verb: &str,
+        group: &str,
+        plural: &str,
+        name: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Self {
+        let gr = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
+        let subject = match name {
+            Some(n) => format!("{gr} \"{n}\""),
+            None => gr,
+        };
+        let scope = match namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".to_string(),
+        };
+        let mut d = json!({});
+        if let Some(n) = name {
+            d["name"] = json!(n);
+        }
+        if !group.is_empty() {
+            d["group"] = json!(group);
+        }
+        d["kind"] = json!(plural);
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{plural}\" in API group \"{group}\" {scope}"
+            ),
+            Some(d),
+        )
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized", None)
+    }
+
+    pub fn internal(message: &str) -> Self {
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {message}"),
+            Some(json!({"causes": [{"message": message}]})),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message, None)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", None)
+    }
+
+    pub fn unsupported_media(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type}"),
+            None,
+        )
+    }
+
+    pub fn path_not_found() -> Self {
+        Self::new(404, "NotFound", "the server could not find the requested resource", Some(json!({})))
+    }
+
+    /// The 410 Gone `Status` sent in a watch ERROR event for a too-old resourceVersion.
+    pub fn expired(requested: u64, oldest: u64) -> Self {
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+            None,
+        )
+    }
+
+    /// Server-side apply conflicts: `(manager, apiVersion, field path)`.
+    pub fn apply_conflict(conflicts: &[(String, String, String)]) -> Self {
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|(m, v, f)| {
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {v}"), "field": f})
+            })
+            .collect();
+        let message = if conflicts.len() == 1 {
+            let (m, v, f) = &conflicts[0];
+            format!("Apply failed with 1 conflict: conflict with \"{m}\" using {v}: {f}")
+        } else {
+            let mut text = format!("Apply failed with {} conflicts: ", conflicts.len());
+            let mut parts = Vec::new();
+            let mut managers: Vec<(&String, &String)> = Vec::new();
+            for (m, v, _) in conflicts {
+                if !managers.contains(&(m, v)) {
+                    managers.push((m, v));
+                }
+            }
+            for (m, v) in managers {
+                let fields: Vec<&str> = conflicts
+                    .iter()
+                    .filter(|(cm, cv, _)| cm == m && cv == v)
+                    .map(|(_, _, f)| f.as_str())
+                    .collect();
+                if fields.len() == 1 {
+                    parts.push(format!("conflict with \"{m}\" using {v}: {}", fields[0]));
+                } else {
+                    let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
+                    parts.push(format!("conflicts with \"{m}\" using {v}:\n{}", list.join("\n")));
+                }
+            }
+            text.push_str(&parts.join("\n"));
+            text
+        };
+        Self::new(409, "Conflict", message, Some(json!({"causes": causes})))
+    }
+}
+
+fn details(def: &ResourceDef, name: &str) -> Value {
+    let mut d = json!({"name": name});
+    if !def.group.is_empty() {
+        d["group"] = json!(def.group);
+    }
+    d["kind"] = json!(def.plural);
+    d
+}
+
+/// One field validation error.
+#[derive(Clone, Debug)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: &'static str,
+    pub value: Option<String>,
+    pub detail: String,
+}
+
+impl FieldError {
+    pub fn invalid(field: &str, value: &str, detail: impl Into<String>) -> Self {
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueInvalid",
+            value: Some(value.to_string()),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn required(field: &str, detail: impl Into<String>) -> Self {
+        FieldError { field: field.to_string(), reason: "FieldValueRequired", value: None, detail: detail.into() }
+    }
+
+    /// The cause message, e.g. `Invalid value: "x": must be ...`.
+    pub fn message(&self) -> String {
+        match (&self.value, self.reason) {
+            (Some(v), _) => format!("Invalid value: {}: {}", json!(v), self.detail),
+            (None, "FieldValueRequired") => format!("Required value: {}", self.detail),
+            (None, _) => self.detail.clone(),
+        }
+    }
+
+    /// `field: message`, as in the Status message.
+    pub fn full(&self) -> String {
+        format!("{}: {}", self.field, self.message())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        crate::api::json_response(code, &self.body)
+    }
+}

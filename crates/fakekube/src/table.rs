@@ -1,0 +1,151 @@
+//! `meta.k8s.io/v1` Table rendering for `kubectl get` (columns per kind, NAME/AGE otherwise).
+
+use serde_json::{Value, json};
+
+use crate::registry::ResourceDef;
+use crate::util;
+
+fn column(name: &str, kind: &str, format: &str, description: &str) -> Value {
+    json!({"name": name, "type": kind, "format": format, "description": description, "priority": 0})
+}
+
+fn name_column() -> Value {
+    column("Name", "string", "name", "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names")
+}
+
+fn age_column() -> Value {
+    column("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
+}
+
+/// Column definitions for a resource type.
+pub fn columns(def: &ResourceDef) -> Vec<Value> {
+    let mut cols = vec![name_column()];
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "pods") => {
+            cols.push(column("Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic."));
+            cols.push(column("Status", "string", "", "The aggregate status of the containers in this pod."));
+            cols.push(column("Restarts", "string", "", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."));
+        }
+        ("apps", "statefulsets") => {
+            cols.push(column("Ready", "string", "", "Number of the pod with ready state"));
+        }
+        ("apps", "deployments") => {
+            cols.push(column("Ready", "string", "", "Number of the pod with ready state"));
+            cols.push(column("Up-to-date", "integer", "", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."));
+            cols.push(column("Available", "integer", "", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."));
+        }
+        ("", "namespaces") => cols.push(column("Status", "string", "", "The status of the namespace")),
+        ("", "secrets") => {
+            cols.push(column("Type", "string", "", "The type of the secret"));
+            cols.push(column("Data", "string", "", "The number of entries in the secret"));
+        }
+        ("", "configmaps") => cols.push(column("Data", "string", "", "Number of entries in the ConfigMap")),
+        ("", "services") => {
+            cols.push(column("Type", "string", "", "The type of the service"));
+            cols.push(column("Cluster-IP", "string", "", "The IP address of the service"));
+            cols.push(column("Port(s)", "string", "", "The ports of the service"));
+        }
+        ("", "persistentvolumeclaims") => cols.push(column("Status", "string", "", "The phase of the claim")),
+        _ => {}
+    }
+    cols.push(age_column());
+    cols
+}
+
+fn pod_status(pod: &Value) -> String {
+    if pod["metadata"]["deletionTimestamp"].is_string() {
+        return "Terminating".to_string();
+    }
+    for c in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+        if let Some(r) = c["state"]["waiting"]["reason"].as_str() {
+            return r.to_string();
+        }
+    }
+    let scheduled_false = pod["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "PodScheduled" && c["status"] == "False"));
+    if scheduled_false {
+        return "Pending".to_string();
+    }
+    pod["status"]["phase"].as_str().unwrap_or("Pending").to_string()
+}
+
+/// The cells of one row.
+pub fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
+    let name = obj["metadata"]["name"].clone();
+    let age = util::age(obj["metadata"]["creationTimestamp"].as_str());
+    let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
+    let int = |v: &Value| v.as_i64().unwrap_or(0);
+    let mut row = vec![name];
+    match (def.group.as_str(), def.plural.as_str()) {
+        ("", "pods") => {
+            let statuses = obj["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let total = obj["spec"]["containers"].as_array().map_or(0, Vec::len);
+            let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+            let restarts: i64 = statuses.iter().map(|c| int(&c["restartCount"])).sum();
+            row.push(json!(format!("{ready}/{total}")));
+            row.push(json!(pod_status(obj)));
+            row.push(json!(restarts.to_string()));
+        }
+        ("apps", "statefulsets") => {
+            let st = &obj["status"];
+            row.push(json!(format!("{}/{}", int(&st["readyReplicas"]), int(&obj["spec"]["replicas"]))));
+        }
+        ("apps", "deployments") => {
+            let st = &obj["status"];
+            row.push(json!(format!("{}/{}", int(&st["readyReplicas"]), int(&obj["spec"]["replicas"]))));
+            row.push(json!(int(&st["updatedReplicas"])));
+            row.push(json!(int(&st["availableReplicas"])));
+        }
+        ("", "namespaces") => row.push(obj["status"]["phase"].clone()),
+        ("", "secrets") => {
+            row.push(obj["type"].clone());
+            row.push(json!(count(&obj["data"]).to_string()));
+        }
+        ("", "configmaps") => {
+            row.push(json!((count(&obj["data"]) + count(&obj["binaryData"])).to_string()));
+        }
+        ("", "services") => {
+            row.push(obj["spec"]["type"].clone());
+            row.push(obj["spec"]["clusterIP"].clone());
+            let ports: Vec<String> = obj["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                .collect();
+            row.push(json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }));
+        }
+        ("", "persistentvolumeclaims") => row.push(obj["status"]["phase"].clone()),
+        _ => {}
+    }
+    row.push(json!(age));
+    row
+}
+
+fn row(def: &ResourceDef, obj: &Value, include: &str) -> Value {
+    let mut r = json!({"cells": cells(def, obj)});
+    match include {
+        "None" => {}
+        "Object" => r["object"] = obj.clone(),
+        _ => {
+            r["object"] = json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"].clone(),
+            })
+        }
+    }
+    r
+}
+
+/// A Table of `objs`; `include` is the `includeObject` query value.
+pub fn table(def: &ResourceDef, objs: &[Value], metadata: Value, include: &str) -> Value {
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": columns(def),
+        "rows": objs.iter().map(|o| row(def, o, include)).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,223 @@
+//! Every clap type: what the user typed. Commands turn these into their own options; nothing
+//! here talks to a host or a file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    failure (including a malformed or read-only kubeconfig)
+  2    usage error (invalid input, a prompt needed without a terminal, an ambiguous name)
+  3    not found
+  4    timed out
+  5    host unreachable, unauthorized or forbidden
+  6    already exists or conflict (including a requested local port in use)
+  130  interrupted";
+
+/// Ephemeral virtual Kubernetes clusters on any host cluster.
+#[derive(Debug, Parser)]
+#[command(name = "vc", version, about, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Kubeconfig file of the host cluster (default: $KUBECONFIG, else ~/.kube/config)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context of the host cluster (default: the current context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Host namespace (default: the cluster's own namespace `vc-NAME`; all namespaces for list)
+    #[arg(short = 'n', long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Print only results and errors
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+    /// More detail (repeat for client logs)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No colours (also when NO_COLOR is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+/// Format of the data written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+    Name,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a virtual cluster
+    #[command(after_help = CREATE_EXAMPLES)]
+    Create(CreateArgs),
+    /// List virtual clusters
+    #[command(visible_alias = "ls", after_help = LIST_EXAMPLES)]
+    List(ListArgs),
+    /// Show a virtual cluster's record, host objects, events and quota usage
+    #[command(after_help = "Examples:\n  vc describe dev\n  vc describe dev -o json")]
+    Describe(DescribeArgs),
+    /// Delete virtual clusters and everything vc created for them
+    #[command(visible_alias = "rm", after_help = DELETE_EXAMPLES)]
+    Delete(DeleteArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  vc completions bash > /etc/bash_completion.d/vc\n  vc completions zsh > \"${fpath[1]}/_vc\""
+    )]
+    Completions(CompletionsArgs),
+    /// Print version information
+    Version,
+}
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  vc create dev
+  vc create ci-42 --kubernetes-version 1.33 --ttl 2h --label pr=42
+  vc create dev -f values.yaml --quota cpu=8,memory=16Gi
+  vc create dev --dry-run -o yaml";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  vc list
+  vc list -n team-a -o json
+  vc ls -l pr=42 -o name";
+
+const DELETE_EXAMPLES: &str = "\
+Examples:
+  vc delete dev
+  vc rm ci-42 --yes --no-wait
+  vc delete -l pr=42 --yes
+  vc delete --all --yes";
+
+/// `vc create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the virtual cluster (a DNS label: lowercase letters, digits, '-')
+    pub name: String,
+    /// Values file holding the spec (flags override it)
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// Kubernetes minor version of the virtual cluster, such as 1.33
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// Exact control-plane image (overrides --kubernetes-version)
+    #[arg(long, value_name = "IMAGE")]
+    pub control_plane_image: Option<String>,
+    /// Engine (syncer) image
+    #[arg(long, value_name = "IMAGE")]
+    pub engine_image: Option<String>,
+    /// Delete the cluster automatically after this long (30m, 2h, 1d)
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Label for the cluster's record, repeatable (KEY=VALUE)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Drop the NetworkPolicies and the DNS restriction
+    #[arg(long)]
+    pub no_isolation: bool,
+    /// Let workloads reach the public internet (private ranges stay closed)
+    #[arg(long)]
+    pub allow_internet: bool,
+    /// Drop the ResourceQuota and the LimitRange
+    #[arg(long, conflicts_with = "quota")]
+    pub no_quota: bool,
+    /// ResourceQuota limits, such as cpu=4,memory=8Gi,pods=20 (also turns the quota on in a shared namespace)
+    #[arg(long, value_name = "LIST")]
+    pub quota: Option<String>,
+    /// How long to wait for the cluster to become ready
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+    /// Return once the objects are applied, without waiting for readiness
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Apply again when the cluster exists
+    #[arg(long)]
+    pub upsert: bool,
+    /// Print the objects that would be applied and contact nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete what was created when the cluster does not become ready
+    #[arg(long)]
+    pub cleanup_on_failure: bool,
+}
+
+/// `vc list`
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Label selector, such as pr=42 or team in (a,b)
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+/// `vc describe`
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+}
+
+/// `vc delete`
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Names of the virtual clusters
+    #[arg(required_unless_present_any = ["all", "selector"])]
+    pub names: Vec<String>,
+    /// Delete every virtual cluster made by vc (in -n NS, else in all namespaces)
+    #[arg(long, conflicts_with_all = ["names", "selector"])]
+    pub all: bool,
+    /// Delete the virtual clusters matching this label selector
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR", conflicts_with = "names")]
+    pub selector: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Return without waiting for the objects to be gone
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Succeed when a named cluster does not exist
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// How long to wait for the objects to be gone
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// `vc completions`
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate the script for
+    pub shell: clap_complete::Shell,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    crate::spec::parse_ttl(text).map_err(|_| {
+        format!("{text:?} is not a duration: use a number with a unit, such as 90s, 5m or 1h")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

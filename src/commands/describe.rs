@@ -1,0 +1,104 @@
+//! `vc describe NAME`: the record, the host objects and their state, recent warnings, quota
+//! usage, and how to connect.
+
+use serde::Serialize;
+
+use crate::cli::{DescribeArgs, OutputFormat};
+use crate::commands::Session;
+use crate::host::{MadeBy, ObjectState, QuotaUsage};
+use crate::spec::VirtualClusterSpec;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Description {
+    name: String,
+    namespace: String,
+    status: &'static str,
+    made_by: MadeBy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spec: Option<VirtualClusterSpec>,
+    objects: Vec<ObjectState>,
+    quota: Vec<QuotaUsage>,
+    warnings: Vec<String>,
+    connect: String,
+}
+
+pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
+    let printer = &session.printer;
+    let host = session.host().await?;
+    let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+    let (objects, quota) = host.cluster_objects(&record).await?;
+    let pods = host.control_plane_pods(Some(&record.namespace)).await?;
+    let warnings = host.warning_events(&record.namespace, "").await;
+    let description = Description {
+        name: record.name.clone(),
+        namespace: record.namespace.clone(),
+        status: record.status(&pods, jiff::Timestamp::now()).as_str(),
+        made_by: record.made_by,
+        kubernetes_version: record.kubernetes_version.clone(),
+        created_at: record.created_at.map(|t| t.to_string()),
+        expires_at: record.expires_at.map(|t| t.to_string()),
+        spec: record.spec.clone(),
+        objects,
+        quota,
+        warnings: warnings.into_iter().take(10).collect(),
+        connect: format!("vc connect {}", record.name),
+    };
+    match printer.format {
+        OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&description),
+        OutputFormat::Name => {
+            printer.data(&description.name);
+            Ok(())
+        }
+        OutputFormat::Table => {
+            printer.data(&render_text(&description)?);
+            Ok(())
+        }
+    }
+}
+
+fn render_text(d: &Description) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let field = |out: &mut String, key: &str, value: &str| {
+        out.push_str(&format!("{key:<20}{value}\n"));
+    };
+    field(&mut out, "Name:", &d.name);
+    field(&mut out, "Namespace:", &d.namespace);
+    field(&mut out, "Status:", d.status);
+    field(&mut out, "Made by:", if d.made_by == MadeBy::Vc { "vc" } else { "vcluster CLI" });
+    field(&mut out, "Kubernetes:", d.kubernetes_version.as_deref().unwrap_or("-"));
+    field(&mut out, "Created:", d.created_at.as_deref().unwrap_or("-"));
+    field(&mut out, "Expires:", d.expires_at.as_deref().unwrap_or("never"));
+    if let Some(spec) = &d.spec {
+        out.push_str("Spec:\n");
+        for line in crate::output::to_yaml(spec)?.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push_str("Host objects:\n");
+    for o in &d.objects {
+        out.push_str(&format!("  {:<22} {:<28} {}\n", o.kind, o.name, o.state));
+    }
+    if !d.quota.is_empty() {
+        out.push_str("Quota (used / hard):\n");
+        for q in &d.quota {
+            out.push_str(&format!("  {:<28} {} / {}\n", q.resource, q.used, q.hard));
+        }
+    }
+    if d.warnings.is_empty() {
+        out.push_str("Warnings:           none\n");
+    } else {
+        out.push_str("Warnings:\n");
+        for w in &d.warnings {
+            out.push_str(&format!("  {w}\n"));
+        }
+    }
+    field(&mut out, "Connect:", &d.connect);
+    Ok(out)
+}

@@ -1,0 +1,107 @@
+//! `vc list`: every virtual cluster in scope from two LIST calls (workloads and their pods),
+//! whatever their number.
+
+use serde::Serialize;
+
+use crate::cli::{ListArgs, OutputFormat};
+use crate::commands::Session;
+use crate::host::MadeBy;
+use crate::output::human_age;
+
+/// One row of `vc list -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListItem {
+    name: String,
+    namespace: String,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    made_by: MadeBy,
+    connected: bool,
+}
+
+pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
+    let printer = &session.printer;
+    let host = session.host().await?;
+    let namespace = session.global.namespace.as_deref();
+    let (records, scope) = host.list(namespace, args.selector.as_deref()).await?;
+    if namespace.is_none()
+        && let Some(ns) = &scope
+    {
+        printer.detail(&format!("listing all namespaces is forbidden; showing namespace {ns:?}"));
+    }
+    let pods = if records.iter().any(|r| r.ready_replicas < 1) {
+        host.control_plane_pods(scope.as_deref()).await?
+    } else {
+        Vec::new()
+    };
+    let now = jiff::Timestamp::now();
+    let items: Vec<ListItem> = records
+        .iter()
+        .map(|r| ListItem {
+            name: r.name.clone(),
+            namespace: r.namespace.clone(),
+            status: r.status(&pods, now).as_str(),
+            kubernetes_version: r.kubernetes_version.clone(),
+            created_at: r.created_at.map(|t| t.to_string()),
+            expires_at: r.expires_at.map(|t| t.to_string()),
+            made_by: r.made_by,
+            connected: false,
+        })
+        .collect();
+    match printer.format {
+        OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&items)?,
+        OutputFormat::Name => {
+            let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+            if !names.is_empty() {
+                printer.data(&names.join("\n"));
+            }
+        }
+        OutputFormat::Table => {
+            if items.is_empty() {
+                printer.info("No virtual clusters found. Create one with: vc create NAME");
+                return Ok(());
+            }
+            let rows = items
+                .iter()
+                .zip(&records)
+                .map(|(item, record)| {
+                    let mut name = item.name.clone();
+                    if item.made_by == MadeBy::Vcluster {
+                        name.push_str(" (vcluster)");
+                    }
+                    vec![
+                        name,
+                        item.namespace.clone(),
+                        item.status.to_string(),
+                        item.kubernetes_version.clone().unwrap_or_else(|| "-".into()),
+                        record.created_at.map_or("-".into(), |t| age_since(t, now)),
+                        record.expires_at.map_or("-".into(), |t| {
+                            if t <= now {
+                                "expired".into()
+                            } else {
+                                format!("in {}", age_since(now, t))
+                            }
+                        }),
+                        if item.connected { "yes".into() } else { "no".into() },
+                    ]
+                })
+                .collect();
+            printer.table(
+                &["NAME", "NAMESPACE", "STATUS", "KUBERNETES", "AGE", "EXPIRES", "CONNECTED"],
+                rows,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn age_since(earlier: jiff::Timestamp, later: jiff::Timestamp) -> String {
+    let secs = later.as_second().saturating_sub(earlier.as_second()).max(0);
+    human_age(std::time::Duration::from_secs(secs.unsigned_abs()))
+}

@@ -1,0 +1,422 @@
+//! The engine configuration `vc` writes: the release's defaults, deep-merged with what `vc`
+//! derives from the spec, deep-merged with `spec.engine.values`, then checked through the typed
+//! model so a misspelt key or a variant `vc` cannot render is refused. Pure: no I/O.
+
+pub mod model;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::spec::VirtualClusterSpec;
+
+use super::EngineError;
+use super::images::{ENGINE_RELEASE, ImageRef, ResolvedImages};
+use model::Config;
+
+/// The release defaults, as data: every key and value the release's `config.yaml` starts from.
+const DEFAULTS_JSON: &str = include_str!("config/defaults-v0.36.1.json");
+
+/// Public egress stays closed to these ranges even with `allow_internet`.
+pub const PRIVATE_RANGES: [&str; 5] =
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
+
+/// ResourceQuota `hard` defaults: a cap a 2-4 CPU laptop cluster can honour, with room for the
+/// control-plane pod, CoreDNS and a handful of workloads.
+pub const DEFAULT_QUOTA: [(&str, &str); 15] = [
+    ("requests.cpu", "2"),
+    ("requests.memory", "4Gi"),
+    ("requests.storage", "20Gi"),
+    ("requests.ephemeral-storage", "16Gi"),
+    ("limits.cpu", "8"),
+    ("limits.memory", "12Gi"),
+    ("limits.ephemeral-storage", "48Gi"),
+    ("services.nodeports", "0"),
+    ("services.loadbalancers", "1"),
+    ("count/endpoints", "40"),
+    ("count/pods", "20"),
+    ("count/services", "20"),
+    ("count/secrets", "100"),
+    ("count/configmaps", "100"),
+    ("count/persistentvolumeclaims", "10"),
+];
+
+/// LimitRange per-container defaults (limits), so every pod counts against the quota.
+pub const DEFAULT_LIMITS: [(&str, &str); 3] =
+    [("cpu", "500m"), ("memory", "512Mi"), ("ephemeral-storage", "2Gi")];
+/// LimitRange per-container default requests.
+pub const DEFAULT_REQUESTS: [(&str, &str); 3] =
+    [("cpu", "50m"), ("memory", "64Mi"), ("ephemeral-storage", "256Mi")];
+
+/// Resources of the syncer container (API server, controller manager, kine and the syncer run
+/// in it as processes); they fit inside [`DEFAULT_QUOTA`] with the LimitRange defaults.
+pub const SYNCER_REQUESTS: [(&str, &str); 3] =
+    [("cpu", "200m"), ("memory", "256Mi"), ("ephemeral-storage", "1Gi")];
+pub const SYNCER_LIMITS: [(&str, &str); 3] =
+    [("cpu", "1"), ("memory", "2Gi"), ("ephemeral-storage", "8Gi")];
+
+/// The complete configuration of one virtual cluster, typed and as JSON.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub typed: Config,
+    pub json: Value,
+}
+
+impl EngineConfig {
+    /// The `config.yaml` text the syncer reads.
+    pub fn to_yaml(&self) -> Result<String, EngineError> {
+        serde_saphyr::to_string(&self.json)
+            .map_err(|e| EngineError::Values(format!("cannot write the configuration: {e}")))
+    }
+}
+
+/// The release defaults as JSON.
+pub fn defaults() -> Value {
+    // The data file is compiled in and checked by a unit test, so it always parses.
+    serde_json::from_str(DEFAULTS_JSON).expect("the compiled-in engine defaults are valid JSON")
+}
+
+/// Deep merge with Helm's rules: mappings merge key by key, a `null` removes the key, anything
+/// else (scalars, lists) replaces.
+pub fn deep_merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                if value.is_null() {
+                    base.remove(key);
+                } else if let Some(existing) = base.get_mut(key)
+                    && existing.is_object()
+                    && value.is_object()
+                {
+                    deep_merge(existing, value);
+                } else {
+                    let mut value = value.clone();
+                    strip_nulls(&mut value);
+                    base.insert(key.clone(), value);
+                }
+            }
+        }
+        (base, overlay) => {
+            let mut value = overlay.clone();
+            strip_nulls(&mut value);
+            *base = value;
+        }
+    }
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// The ResourceQuota `hard` entries: the defaults with the spec's entries over them.
+pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
+    let mut hard: BTreeMap<String, String> =
+        DEFAULT_QUOTA.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    hard.extend(spec.quota.hard.iter().map(|(k, v)| (k.clone(), v.clone())));
+    hard
+}
+
+fn string_map(entries: &[(&str, &str)]) -> BTreeMap<String, Value> {
+    entries.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+}
+
+fn image(reference: &str) -> model::Image {
+    let parsed = ImageRef::parse(reference);
+    model::Image {
+        registry: Some(parsed.registry),
+        repository: Some(parsed.repository),
+        tag: Some(parsed.tag),
+    }
+}
+
+/// What `vc` sets on top of the release defaults for this spec.
+pub fn derived(
+    spec: &VirtualClusterSpec,
+    own_namespace: bool,
+    images: &ResolvedImages,
+) -> Result<Value, EngineError> {
+    use model::*;
+
+    let isolation = spec.isolation.enabled;
+    let quota = spec.quota_enabled(own_namespace);
+    let derived = Config {
+        control_plane: Some(ControlPlane {
+            distro: Some(Distro {
+                k8s: Some(DistroK8s {
+                    image: Some(image(&images.control_plane)),
+                    ..Default::default()
+                }),
+            }),
+            stateful_set: Some(ControlPlaneStatefulSet {
+                image: Some(image(&images.engine)),
+                resources: Some(Resources {
+                    limits: Some(string_map(&SYNCER_LIMITS)),
+                    requests: Some(string_map(&SYNCER_REQUESTS)),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        networking: Some(Networking {
+            advanced: Some(NetworkingAdvanced {
+                // The virtual CoreDNS answers cluster.local itself and never falls through to
+                // the host's cluster DNS, so host services stay unresolvable inside.
+                fallback_host_cluster: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        policies: Some(Policies {
+            network_policy: Some(NetworkPolicy {
+                enabled: Some(isolation),
+                workload: Some(NetworkPolicyWorkload {
+                    public_egress: Some(NetworkPolicyWorkloadPublicEgress {
+                        enabled: Some(spec.isolation.allow_internet),
+                        cidr: Some("0.0.0.0/0".to_string()),
+                        except: Some(PRIVATE_RANGES.iter().map(|r| r.to_string()).collect()),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            resource_quota: Some(ResourceQuota {
+                enabled: Some(StrBool::Bool(quota)),
+                quota: Some(
+                    quota_hard(spec).into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+                ),
+                ..Default::default()
+            }),
+            limit_range: Some(LimitRange {
+                enabled: Some(StrBool::Bool(quota)),
+                default: Some(string_map(&DEFAULT_LIMITS)),
+                default_request: Some(string_map(&DEFAULT_REQUESTS)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        // vc is not the upstream CLI; it does not opt its users into the engine's telemetry.
+        telemetry: Some(Telemetry { enabled: Some(false), ..Default::default() }),
+        ..Default::default()
+    };
+    serde_json::to_value(&derived)
+        .map_err(|e| EngineError::Values(format!("cannot build the configuration: {e}")))
+}
+
+/// Parses a merged configuration through the typed model, naming the first bad key.
+pub fn parse(merged: &Value) -> Result<Config, EngineError> {
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        // serde names an unknown key as "unknown field `key`, expected one of ..." and the
+        // path already ends with the key; the list of every valid key is too long to help.
+        if message.starts_with("unknown field `") {
+            return EngineError::Values(format!(
+                "unknown key {path} for engine release {ENGINE_RELEASE}"
+            ));
+        }
+        if path == "." {
+            EngineError::Values(message)
+        } else {
+            EngineError::Values(format!("{path}: {message}"))
+        }
+    })
+}
+
+/// Builds the complete configuration: defaults, then what `vc` derives, then the passthrough.
+pub fn build(
+    spec: &VirtualClusterSpec,
+    own_namespace: bool,
+    images: &ResolvedImages,
+) -> Result<EngineConfig, EngineError> {
+    let mut merged = defaults();
+    deep_merge(&mut merged, &derived(spec, own_namespace, images)?);
+    if let Some(values) = &spec.engine.values {
+        if !values.is_object() {
+            return Err(EngineError::Values(
+                "must be a mapping of engine configuration keys".to_string(),
+            ));
+        }
+        deep_merge(&mut merged, values);
+    }
+    let typed = parse(&merged)?;
+    check_supported(&merged)?;
+    Ok(EngineConfig { typed, json: merged })
+}
+
+/// The value at a dotted path of a configuration.
+fn at<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(config, |value, key| value.get(key))
+}
+
+/// Whether a value switches something on: `true`, `"true"`, or a non-empty list, mapping or
+/// string (a list of webhooks, a map of custom resources, raw manifests).
+fn is_set(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => {
+            s.eq_ignore_ascii_case("true") || !matches!(s.as_str(), "" | "false" | "auto")
+        }
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+        Some(Value::Null) | None => false,
+    }
+}
+
+/// Switches that only the commercial engine accepts; the open-source syncer refuses to start.
+const COMMERCIAL: &[&str] = &[
+    "controlPlane.backingStore.etcd.embedded.enabled",
+    "controlPlane.backingStore.database.external.enabled",
+    "controlPlane.coredns.embedded",
+    "controlPlane.hostPathMapper.central",
+    "networking.resolveDNS",
+    "policies.centralAdmission.validatingWebhooks",
+    "policies.centralAdmission.mutatingWebhooks",
+    "experimental.denyProxyRequests",
+    "sync.toHost.customResources",
+    "sync.fromHost.customResources",
+    "sync.toHost.namespaces.enabled",
+    "sync.toHost.pods.hybridScheduling.enabled",
+    "sync.toHost.resourceClaims.enabled",
+    "sync.toHost.resourceClaimTemplates.enabled",
+    "sync.fromHost.deviceClasses.enabled",
+    "privateNodes.enabled",
+    "sleep",
+    "snapshots",
+    "deletion",
+    "platform",
+];
+
+/// Switches with which the chart renders host objects `vc` does not render, or renders the
+/// control plane as a different workload.
+const OTHER_OBJECTS: &[(&str, &str)] = &[
+    (
+        "controlPlane.backingStore.etcd.external.enabled",
+        "an external etcd (the chart then runs the control plane as a Deployment without a volume claim)",
+    ),
+    (
+        "controlPlane.backingStore.etcd.deploy.enabled",
+        "a deployed etcd (the chart then renders an etcd StatefulSet and runs the control plane as a Deployment)",
+    ),
+    (
+        "controlPlane.statefulSet.persistence.dataVolume",
+        "a data volume in place of the volume claim",
+    ),
+    ("controlPlane.ingress.enabled", "an Ingress for the control plane"),
+    ("controlPlane.tlsRoute.enabled", "a TLSRoute for the control plane"),
+    ("controlPlane.serviceMonitor.enabled", "a ServiceMonitor"),
+    ("controlPlane.advanced.podDisruptionBudget.enabled", "a PodDisruptionBudget"),
+    ("controlPlane.advanced.kubeVip.enabled", "kube-vip"),
+    ("controlPlane.standalone.enabled", "standalone mode (no host cluster)"),
+    ("experimental.deploy.host.manifests", "raw host manifests"),
+    ("experimental.deploy.host.manifestsTemplate", "raw host manifests"),
+    ("experimental.nodeMonitors", "node ServiceMonitors"),
+    ("plugins", "plugins (extra containers in the control-plane pod)"),
+    ("plugin", "plugins (extra containers in the control-plane pod)"),
+];
+
+/// Switches with which the chart gives the syncer a ClusterRole; `vc` never renders one.
+const CLUSTER_ROLE: &[&str] = &[
+    "rbac.clusterRole.overwriteRules",
+    "rbac.clusterRole.extraRules",
+    "networking.replicateServices.fromHost",
+    "pro",
+    "sync.toHost.storageClasses.enabled",
+    "sync.toHost.persistentVolumes.enabled",
+    "sync.toHost.priorityClasses.enabled",
+    "sync.fromHost.priorityClasses.enabled",
+    "sync.fromHost.ingressClasses.enabled",
+    "sync.fromHost.runtimeClasses.enabled",
+    "sync.fromHost.storageClasses.enabled",
+    "sync.fromHost.csiNodes.enabled",
+    "sync.fromHost.csiDrivers.enabled",
+    "sync.fromHost.csiStorageCapacities.enabled",
+    "sync.fromHost.nodes.enabled",
+    "sync.fromHost.configMaps.enabled",
+    "sync.fromHost.secrets.enabled",
+    "sync.fromHost.gatewayClasses.enabled",
+    "sync.fromHost.gateways.enabled",
+    "sync.toHost.gatewayApi.enabled",
+    "sync.toHost.gatewayApi.gateways.enabled",
+    "sync.toHost.gatewayApi.httpRoutes.enabled",
+    "sync.toHost.gatewayApi.tlsRoutes.enabled",
+    "sync.toHost.gatewayApi.backendTLSPolicies.enabled",
+    "controlPlane.distro.k8s.scheduler.enabled",
+    "controlPlane.advanced.virtualScheduler.enabled",
+    "integrations.kubeVirt.enabled",
+    "integrations.externalSecrets.enabled",
+    "integrations.istio.enabled",
+];
+
+/// Refuses configurations whose host objects `vc` does not render, and the features the
+/// open-source engine refuses to start with.
+pub fn check_supported(config: &Value) -> Result<(), EngineError> {
+    let unsupported = |text: String| Err(EngineError::Unsupported(text));
+    for path in COMMERCIAL {
+        if is_set(at(config, path)) {
+            return unsupported(format!(
+                "{path} is a feature of the commercial engine; the open-source engine \
+                 (vcluster-oss) refuses to start with it"
+            ));
+        }
+    }
+    for (path, what) in OTHER_OBJECTS {
+        if is_set(at(config, path)) {
+            return unsupported(format!(
+                "{path} needs {what}, which vc does not render; remove it or use the upstream chart"
+            ));
+        }
+    }
+    if at(config, "controlPlane.statefulSet.persistence.volumeClaim.enabled")
+        .is_some_and(|v| v == &Value::Bool(false) || v == "false")
+    {
+        return unsupported(
+            "controlPlane.statefulSet.persistence.volumeClaim.enabled=false (the chart then runs \
+             the control plane as a Deployment without a volume claim) is not rendered by vc"
+                .to_string(),
+        );
+    }
+    let replicas = at(config, "controlPlane.statefulSet.highAvailability.replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    if replicas != 1 {
+        return unsupported(format!(
+            "controlPlane.statefulSet.highAvailability.replicas={replicas}: the embedded \
+             database runs exactly one replica"
+        ));
+    }
+    let cluster_role = at(config, "rbac.clusterRole.enabled");
+    if cluster_role.is_some_and(|v| v == &Value::Bool(true) || v == "true") {
+        return unsupported(
+            "rbac.clusterRole.enabled=true: vc gives the engine no ClusterRole".to_string(),
+        );
+    }
+    let cluster_role_off = cluster_role.is_some_and(|v| v == &Value::Bool(false) || v == "false");
+    let metrics = is_set(at(config, "integrations.metricsServer.enabled"))
+        && is_set(at(config, "integrations.metricsServer.nodes"));
+    let cluster_issuers = is_set(at(config, "integrations.certManager.enabled"))
+        && is_set(at(config, "integrations.certManager.sync.fromHost.clusterIssuers.enabled"));
+    let trigger = CLUSTER_ROLE
+        .iter()
+        .find(|path| is_set(at(config, path)))
+        .map(|path| path.to_string())
+        .or_else(|| metrics.then(|| "integrations.metricsServer.nodes".to_string()))
+        .or_else(|| {
+            cluster_issuers.then(|| "integrations.certManager (cluster issuers)".to_string())
+        });
+    if let Some(path) = trigger
+        && !cluster_role_off
+    {
+        return unsupported(format!(
+            "{path} needs cluster-wide rights on the host (a ClusterRole), which vc never grants"
+        ));
+    }
+    Ok(())
+}

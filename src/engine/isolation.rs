@@ -1,0 +1,350 @@
+//! Isolation objects: the NetworkPolicies that fence a virtual cluster's workloads and control
+//! plane, and the ResourceQuota and LimitRange of its host namespace. Rendered from the merged
+//! engine configuration (`policies`), which `vc` derives from the spec. Pure: no I/O.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    LimitRange, LimitRangeItem, LimitRangeSpec, ResourceQuota, ResourceQuotaSpec,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use super::config::model::{Config, StrBool};
+use super::objects::{control_plane_selector, from_config_value, object_meta};
+use super::{EngineError, LABEL_APP, LABEL_MANAGED_BY_ENGINE};
+
+/// The API port of the control-plane pod (the syncer's proxy).
+pub const API_PORT: i32 = 8443;
+/// The port CoreDNS listens on inside its pod.
+pub const DNS_POD_PORT: i32 = 1053;
+/// Ports a host API server listens on: 443 (managed clusters), 6443 (kind, k3d, kubeadm) and
+/// 8443 (minikube).
+pub const HOST_API_PORTS: [i32; 3] = [443, 6443, 8443];
+/// Label of the engine's CoreDNS pods.
+pub const LABEL_K8S_APP: &str = "k8s-app";
+pub const VIRTUAL_DNS_APP: &str = "vcluster-kube-dns";
+/// Label value of the engine's snapshot pods (`app: vcluster-snapshot`).
+pub const SNAPSHOT_APP: &str = "vcluster-snapshot";
+
+fn selector(labels: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        ..Default::default()
+    }
+}
+
+fn pods(labels: &[(&str, &str)]) -> NetworkPolicyPeer {
+    NetworkPolicyPeer { pod_selector: Some(selector(labels)), ..Default::default() }
+}
+
+fn workloads(name: &str) -> NetworkPolicyPeer {
+    pods(&[(LABEL_MANAGED_BY_ENGINE, name)])
+}
+
+fn control_plane(name: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer { pod_selector: Some(control_plane_selector(name)), ..Default::default() }
+}
+
+fn host_dns() -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(selector(&[("kubernetes.io/metadata.name", "kube-system")])),
+        pod_selector: Some(selector(&[(LABEL_K8S_APP, "kube-dns")])),
+        ..Default::default()
+    }
+}
+
+fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.to_string()),
+        port: Some(IntOrString::Int(number)),
+        ..Default::default()
+    }
+}
+
+fn dns_ports(number: i32) -> Vec<NetworkPolicyPort> {
+    vec![port("UDP", number), port("TCP", number)]
+}
+
+fn egress(to: Vec<NetworkPolicyPeer>, ports: Vec<NetworkPolicyPort>) -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: (!to.is_empty()).then_some(to),
+        ports: (!ports.is_empty()).then_some(ports),
+    }
+}
+
+fn ingress(
+    from: Vec<NetworkPolicyPeer>,
+    ports: Vec<NetworkPolicyPort>,
+) -> NetworkPolicyIngressRule {
+    NetworkPolicyIngressRule {
+        from: (!from.is_empty()).then_some(from),
+        ports: (!ports.is_empty()).then_some(ports),
+    }
+}
+
+fn policy(
+    name: String,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    pod_selector: LabelSelector,
+    egress: Vec<NetworkPolicyEgressRule>,
+    ingress: Vec<NetworkPolicyIngressRule>,
+) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: object_meta(&name, namespace, labels.clone(), BTreeMap::new()),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(pod_selector),
+            policy_types: Some(vec!["Egress".to_string(), "Ingress".to_string()]),
+            egress: Some(egress),
+            ingress: Some(ingress),
+        }),
+    }
+}
+
+/// Extra rules from the configuration (`policies.networkPolicy.*.ingress|egress`), converted
+/// from the configuration model to the Kubernetes types.
+fn extra_rules<T: serde::Serialize, U: serde::de::DeserializeOwned>(
+    rules: Option<&Vec<T>>,
+    key: &str,
+) -> Result<Vec<U>, EngineError> {
+    rules
+        .into_iter()
+        .flatten()
+        .map(|rule| {
+            let value = serde_json::to_value(rule)
+                .map_err(|e| EngineError::Values(format!("{key}: {e}")))?;
+            from_config_value(&value, key)
+        })
+        .collect()
+}
+
+/// The NetworkPolicies of cluster `name`, when `policies.networkPolicy.enabled` is on.
+pub fn network_policies(
+    name: &str,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    config: &Config,
+) -> Result<Vec<NetworkPolicy>, EngineError> {
+    let Some(settings) = config.policies.as_ref().and_then(|p| p.network_policy.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    if settings.enabled != Some(true) {
+        return Ok(Vec::new());
+    }
+    let workload = settings.workload.as_ref();
+    let control = settings.control_plane.as_ref();
+
+    // Workloads: their own pods, their virtual DNS and API server, and nothing else.
+    let mut workload_egress = vec![
+        egress(
+            vec![control_plane(name)],
+            vec![port("TCP", API_PORT), port("UDP", DNS_POD_PORT), port("TCP", DNS_POD_PORT)],
+        ),
+        egress(vec![workloads(name)], vec![]),
+    ];
+    if let Some(public) = workload.and_then(|w| w.public_egress.as_ref())
+        && public.enabled == Some(true)
+    {
+        let cidr = public.cidr.clone().unwrap_or_else(|| "0.0.0.0/0".to_string());
+        let except = public.except.clone().filter(|e| !e.is_empty());
+        workload_egress.push(egress(
+            vec![NetworkPolicyPeer {
+                ip_block: Some(IPBlock { cidr, except }),
+                ..Default::default()
+            }],
+            vec![],
+        ));
+    }
+    workload_egress.extend(extra_rules::<_, NetworkPolicyEgressRule>(
+        workload.and_then(|w| w.egress.as_ref()),
+        "policies.networkPolicy.workload.egress",
+    )?);
+    let mut workload_ingress =
+        vec![ingress(vec![control_plane(name)], vec![]), ingress(vec![workloads(name)], vec![])];
+    workload_ingress.extend(extra_rules::<_, NetworkPolicyIngressRule>(
+        workload.and_then(|w| w.ingress.as_ref()),
+        "policies.networkPolicy.workload.ingress",
+    )?);
+
+    // Control plane: serves its API port, reaches the host API server and host DNS, its peers
+    // and its workloads.
+    let mut control_egress = vec![
+        egress(vec![host_dns()], dns_ports(53)),
+        egress(vec![], HOST_API_PORTS.iter().map(|p| port("TCP", *p)).collect()),
+        egress(vec![control_plane(name)], vec![]),
+        egress(vec![workloads(name)], vec![]),
+    ];
+    control_egress.extend(extra_rules::<_, NetworkPolicyEgressRule>(
+        control.and_then(|c| c.egress.as_ref()),
+        "policies.networkPolicy.controlPlane.egress",
+    )?);
+    let mut control_ingress = vec![
+        ingress(vec![], vec![port("TCP", API_PORT)]),
+        ingress(vec![control_plane(name)], vec![]),
+        ingress(vec![pods(&[(LABEL_APP, SNAPSHOT_APP)])], vec![]),
+    ];
+    control_ingress.extend(extra_rules::<_, NetworkPolicyIngressRule>(
+        control.and_then(|c| c.ingress.as_ref()),
+        "policies.networkPolicy.controlPlane.ingress",
+    )?);
+
+    let mut policies = vec![
+        policy(
+            format!("vc-work-{name}"),
+            namespace,
+            labels,
+            selector(&[(LABEL_MANAGED_BY_ENGINE, name)]),
+            workload_egress,
+            workload_ingress,
+        ),
+        policy(
+            format!("vc-cp-{name}"),
+            namespace,
+            labels,
+            control_plane_selector(name),
+            control_egress,
+            control_ingress,
+        ),
+    ];
+
+    let coredns = config.control_plane.as_ref().and_then(|c| c.coredns.as_ref());
+    let coredns_synced =
+        coredns.is_some_and(|c| c.enabled == Some(true) && c.embedded != Some(true));
+    if coredns_synced {
+        // The virtual CoreDNS forwards names outside the virtual cluster to the resolver of
+        // its node, whose address is unknown here: DNS to any address, from CoreDNS only.
+        policies.push(policy(
+            format!("vc-kube-dns-{name}"),
+            namespace,
+            labels,
+            selector(&[(LABEL_K8S_APP, VIRTUAL_DNS_APP), (LABEL_MANAGED_BY_ENGINE, name)]),
+            vec![
+                egress(vec![], dns_ports(53)),
+                egress(vec![control_plane(name)], vec![port("TCP", API_PORT)]),
+            ],
+            vec![ingress(vec![workloads(name)], dns_ports(DNS_POD_PORT))],
+        ));
+    }
+
+    // The engine's snapshot pods reach only the control plane, host DNS and the host API.
+    policies.push(policy(
+        format!("vc-snapshot-{name}"),
+        namespace,
+        labels,
+        selector(&[(LABEL_APP, SNAPSHOT_APP)]),
+        vec![
+            egress(vec![control_plane(name)], vec![]),
+            egress(vec![host_dns()], dns_ports(53)),
+            egress(vec![], HOST_API_PORTS.iter().map(|p| port("TCP", *p)).collect()),
+        ],
+        vec![],
+    ));
+    Ok(policies)
+}
+
+/// A configuration quantity (a string, or a bare number in YAML) as a Kubernetes quantity.
+fn quantity(value: &Value, key: &str) -> Result<Quantity, EngineError> {
+    match value {
+        Value::String(s) => Ok(Quantity(s.clone())),
+        Value::Number(n) => Ok(Quantity(n.to_string())),
+        other => Err(EngineError::Values(format!("{key}: {other} is not a quantity"))),
+    }
+}
+
+fn quantities(
+    map: Option<&BTreeMap<String, Value>>,
+    key: &str,
+) -> Result<Option<BTreeMap<String, Quantity>>, EngineError> {
+    let Some(map) = map.filter(|m| !m.is_empty()) else { return Ok(None) };
+    map.iter()
+        .map(|(k, v)| Ok((k.clone(), quantity(v, &format!("{key}.{k}"))?)))
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+fn word(value: Option<&StrBool>) -> &str {
+    match value {
+        Some(StrBool::Bool(true)) => "true",
+        Some(StrBool::Bool(false)) => "false",
+        Some(StrBool::Word(w)) => w,
+        None => "",
+    }
+}
+
+/// Whether the quota and the limit range are rendered, with the chart's rules: either one
+/// switched to `true` turns both on, unless the other one says `false`.
+fn quota_switches(config: &Config) -> (bool, bool) {
+    let policies = config.policies.as_ref();
+    let quota =
+        word(policies.and_then(|p| p.resource_quota.as_ref()).and_then(|q| q.enabled.as_ref()));
+    let limits =
+        word(policies.and_then(|p| p.limit_range.as_ref()).and_then(|l| l.enabled.as_ref()));
+    let any_on = quota == "true" || limits == "true";
+    (any_on && quota != "false", any_on && limits != "false")
+}
+
+/// The namespace's ResourceQuota `vc-<name>`, when `policies.resourceQuota` is on.
+pub fn resource_quota(
+    name: &str,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    config: &Config,
+) -> Result<Option<ResourceQuota>, EngineError> {
+    if !quota_switches(config).0 {
+        return Ok(None);
+    }
+    let settings = config.policies.as_ref().and_then(|p| p.resource_quota.as_ref());
+    let hard = quantities(settings.and_then(|s| s.quota.as_ref()), "policies.resourceQuota.quota")?;
+    let scope_selector = settings
+        .and_then(|s| s.scope_selector.as_ref())
+        .filter(|s| {
+            s.get("matchExpressions").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+        })
+        .map(|s| {
+            let value = Value::Object(s.clone().into_iter().collect());
+            from_config_value(&value, "policies.resourceQuota.scopeSelector")
+        })
+        .transpose()?;
+    let scopes = settings.and_then(|s| s.scopes.clone()).filter(|s| !s.is_empty());
+    Ok(Some(ResourceQuota {
+        metadata: object_meta(&format!("vc-{name}"), namespace, labels.clone(), BTreeMap::new()),
+        spec: Some(ResourceQuotaSpec { hard, scope_selector, scopes }),
+        ..Default::default()
+    }))
+}
+
+/// The namespace's LimitRange `vc-<name>`, when `policies.limitRange` is on.
+pub fn limit_range(
+    name: &str,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    config: &Config,
+) -> Result<Option<LimitRange>, EngineError> {
+    if !quota_switches(config).1 {
+        return Ok(None);
+    }
+    let settings = config.policies.as_ref().and_then(|p| p.limit_range.as_ref());
+    let key = "policies.limitRange";
+    let item = LimitRangeItem {
+        type_: "Container".to_string(),
+        default: quantities(settings.and_then(|s| s.default.as_ref()), &format!("{key}.default"))?,
+        default_request: quantities(
+            settings.and_then(|s| s.default_request.as_ref()),
+            &format!("{key}.defaultRequest"),
+        )?,
+        min: quantities(settings.and_then(|s| s.min.as_ref()), &format!("{key}.min"))?,
+        max: quantities(settings.and_then(|s| s.max.as_ref()), &format!("{key}.max"))?,
+        ..Default::default()
+    };
+    Ok(Some(LimitRange {
+        metadata: object_meta(&format!("vc-{name}"), namespace, labels.clone(), BTreeMap::new()),
+        spec: Some(LimitRangeSpec { limits: vec![item] }),
+    }))
+}

@@ -1,0 +1,170 @@
+//! Pure rendering: a `VirtualClusterSpec` and its placement become the host objects and the
+//! engine configuration for the pinned engine release. No I/O, no clock, no client.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    LimitRange, Namespace, ResourceQuota, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
+use crate::spec::SpecError;
+
+pub mod config;
+pub mod images;
+pub mod isolation;
+pub mod objects;
+mod render;
+
+pub use images::{ENGINE_IMAGE, ENGINE_RELEASE, KUBERNETES_VERSIONS};
+pub use render::{engine_config, render};
+
+/// Label on every object `vc` creates.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY: &str = "vc";
+/// Label naming the virtual cluster an object belongs to.
+pub const LABEL_CLUSTER: &str = "vc.dev/cluster";
+/// Labels the engine and the upstream CLI rely on (`app: vcluster`, `release: <name>`).
+pub const LABEL_APP: &str = "app";
+pub const APP_VCLUSTER: &str = "vcluster";
+pub const LABEL_RELEASE: &str = "release";
+/// Label the engine puts on every pod it syncs into the host namespace.
+pub const LABEL_MANAGED_BY_ENGINE: &str = "vcluster.loft.sh/managed-by";
+/// Annotations holding the record on the control-plane workload.
+pub const ANNOTATION_SPEC: &str = "vc.dev/spec";
+pub const ANNOTATION_CREATED_AT: &str = "vc.dev/created-at";
+pub const ANNOTATION_EXPIRES_AT: &str = "vc.dev/expires-at";
+pub const ANNOTATION_KUBERNETES_VERSION: &str = "vc.dev/kubernetes-version";
+/// Server-side apply field manager.
+pub const FIELD_MANAGER: &str = "vc";
+
+/// Where a virtual cluster goes, and when it was asked for (the caller reads the clock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub name: String,
+    pub namespace: String,
+    /// Whether `vc` creates (and later deletes) the namespace.
+    pub own_namespace: bool,
+    pub created_at: Timestamp,
+}
+
+/// One host object, typed.
+// A render yields about fifteen of these, once per command; boxing the larger variants would
+// save little memory and make every construction and match noisier.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum HostObject {
+    Namespace(Namespace),
+    ServiceAccount(ServiceAccount),
+    Role(Role),
+    RoleBinding(RoleBinding),
+    Secret(Secret),
+    Service(Service),
+    StatefulSet(StatefulSet),
+    NetworkPolicy(NetworkPolicy),
+    ResourceQuota(ResourceQuota),
+    LimitRange(LimitRange),
+}
+
+/// Everything `vc create` applies, in order (the namespace, when present, comes first).
+#[derive(Clone, Debug)]
+pub struct Rendered {
+    pub objects: Vec<HostObject>,
+    /// Resolved Kubernetes version, such as "v1.33.4".
+    pub kubernetes_version: String,
+    pub control_plane_image: String,
+    pub engine_image: String,
+}
+
+/// A spec the engine cannot render.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown Kubernetes version {given:?}; known versions: {known}")]
+    UnknownVersion { given: String, known: String },
+    #[error("engine.values: {0}")]
+    Values(String),
+    #[error("engine.values: {0} is not supported by vc")]
+    Unsupported(String),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+/// Name of the engine's admin kubeconfig Secret.
+pub fn kubeconfig_secret_name(name: &str) -> String {
+    format!("vc-{name}")
+}
+
+/// Default host namespace of a virtual cluster.
+pub fn default_namespace(name: &str) -> String {
+    format!("vc-{name}")
+}
+
+/// The labels on every object of cluster `name`.
+pub fn common_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        (LABEL_CLUSTER.to_string(), name.to_string()),
+    ])
+}
+
+/// Applies `$body` to the typed object inside a [`HostObject`], whatever its kind.
+macro_rules! with_object {
+    ($object:expr, $inner:ident => $body:expr) => {
+        match $object {
+            HostObject::Namespace($inner) => $body,
+            HostObject::ServiceAccount($inner) => $body,
+            HostObject::Role($inner) => $body,
+            HostObject::RoleBinding($inner) => $body,
+            HostObject::Secret($inner) => $body,
+            HostObject::Service($inner) => $body,
+            HostObject::StatefulSet($inner) => $body,
+            HostObject::NetworkPolicy($inner) => $body,
+            HostObject::ResourceQuota($inner) => $body,
+            HostObject::LimitRange($inner) => $body,
+        }
+    };
+}
+
+fn kind_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
+    T::KIND
+}
+
+fn api_version_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
+    T::API_VERSION
+}
+
+impl HostObject {
+    /// The object's kind, such as "StatefulSet".
+    pub fn kind(&self) -> &'static str {
+        with_object!(self, o => kind_of(o))
+    }
+
+    /// The object's apiVersion, such as "apps/v1".
+    pub fn api_version(&self) -> &'static str {
+        with_object!(self, o => api_version_of(o))
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        with_object!(self, o => o.metadata.name.as_deref().unwrap_or_default())
+    }
+
+    /// The object's namespace; `None` for the (cluster-scoped) Namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        with_object!(self, o => o.metadata.namespace.as_deref())
+    }
+
+    /// The object as JSON, with `apiVersion` and `kind`.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Serializing these typed objects cannot fail: they hold only strings, numbers, maps
+        // and lists.
+        with_object!(self, o => serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests;

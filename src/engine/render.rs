@@ -1,0 +1,101 @@
+//! `render`: a spec and its placement become the ordered list of host objects. Pure: the
+//! clock is read by the caller and passed in through [`Placement`].
+
+use std::collections::BTreeMap;
+
+use super::config::{self, EngineConfig};
+use super::objects::{self, Record, View};
+use super::{
+    ANNOTATION_CREATED_AT, ANNOTATION_EXPIRES_AT, ANNOTATION_KUBERNETES_VERSION, ANNOTATION_SPEC,
+    EngineError, HostObject, Placement, Rendered, images, isolation,
+};
+use crate::spec::VirtualClusterSpec;
+
+/// The complete engine configuration `vc` writes for this spec and placement.
+pub fn engine_config(
+    spec: &VirtualClusterSpec,
+    placement: &Placement,
+) -> Result<EngineConfig, EngineError> {
+    let images = images::resolve(spec)?;
+    config::build(spec, placement.own_namespace, &images)
+}
+
+/// Renders every host object of one virtual cluster, in apply order: the namespace (when `vc`
+/// owns it), the isolation objects, the identities and the configuration, the services, and
+/// last the StatefulSet carrying the record.
+pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Rendered, EngineError> {
+    spec.validate()?;
+    let images = images::resolve(spec)?;
+    let engine = config::build(spec, placement.own_namespace, &images)?;
+    let config_yaml = engine.to_yaml()?;
+    let view = View { config: &engine.typed };
+    let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
+    let labels = objects::engine_labels(name);
+
+    let mut out = Vec::new();
+    if placement.own_namespace {
+        out.push(HostObject::Namespace(objects::render_namespace(name, namespace)));
+    }
+    if let Some(quota) = isolation::resource_quota(name, namespace, &labels, &engine.typed)? {
+        out.push(HostObject::ResourceQuota(quota));
+    }
+    if let Some(limits) = isolation::limit_range(name, namespace, &labels, &engine.typed)? {
+        out.push(HostObject::LimitRange(limits));
+    }
+    for policy in isolation::network_policies(name, namespace, &labels, &engine.typed)? {
+        out.push(HostObject::NetworkPolicy(policy));
+    }
+    for account in objects::render_service_accounts(name, namespace, &view) {
+        out.push(HostObject::ServiceAccount(account));
+    }
+    if let Some((role, binding)) = objects::render_rbac(name, namespace, &view)? {
+        out.push(HostObject::Role(role));
+        out.push(HostObject::RoleBinding(binding));
+    }
+    out.push(HostObject::Secret(objects::render_config_secret(
+        name,
+        namespace,
+        &view,
+        &config_yaml,
+    )));
+    if let Some(service) = objects::render_service(name, namespace, &view)? {
+        out.push(HostObject::Service(service));
+    }
+    out.push(HostObject::Service(objects::render_headless_service(name, namespace, &view)));
+    let record = record(spec, placement, &images.kubernetes_version, &config_yaml)?;
+    out.push(HostObject::StatefulSet(objects::render_statefulset(name, namespace, &view, record)?));
+
+    Ok(Rendered {
+        objects: out,
+        kubernetes_version: images.kubernetes_version,
+        control_plane_image: images.control_plane,
+        engine_image: images.engine,
+    })
+}
+
+/// The record annotations and the user's labels for the StatefulSet.
+fn record(
+    spec: &VirtualClusterSpec,
+    placement: &Placement,
+    kubernetes_version: &str,
+    config_yaml: &str,
+) -> Result<Record, EngineError> {
+    let spec_json = serde_json::to_string(spec)
+        .map_err(|e| EngineError::Values(format!("cannot record the spec: {e}")))?;
+    let mut annotations = BTreeMap::from([
+        (ANNOTATION_SPEC.to_string(), spec_json),
+        (ANNOTATION_CREATED_AT.to_string(), placement.created_at.to_string()),
+        (ANNOTATION_KUBERNETES_VERSION.to_string(), kubernetes_version.to_string()),
+    ]);
+    if let Some(ttl) = spec.ttl_duration() {
+        let expires = placement.created_at.checked_add(ttl).map_err(|_| {
+            EngineError::Values(format!("ttl {:?} is too long", spec.ttl.as_deref().unwrap_or("")))
+        })?;
+        annotations.insert(ANNOTATION_EXPIRES_AT.to_string(), expires.to_string());
+    }
+    Ok(Record {
+        annotations,
+        labels: spec.labels.clone(),
+        config_hash: objects::digest(config_yaml),
+    })
+}

@@ -1,0 +1,443 @@
+//! Port-forward streams to one pod port through the host API server, and the local listener
+//! that gives every accepted connection its own stream. Opening a stream is retried with
+//! backoff while the pod is away; a stream that breaks mid-way closes its local connection
+//! (the bytes in flight are lost), and the next connection opens a new stream.
+//! No state files, no signals, no printing: callers pass a [`Log`] when they want lines.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::ForwardError;
+use super::state::Log;
+use super::ws::{Event, FrameReader, FrameWriter, HEADROOM};
+
+/// Largest payload we put in one frame towards the pod. The kubelet reads each message whole
+/// (Go's x/net/websocket allows 32 MiB), so large frames mean fewer frames and writes per byte.
+const MAX_FRAME_PAYLOAD: usize = 256 * 1024;
+/// Read buffer for frames from the pod (the kubelet sends at most 32 KiB per frame).
+const READ_BUFFER: usize = 256 * 1024;
+/// Bytes a connection keeps for replay while the pod has not answered yet.
+const MAX_REPLAY: usize = 1024 * 1024;
+/// After the local side stops sending, how long the pod may stay silent before we close.
+/// The v4 protocol cannot carry a half-close, so this bounds streams of clients that closed.
+const HALF_CLOSE_LINGER: Duration = Duration::from_secs(10);
+
+/// A port of a pod, addressed through the host API server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodTarget {
+    pub namespace: String,
+    pub pod: String,
+    pub port: u16,
+}
+
+impl PodTarget {
+    pub fn new(namespace: impl Into<String>, pod: impl Into<String>, port: u16) -> Self {
+        Self { namespace: namespace.into(), pod: pod.into(), port }
+    }
+}
+
+impl std::fmt::Display for PodTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} port {}", self.namespace, self.pod, self.port)
+    }
+}
+
+/// How a [`Forward`] behaves.
+#[derive(Clone, Debug)]
+pub struct ForwardOptions {
+    /// How long an accepted connection waits for a stream (across retries) before it is closed.
+    pub connect_timeout: Duration,
+    /// First retry delay; doubled on each failure up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Where connection events go (the forwarder's log file); none for in-process forwards.
+    pub(crate) log: Log,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(30),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            log: Log::none(),
+        }
+    }
+}
+
+/// A local listener on 127.0.0.1 forwarding to a pod port; it stops when dropped.
+#[derive(Debug)]
+pub struct Forward {
+    local_addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Forward {
+    /// Listens on `127.0.0.1:local_port` (0 picks a free port) and forwards every connection.
+    ///
+    /// # Errors
+    /// [`ForwardError::PortInUse`] when the requested port is taken, [`ForwardError::Bind`]
+    /// for any other listen failure.
+    pub async fn start(
+        client: Client,
+        target: PodTarget,
+        local_port: u16,
+    ) -> Result<Forward, ForwardError> {
+        let listener = super::state::bind_local(local_port)?;
+        Self::from_listener(client, target, listener, ForwardOptions::default())
+    }
+
+    /// Forwards the connections of an already bound listener.
+    ///
+    /// # Errors
+    /// [`ForwardError::Bind`] when the listener cannot be registered with the runtime.
+    pub fn from_listener(
+        client: Client,
+        target: PodTarget,
+        listener: std::net::TcpListener,
+        options: ForwardOptions,
+    ) -> Result<Forward, ForwardError> {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let bind_err = |source| ForwardError::Bind { port, source };
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let listener = TcpListener::from_std(listener).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let accept = tokio::spawn(accept_loop(listener, client, Arc::new(target), options));
+        Ok(Forward { local_addr, accept })
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        // Aborting the accept task drops its JoinSet, which aborts every connection.
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    client: Client,
+    target: Arc<PodTarget>,
+    options: ForwardOptions,
+) {
+    let mut connections = JoinSet::new();
+    let mut next_id: u64 = 0;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((local, peer)) => {
+                    next_id += 1;
+                    let (client, target, options) = (client.clone(), target.clone(), options.clone());
+                    connections.spawn(serve_connection(next_id, local, peer, client, target, options));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    options.log.line(&format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(
+    id: u64,
+    mut local: TcpStream,
+    peer: SocketAddr,
+    client: Client,
+    target: Arc<PodTarget>,
+    options: ForwardOptions,
+) {
+    let _ = local.set_nodelay(true);
+    let started = Instant::now();
+    match forward_connection(&client, &target, &mut local, &options).await {
+        Ok(stats) => options.log.line(&format!(
+            "connection {id} from {peer} closed after {:.1}s: {} bytes up, {} bytes down{}",
+            started.elapsed().as_secs_f64(),
+            stats.up,
+            stats.down,
+            if stats.lingered { " (closed after the local side stopped sending)" } else { "" }
+        )),
+        Err(e) => options.log.line(&format!("connection {id} from {peer}: {e}")),
+    }
+}
+
+/// Bytes moved over one local connection.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RelayStats {
+    pub up: u64,
+    pub down: u64,
+    pub lingered: bool,
+}
+
+/// Forwards one local connection, opening streams until one carries it or time runs out.
+pub(crate) async fn forward_connection(
+    client: &Client,
+    target: &PodTarget,
+    local: &mut TcpStream,
+    options: &ForwardOptions,
+) -> Result<RelayStats, ForwardError> {
+    let deadline = Instant::now() + options.connect_timeout;
+    let mut delay = options.initial_backoff;
+    let mut replay = Vec::new();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let failure = match open_stream(client, target).await {
+            Ok(io) => match relay(io, local, &mut replay).await {
+                Ok(Ended::Done(stats)) => return Ok(stats),
+                Ok(Ended::Refused { message, retry }) => {
+                    let refused = ForwardError::Refused { target: target.to_string(), message };
+                    if !retry {
+                        return Err(refused);
+                    }
+                    refused
+                }
+                Err(source) => {
+                    return Err(ForwardError::Relay { target: target.to_string(), source });
+                }
+            },
+            Err(e) if is_permanent(&e) => return Err(e),
+            Err(e) => e,
+        };
+        if Instant::now() + delay > deadline {
+            return Err(failure);
+        }
+        options.log.line(&format!("attempt {attempt}: {failure}; retrying in {delay:?}"));
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(options.max_backoff);
+    }
+}
+
+/// Errors no retry can fix: the caller may not do this at all.
+fn is_permanent(e: &ForwardError) -> bool {
+    matches!(e, ForwardError::Stream { source: kube::Error::Api(s), .. } if s.code == 401 || s.code == 403)
+}
+
+/// Opens one port-forward WebSocket and hands back the raw upgraded connection.
+pub(crate) async fn open_stream(
+    client: &Client,
+    target: &PodTarget,
+) -> Result<impl AsyncRead + AsyncWrite + Unpin + Send + 'static, ForwardError> {
+    let stream_err = |source| ForwardError::Stream { target: target.to_string(), source };
+    let request = kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", target.namespace))
+        .portforward(&target.pod, &[target.port])
+        .map_err(|e| stream_err(kube::Error::BuildRequest(e)))?;
+    let connection = client.connect(request).await.map_err(stream_err)?;
+    // No frame has been read yet, so the raw connection carries the stream from its start
+    // (hyper keeps any bytes it read past the 101 response inside the upgraded connection).
+    Ok(connection.into_stream().into_inner())
+}
+
+/// Checks that a stream to `target` opens and the pod accepts the connection: waits for the
+/// two port frames, then up to `grace` for an error or a close.
+pub(crate) async fn probe(
+    client: &Client,
+    target: &PodTarget,
+    grace: Duration,
+) -> Result<(), ForwardError> {
+    let io = open_stream(client, target).await?;
+    let (r, mut w) = tokio::io::split(io);
+    let mut reader = FrameReader::new(r, 4096);
+    let mut prefix = [2usize; 2];
+    let mut error = Vec::new();
+    let relay_err = |source| ForwardError::Relay { target: target.to_string(), source };
+    let refused = |error: &[u8]| ForwardError::Refused {
+        target: target.to_string(),
+        message: if error.is_empty() {
+            "the stream closed at once".to_owned()
+        } else {
+            String::from_utf8_lossy(error).into_owned()
+        },
+    };
+    let mut grace_end: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match grace_end {
+            Some(end) => match tokio::time::timeout_at(end, reader.next()).await {
+                Ok(next) => next,
+                Err(_) if error.is_empty() => break,
+                Err(_) => return Err(refused(&error)),
+            },
+            None => tokio::time::timeout(Duration::from_secs(10), reader.next())
+                .await
+                .map_err(|_| relay_err(std::io::ErrorKind::TimedOut.into()))?,
+        };
+        match next.map_err(relay_err)? {
+            Event::Data { channel, data } => {
+                let rest = strip_prefix(&mut prefix, channel, data);
+                if channel == 1 {
+                    error.extend_from_slice(rest);
+                }
+            }
+            Event::Ping(_) => {}
+            Event::Closed => return Err(refused(&error)),
+        }
+        if prefix == [0, 0] && grace_end.is_none() {
+            grace_end = Some(tokio::time::Instant::now() + grace);
+        }
+    }
+    let mut writer = FrameWriter::new(&mut w);
+    let _ = writer.close().await;
+    Ok(())
+}
+
+/// Drops the two-byte port number that starts channels 0 and 1, however it is split.
+fn strip_prefix<'a>(prefix: &mut [usize; 2], channel: u8, data: &'a [u8]) -> &'a [u8] {
+    match prefix.get_mut(usize::from(channel)) {
+        Some(left) => {
+            let skip = (*left).min(data.len());
+            *left -= skip;
+            &data[skip..]
+        }
+        None => data,
+    }
+}
+
+enum Ended {
+    Done(RelayStats),
+    /// The pod refused before answering anything; when `retry`, `replay` holds what to send on
+    /// a new stream.
+    Refused {
+        message: String,
+        retry: bool,
+    },
+}
+
+/// Relays one local connection over one stream.
+///
+/// Until the pod sends its first byte, everything sent is kept in `replay` and re-sent first,
+/// so a connection refused by the pod (its server restarting) can be retried transparently: the
+/// pod never saw those bytes. Once the pod answered, a broken stream is an error.
+async fn relay<S>(io: S, local: &mut TcpStream, replay: &mut Vec<u8>) -> std::io::Result<Ended>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (ws_r, ws_w) = tokio::io::split(io);
+    let mut writer = FrameWriter::new(ws_w);
+    let mut reader = FrameReader::new(ws_r, READ_BUFFER);
+    let (mut local_r, mut local_w) = local.split();
+    let answered = AtomicBool::new(false);
+    let down = AtomicU64::new(0);
+    let up = AtomicU64::new(0);
+    let kept = Mutex::new(Some(std::mem::take(replay)));
+    let (pong_tx, mut pong_rx) = mpsc::channel::<Vec<u8>>(4);
+
+    let upload = async {
+        let pending = lock(&kept).take().unwrap_or_default();
+        writer.send(0, &pending, MAX_FRAME_PAYLOAD).await?;
+        *lock(&kept) = Some(pending);
+        let mut frame = vec![0u8; HEADROOM + MAX_FRAME_PAYLOAD];
+        loop {
+            tokio::select! {
+                read = local_r.read(&mut frame[HEADROOM..]) => {
+                    let n = read?;
+                    if n == 0 {
+                        return Ok::<_, std::io::Error>(writer);
+                    }
+                    if !answered.load(Ordering::Acquire) {
+                        let mut kept = lock(&kept);
+                        match kept.as_mut() {
+                            Some(k) if k.len() + n <= MAX_REPLAY => {
+                                k.extend_from_slice(&frame[HEADROOM..HEADROOM + n]);
+                            }
+                            // Too much to keep: this connection can no longer be replayed.
+                            _ => *kept = None,
+                        }
+                    }
+                    writer.send_in_place(&mut frame, 0, n).await?;
+                    up.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Some(payload) = pong_rx.recv() => writer.pong(&payload).await?,
+            }
+        }
+    };
+
+    let download = async {
+        let mut prefix = [2usize; 2];
+        let mut error = Vec::new();
+        loop {
+            match reader.next().await? {
+                Event::Data { channel, data } => {
+                    let data = strip_prefix(&mut prefix, channel, data);
+                    if data.is_empty() {
+                        continue;
+                    }
+                    match channel {
+                        0 => {
+                            if !answered.swap(true, Ordering::AcqRel) {
+                                *lock(&kept) = None;
+                            }
+                            local_w.write_all(data).await?;
+                            down.fetch_add(data.len() as u64, Ordering::Relaxed);
+                        }
+                        1 if error.len() < 4096 => error.extend_from_slice(data),
+                        _ => {}
+                    }
+                }
+                Event::Ping(payload) => {
+                    let _ = pong_tx.try_send(payload);
+                }
+                Event::Closed => break,
+            }
+        }
+        Ok::<_, std::io::Error>(error)
+    };
+
+    let (error, lingered) = {
+        tokio::pin!(upload, download);
+        tokio::select! {
+            error = &mut download => (error?, false),
+            uploaded = &mut upload => {
+                let mut writer = uploaded?;
+                loop {
+                    let before = down.load(Ordering::Relaxed);
+                    match tokio::time::timeout(HALF_CLOSE_LINGER, &mut download).await {
+                        Ok(error) => break (error?, false),
+                        Err(_) if down.load(Ordering::Relaxed) == before => {
+                            let _ = writer.close().await;
+                            break (Vec::new(), true);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
+        }
+    };
+    let answered = answered.load(Ordering::Acquire);
+    if !error.is_empty() && !answered {
+        let message = String::from_utf8_lossy(&error).into_owned();
+        let kept = lock(&kept).take();
+        let retry = kept.is_some();
+        *replay = kept.unwrap_or_default();
+        return Ok(Ended::Refused { message, retry });
+    }
+    let _ = local_w.shutdown().await;
+    let (up, down) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
+    Ok(Ended::Done(RelayStats { up, down, lingered }))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The loopback address a forward listens on.
+pub(crate) fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}

@@ -1,0 +1,12 @@
+//! `vc`: ephemeral virtual Kubernetes clusters on any host cluster.
+//! This file only declares the modules; see `shared/DESIGN.md` for the layers.
+
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod forward;
+pub mod host;
+pub mod kubeconfig;
+pub mod output;
+pub mod spec;

@@ -1,0 +1,359 @@
+//! `VirtualClusterSpec`: the one model of a virtual cluster, shared by the CLI flags, the `-f`
+//! values file, the record on the host and the `VirtualCluster` resource. Pure: no I/O, no clock.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Longest virtual cluster name. The StatefulSet controller labels each pod with
+/// `controller-revision-hash: <name>-<10 chars>`, and a label value is at most 63 characters.
+pub const MAX_NAME_LEN: usize = 52;
+
+/// The desired state of one virtual cluster.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualClusterSpec {
+    /// Kubernetes minor version of the virtual control plane, such as "1.33".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// Image overrides (for a mirror, or an exact control-plane build).
+    #[serde(default, skip_serializing_if = "ImagesSpec::is_empty")]
+    pub images: ImagesSpec,
+    /// Network isolation of the virtual cluster's workloads.
+    #[serde(default)]
+    pub isolation: IsolationSpec,
+    /// ResourceQuota and LimitRange in the host namespace.
+    #[serde(default)]
+    pub quota: QuotaSpec,
+    /// Lifetime after creation, such as "2h" or "1d"; the cluster is expired after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// Labels put on the cluster's record, for `vc list -l` and `vc delete -l`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Passthrough to the engine.
+    #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
+    pub engine: EngineSpec,
+}
+
+/// Container images; unset fields come from the engine's image table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImagesSpec {
+    /// Image carrying the Kubernetes binaries (API server, controller manager, kine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<String>,
+    /// The engine's syncer image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+}
+
+impl ImagesSpec {
+    fn is_empty(&self) -> bool {
+        self.control_plane.is_none() && self.engine.is_none()
+    }
+}
+
+/// Network isolation: NetworkPolicies and the DNS restriction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IsolationSpec {
+    /// NetworkPolicies and no DNS for host services (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Allow workloads to reach the public internet (private ranges stay closed).
+    #[serde(default)]
+    pub allow_internet: bool,
+}
+
+impl Default for IsolationSpec {
+    fn default() -> Self {
+        Self { enabled: true, allow_internet: false }
+    }
+}
+
+/// ResourceQuota and LimitRange.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuotaSpec {
+    /// Whether to set them. Unset: on in a namespace of the cluster's own, off in a shared one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// ResourceQuota `hard` entries, merged over the defaults (for example `limits.cpu: "8"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hard: BTreeMap<String, String>,
+}
+
+/// Raw engine configuration, deep-merged last over what `vc` derives.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EngineSpec {
+    /// Engine configuration keys (the engine's `config.yaml` layout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<serde_json::Value>,
+}
+
+impl EngineSpec {
+    fn is_empty(&self) -> bool {
+        self.values.is_none()
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A spec or name that `vc` refuses before contacting the host.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error(
+        "invalid name {name:?}: {reason} (use lowercase letters, digits and '-', starting with a letter, at most {MAX_NAME_LEN} characters)"
+    )]
+    Name { name: String, reason: String },
+    #[error("invalid TTL {0:?}: use a number with a unit, such as 30m, 2h, 1h30m or 7d")]
+    Ttl(String),
+    #[error(
+        "invalid quota {0:?}: use RESOURCE=QUANTITY pairs separated by commas, such as cpu=4,memory=8Gi,pods=20"
+    )]
+    Quota(String),
+    #[error("invalid label {0:?}: {1}")]
+    Label(String, String),
+    #[error("engine.values must be a mapping of engine configuration keys")]
+    EngineValues,
+}
+
+/// Checks a virtual cluster name: a DNS-1035 label short enough for every derived object name.
+pub fn validate_name(name: &str) -> Result<(), SpecError> {
+    let fail =
+        |reason: &str| Err(SpecError::Name { name: name.to_string(), reason: reason.to_string() });
+    if name.is_empty() {
+        return fail("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return fail(&format!("it is {} characters long", name.len()));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return fail("it must start with a lowercase letter");
+    }
+    if !name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+        return fail("it must end with a letter or digit");
+    }
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return fail(&format!("it contains {c:?}"));
+    }
+    Ok(())
+}
+
+/// Parses a TTL such as `90s`, `30m`, `2h`, `1h30m` or `7d`.
+pub fn parse_ttl(text: &str) -> Result<Duration, SpecError> {
+    let bad = || SpecError::Ttl(text.to_string());
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    let mut saw_unit = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        digits.clear();
+        saw_unit = true;
+    }
+    if !digits.is_empty() || !saw_unit || total == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Parses `--quota cpu=4,memory=8Gi,pods=20` into ResourceQuota `hard` entries.
+pub fn parse_quota(text: &str) -> Result<BTreeMap<String, String>, SpecError> {
+    let mut out = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| SpecError::Quota(text.into()))?;
+        let (key, value) = (key.trim(), value.trim());
+        if key.is_empty() || !is_quantity(value) {
+            return Err(SpecError::Quota(text.into()));
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    if out.is_empty() {
+        return Err(SpecError::Quota(text.into()));
+    }
+    Ok(out)
+}
+
+/// Whether `text` is a Kubernetes resource quantity (`4`, `500m`, `8Gi`, `1.5`, `1e3`).
+pub fn is_quantity(text: &str) -> bool {
+    let number_end = text
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.'))
+        .map_or(text.len(), |(i, _)| i);
+    let (number, suffix) = text.split_at(number_end);
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return false;
+    }
+    const SUFFIXES: [&str; 14] =
+        ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    if SUFFIXES.contains(&suffix) {
+        return true;
+    }
+    // A decimal exponent: e or E, an optional sign, then digits.
+    let Some(exponent) = suffix.strip_prefix(['e', 'E']) else { return false };
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Parses one `--label key=value`.
+pub fn parse_label(text: &str) -> Result<(String, String), SpecError> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| SpecError::Label(text.into(), "use key=value".into()))?;
+    let key_ok = {
+        let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+        (prefix.is_empty() || is_dns_subdomain(prefix)) && is_label_value(name) && !name.is_empty()
+    };
+    if !key_ok {
+        return Err(SpecError::Label(text.into(), format!("{key:?} is not a valid label key")));
+    }
+    if !is_label_value(value) {
+        return Err(SpecError::Label(
+            text.into(),
+            format!(
+                "{value:?} is not a valid label value (at most 63 letters, digits, '-', '_' or '.')"
+            ),
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+}
+
+fn is_dns_subdomain(v: &str) -> bool {
+    v.len() <= 253
+        && v.split('.').all(|part| {
+            !part.is_empty()
+                && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+impl VirtualClusterSpec {
+    /// Checks everything that can be checked without the engine's tables or the host.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(ttl) = &self.ttl {
+            parse_ttl(ttl)?;
+        }
+        for (k, v) in &self.quota.hard {
+            if !is_quantity(v) {
+                return Err(SpecError::Quota(format!("{k}={v}")));
+            }
+        }
+        for (k, v) in &self.labels {
+            parse_label(&format!("{k}={v}"))?;
+        }
+        if let Some(values) = &self.engine.values
+            && !values.is_object()
+        {
+            return Err(SpecError::EngineValues);
+        }
+        Ok(())
+    }
+
+    /// Whether the quota applies, given whether the namespace is the cluster's own.
+    pub fn quota_enabled(&self, own_namespace: bool) -> bool {
+        self.quota.enabled.unwrap_or(own_namespace)
+    }
+
+    /// The TTL as a duration, when one is set and valid.
+    pub fn ttl_duration(&self) -> Option<Duration> {
+        self.ttl.as_deref().and_then(|t| parse_ttl(t).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("dev").is_ok());
+        assert!(validate_name("pr-42").is_ok());
+        assert!(validate_name(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        for bad in ["", "Dev", "1dev", "dev-", "dev_x", "dev.x", &"a".repeat(MAX_NAME_LEN + 1)] {
+            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "2", "h", "2x", "0s", "-1h", "1.5h"] {
+            assert!(parse_ttl(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn quotas() {
+        let q = parse_quota("cpu=4, memory=8Gi,pods=20,limits.cpu=500m").unwrap();
+        assert_eq!(q["memory"], "8Gi");
+        assert_eq!(q["limits.cpu"], "500m");
+        for bad in ["", "cpu", "cpu=", "cpu=lots", "=4", "memory=8GB"] {
+            assert!(parse_quota(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["1", "0.5", "500m", "8Gi", "1e3", "2E6"] {
+            assert!(is_quantity(ok), "{ok}");
+        }
+        for bad in ["", "Gi", "1..2", "8GB", "1e", "x"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(parse_label("team=web").unwrap(), ("team".into(), "web".into()));
+        assert!(parse_label("example.com/pr=42").is_ok());
+        assert!(parse_label("team").is_err());
+        assert!(parse_label("team=a b").is_err());
+    }
+
+    #[test]
+    fn spec_round_trips_and_refuses_unknown_keys() {
+        let yaml = "kubernetesVersion: '1.33'\nisolation:\n  allowInternet: true\nquota:\n  hard:\n    cpu: '8'\nttl: 2h\n";
+        let spec: VirtualClusterSpec = serde_saphyr::from_str(yaml).unwrap();
+        assert!(spec.isolation.enabled);
+        assert!(spec.isolation.allow_internet);
+        assert_eq!(spec.quota.hard["cpu"], "8");
+        let json = serde_json::to_string(&spec).unwrap();
+        let back: VirtualClusterSpec = serde_json::from_str(&json).unwrap();
+        assert_eq!(spec, back);
+        assert!(
+            serde_saphyr::from_str::<VirtualClusterSpec>("kubernetesVersoin: '1.33'\n").is_err()
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Bad input: a clear one-line error, a non-zero exit code, and nothing sent to the host.
+
+use crate::support::{Sandbox, Vc};
+
+/// A kubeconfig whose server refuses connections: any request would fail with exit 5, so
+/// exit 2 proves the input was refused before contacting the host.
+fn unreachable_kubeconfig(sandbox: &Sandbox) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: host\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: host\n  context:\n    cluster: host\n    user: host\ncurrent-context: host\nusers:\n- name: host\n  user:\n    token: abc\n"
+    );
+    let path = sandbox.kubeconfig();
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write kubeconfig");
+}
+
+#[test]
+fn refused_before_contacting_the_host() {
+    let sandbox = Sandbox::new();
+    unreachable_kubeconfig(&sandbox);
+    let values = sandbox.dir.path().join("values.yaml");
+    std::fs::write(&values, "kubernetesVersion: '1.33'\nisolation:\n  enabeld: false\n").unwrap();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("uppercase name", vec!["create".into(), "Dev".into()]),
+        ("underscore", vec!["create".into(), "my_dev".into()]),
+        ("too long", vec!["create".into(), "a".repeat(53)]),
+        (
+            "unknown version",
+            vec!["create".into(), "dev".into(), "--kubernetes-version".into(), "1.12".into()],
+        ),
+        ("bad ttl", vec!["create".into(), "dev".into(), "--ttl".into(), "forever".into()]),
+        ("bad quota", vec!["create".into(), "dev".into(), "--quota".into(), "cpu=lots".into()]),
+        ("bad label", vec!["create".into(), "dev".into(), "--label".into(), "nolabel".into()]),
+        (
+            "misspelt values key",
+            vec!["create".into(), "dev".into(), "-f".into(), values.display().to_string()],
+        ),
+        (
+            "missing values file",
+            vec!["create".into(), "dev".into(), "-f".into(), "/nonexistent/values.yaml".into()],
+        ),
+        ("bad timeout", vec!["create".into(), "dev".into(), "--timeout".into(), "soon".into()]),
+        ("delete bad name", vec!["delete".into(), "Dev".into(), "--yes".into()]),
+    ];
+    let mut transcript = String::new();
+    for (what, args) in cases {
+        let run = Vc::new(&sandbox).args(&args).run();
+        assert_eq!(run.code, Some(2), "{what}: {run:?}");
+        assert!(run.stdout.is_empty(), "{what}: nothing on stdout");
+        transcript.push_str(&format!("## {what}\n{}", run.stderr));
+    }
+    insta::assert_snapshot!(crate::support::filter(&transcript, &sandbox));
+}
+
+#[test]
+fn unreachable_host_is_exit_5_and_names_the_server() {
+    let sandbox = Sandbox::new();
+    unreachable_kubeconfig(&sandbox);
+    let started = std::time::Instant::now();
+    let run = Vc::new(&sandbox).args(["list"]).run();
+    run.code(5);
+    assert!(
+        run.stderr.contains("cannot reach the host API server http://127.0.0.1:"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "one line: {}", run.stderr);
+    // Refused connections must fail fast rather than wait for a timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn missing_and_malformed_kubeconfig() {
+    let sandbox = Sandbox::new();
+    let missing = Vc::new(&sandbox).args(["list"]).run();
+    assert_ne!(missing.code, Some(0));
+    assert!(missing.stderr.contains("kubeconfig"), "{}", missing.stderr);
+
+    let path = sandbox.kubeconfig();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let broken = "apiVersion: v1\nclusters: [\n  - name: x\n";
+    std::fs::write(&path, broken).unwrap();
+    let malformed = Vc::new(&sandbox).args(["list"]).run();
+    malformed.code(1);
+    assert!(malformed.stderr.contains("kubeconfig"), "{}", malformed.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), broken, "the file is left as it was");
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real `vc` binary against the fake Kubernetes API server.
+
+mod bad_input;
+mod help;
+mod lifecycle;
+mod support;

@@ -1,0 +1,237 @@
+//! The test builder: runs the real `vc` binary with its own HOME, KUBECONFIG and state
+//! directory, and records exit code, stdout and stderr together for snapshots.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const VC: &str = env!("CARGO_BIN_EXE_vc");
+
+/// A private home for one test: HOME, the kubeconfig path and the state directory.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.home().join(".kube").join("config")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+}
+
+/// One `vc` invocation.
+pub struct Vc<'a> {
+    sandbox: &'a Sandbox,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+}
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl<'a> Vc<'a> {
+    pub fn new(sandbox: &'a Sandbox) -> Self {
+        Self { sandbox, args: Vec::new(), env: Vec::new(), stdin: None }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<Path>) -> Self {
+        self.env.push((key.to_string(), value.as_ref().display().to_string()));
+        self
+    }
+
+    pub fn run(self) -> Run {
+        let home = self.sandbox.home();
+        std::fs::create_dir_all(&home).expect("home dir");
+        let mut command = Command::new(VC);
+        command
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("KUBECONFIG", self.sandbox.kubeconfig())
+            .env("XDG_STATE_HOME", self.sandbox.state())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start vc");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            if let Some(text) = &self.stdin {
+                let _ = stdin.write_all(text.as_bytes());
+            }
+        }
+        let output = child.wait_with_output().expect("wait for vc");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Exit code, stdout and stderr in one text, with timestamps and temp paths filtered.
+    pub fn transcript(&self, sandbox: &Sandbox) -> String {
+        let text = format!(
+            "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        filter(&text, sandbox)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not JSON ({e}):\n{}\n{}", self.stdout, self.stderr)
+        })
+    }
+
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "unexpected exit code\n--- stdout\n{}--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Replaces what changes between runs: temp paths, ports, timestamps, durations.
+pub fn filter(text: &str, sandbox: &Sandbox) -> String {
+    let mut out = text.replace(&sandbox.dir.path().display().to_string(), "[TMP]");
+    out = replace_pattern(&out, "127.0.0.1:", |rest| {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        (digits, "[PORT]".to_string())
+    });
+    out = replace_timestamps(&out);
+    out
+}
+
+fn replace_pattern(text: &str, marker: &str, f: impl Fn(&str) -> (usize, String)) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(marker) {
+        out.push_str(&rest[..i + marker.len()]);
+        rest = &rest[i + marker.len()..];
+        let (skip, with) = f(rest);
+        if skip > 0 {
+            out.push_str(&with);
+            rest = &rest[skip..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces RFC 3339 timestamps (2026-01-02T03:04:05Z, with optional fraction) and
+/// "12.3s" durations.
+fn replace_timestamps(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(len) = timestamp_len(&text[i..]) {
+            out.push_str("[TIME]");
+            i += len;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap_or_default();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    // Durations such as "0.1s" vary run to run.
+    let mut cleaned = String::new();
+    for line in out.split_inclusive('\n') {
+        cleaned.push_str(&mask_durations(line));
+    }
+    cleaned
+}
+
+fn timestamp_len(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let shape = "dddd-dd-ddTdd:dd:dd";
+    if b.len() < shape.len() {
+        return None;
+    }
+    for (i, c) in shape.bytes().enumerate() {
+        let ok = if c == b'd' { b[i].is_ascii_digit() } else { b[i] == c };
+        if !ok {
+            return None;
+        }
+    }
+    let mut len = shape.len();
+    if b.get(len) == Some(&b'.') {
+        len += 1;
+        while b.get(len).is_some_and(u8::is_ascii_digit) {
+            len += 1;
+        }
+    }
+    if b.get(len) == Some(&b'Z') {
+        len += 1;
+    } else if matches!(b.get(len), Some(b'+' | b'-')) && b.len() >= len + 6 {
+        len += 6;
+    }
+    Some(len)
+}
+
+fn mask_durations(line: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = i;
+        let prev_ok = start == 0 || !chars[start - 1].is_alphanumeric();
+        while i < chars.len() && chars[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i > start && prev_ok && i + 2 < chars.len() + 1 && chars.get(i) == Some(&'.') {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > i + 1
+                && chars.get(j) == Some(&'s')
+                && chars.get(j + 1).is_none_or(|c| !c.is_alphanumeric())
+            {
+                out.push_str("[DURATION]");
+                i = j + 1;
+                continue;
+            }
+        }
+        if i > start {
+            out.extend(&chars[start..i]);
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
