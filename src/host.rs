@@ -773,9 +773,21 @@ fn object_parts(object: &HostObject) -> (ApiResource, serde_json::Value) {
 }
 
 /// The objects as one `v1` `List`, for `--dry-run`.
-pub fn as_list(objects: &[HostObject]) -> serde_json::Value {
-    let items: Vec<serde_json::Value> = objects.iter().map(|o| object_parts(o).1).collect();
-    serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": items })
+pub fn as_list(objects: &[HostObject]) -> ObjectList {
+    ObjectList {
+        api_version: "v1",
+        kind: "List",
+        items: objects.iter().map(|o| object_parts(o).1).collect(),
+    }
+}
+
+/// A `v1` `List` of rendered objects, fields in the order kubectl prints them.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectList {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub items: Vec<serde_json::Value>,
 }
 
 /// Status shown by `vc list`.

@@ -83,8 +83,11 @@ fn build_spec(args: &CreateArgs) -> anyhow::Result<VirtualClusterSpec> {
     Ok(spec)
 }
 
+/// The first line of a parser's message: it carries the line, column and reason; the rest is
+/// a source excerpt.
 fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {

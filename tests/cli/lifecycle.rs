@@ -1,1 +1,332 @@
-//! Lifecycle scenarios against the fake API server.
+//! Lifecycle scenarios: `vc create`, `list`, `describe` and `delete` as real processes against
+//! the fake API server, including the ways a create can go wrong.
+
+use std::time::Duration;
+
+use fakekube::{FakeKube, PodBehaviour};
+use serde_json::{Value, json};
+
+use crate::support::{Run, Sandbox, Vc};
+
+/// A fake host and a sandbox whose kubeconfig points at it (context `kind-host`).
+fn host() -> (FakeKube, Sandbox) {
+    let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
+    (fake, sandbox)
+}
+
+fn vc<'a>(sandbox: &'a Sandbox, args: &[&str]) -> Run {
+    Vc::new(sandbox).args(args).run()
+}
+
+#[test]
+fn create_list_describe_delete() {
+    let (fake, sandbox) = host();
+    let created = vc(&sandbox, &["create", "dev", "--label", "team=web"]);
+    created.code(0);
+    assert!(created.stdout.is_empty(), "progress goes to stderr: {}", created.stdout);
+    for phase in ["applying", "scheduled", "starting", "ready"] {
+        assert!(created.stderr.contains(phase), "phase {phase} shown: {}", created.stderr);
+    }
+    assert!(created.stderr.contains("virtual cluster \"dev\" is ready"), "{}", created.stderr);
+
+    // What landed on the host: a namespace of its own, the record, isolation and quota.
+    let ns = fake.get("namespaces", "", "vc-dev").expect("namespace vc-dev");
+    assert_eq!(ns["metadata"]["labels"]["app.kubernetes.io/managed-by"], "vc");
+    let sts = fake.get("statefulsets", "vc-dev", "dev").expect("StatefulSet dev");
+    assert_eq!(
+        sts["spec"]["selector"]["matchLabels"],
+        json!({"app": "vcluster", "release": "dev"})
+    );
+    assert_eq!(sts["metadata"]["labels"]["team"], "web");
+    let record: Value =
+        serde_json::from_str(sts["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(record["labels"]["team"], "web");
+    assert!(fake.count("networkpolicies", Some("vc-dev")) >= 1);
+    assert_eq!(fake.count("resourcequotas", Some("vc-dev")), 1);
+    assert_eq!(fake.count("limitranges", Some("vc-dev")), 1);
+    assert_eq!(fake.count("clusterroles", None), 0, "no ClusterRole by default");
+    let managed = sts["metadata"]["managedFields"].as_array().unwrap();
+    assert!(managed.iter().any(|m| m["manager"] == "vc" && m["operation"] == "Apply"));
+
+    let listed = vc(&sandbox, &["list"]);
+    listed.code(0);
+    insta::assert_snapshot!("list-one", listed.transcript(&sandbox).replace(" 1s ", " 0s "));
+
+    let json = vc(&sandbox, &["list", "-o", "json"]).json();
+    assert_eq!(json[0]["name"], "dev");
+    assert_eq!(json[0]["status"], "Running");
+    assert_eq!(json[0]["madeBy"], "vc");
+    let names = vc(&sandbox, &["ls", "-o", "name", "-l", "team=web"]);
+    assert_eq!(names.stdout, "dev\n");
+    let none = vc(&sandbox, &["ls", "-o", "name", "-l", "team=db"]);
+    assert_eq!(none.stdout, "");
+
+    let described = vc(&sandbox, &["describe", "dev", "-o", "json"]);
+    described.code(0);
+    let d = described.json();
+    assert_eq!(d["status"], "Running");
+    assert_eq!(d["spec"]["labels"]["team"], "web");
+    let kinds: Vec<&str> =
+        d["objects"].as_array().unwrap().iter().filter_map(|o| o["kind"].as_str()).collect();
+    for kind in ["StatefulSet", "Pod", "Service", "PersistentVolumeClaim", "NetworkPolicy"] {
+        assert!(kinds.contains(&kind), "{kind} described: {kinds:?}");
+    }
+    assert!(d["quota"].as_array().is_some_and(|q| !q.is_empty()));
+
+    let again = vc(&sandbox, &["create", "dev"]);
+    again.code(6);
+    assert!(again.stderr.contains("--upsert"), "{}", again.stderr);
+    vc(&sandbox, &["create", "dev", "--upsert", "-q"]).code(0);
+
+    let deleted = vc(&sandbox, &["delete", "dev", "--yes"]);
+    deleted.code(0);
+    assert!(fake.get("namespaces", "", "vc-dev").is_none(), "namespace gone after delete");
+    assert!(fake.list("persistentvolumeclaims", None).is_empty(), "PVC gone with it");
+    vc(&sandbox, &["describe", "dev"]).code(3);
+    let empty = vc(&sandbox, &["list", "-o", "json"]);
+    assert_eq!(empty.json(), json!([]));
+}
+
+#[test]
+fn create_json_reports_phase_timings_only_on_stdout() {
+    let (_fake, sandbox) = host();
+    let run = vc(&sandbox, &["create", "ci", "--ttl", "2h", "-o", "json"]);
+    run.code(0);
+    let result = run.json();
+    assert_eq!(result["name"], "ci");
+    assert_eq!(result["namespace"], "vc-ci");
+    assert_eq!(result["phase"], "Running");
+    assert_eq!(result["kubeconfigSecret"], "vc-ci");
+    assert!(result["expiresAt"].is_string());
+    for phase in ["applying", "scheduled", "starting", "ready"] {
+        assert!(result["timings"][phase].is_number(), "timing {phase}: {result}");
+    }
+    let listed = vc(&sandbox, &["list", "-o", "json"]).json();
+    assert_eq!(listed[0]["expiresAt"], result["expiresAt"]);
+}
+
+#[test]
+fn dry_run_contacts_nothing() {
+    let (fake, sandbox) = host();
+    fake.clear_requests();
+    let run = vc(&sandbox, &["create", "dev", "--dry-run", "-o", "json"]);
+    run.code(0);
+    let list = run.json();
+    assert_eq!(list["kind"], "List");
+    let kinds: Vec<&str> =
+        list["items"].as_array().unwrap().iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds[0], "Namespace");
+    assert!(kinds.contains(&"StatefulSet") && kinds.contains(&"NetworkPolicy"));
+    assert!(fake.requests().is_empty(), "dry run sent {:?}", fake.requests());
+    let yaml = vc(&sandbox, &["create", "dev", "--dry-run"]);
+    yaml.code(0);
+    assert!(yaml.stdout.starts_with("apiVersion: v1\nkind: List\n"), "{}", yaml.stdout);
+}
+
+#[test]
+fn pending_pod_times_out_with_the_scheduling_message() {
+    let (fake, sandbox) = host();
+    fake.set_behaviour("slow", PodBehaviour::unschedulable());
+    let run = vc(&sandbox, &["create", "slow", "--timeout", "2s"]);
+    run.code(4);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: virtual cluster \"slow\" did not become ready within 2s"),
+        "{last}"
+    );
+    assert!(last.contains("Insufficient cpu"), "{last}");
+    assert!(last.contains("left for inspection"), "{last}");
+    assert!(fake.get("statefulsets", "vc-slow", "slow").is_some(), "objects kept");
+}
+
+#[test]
+fn crash_loop_shows_the_last_log_lines_and_cleanup_removes_objects() {
+    let (fake, sandbox) = host();
+    fake.set_behaviour(
+        "boom",
+        PodBehaviour::crash_loop(&["starting syncer", "fatal: bad config key"]),
+    );
+    let run = vc(&sandbox, &["create", "boom", "--timeout", "2s", "--cleanup-on-failure"]);
+    run.code(4);
+    assert!(run.stderr.contains("CrashLoopBackOff"), "{}", run.stderr);
+    assert!(run.stderr.contains("fatal: bad config key"), "{}", run.stderr);
+    assert!(run.stderr.contains("deleted"), "{}", run.stderr);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(fake.get("statefulsets", "vc-boom", "boom").is_none());
+}
+
+#[test]
+fn image_pull_failure_is_named() {
+    let (fake, sandbox) = host();
+    fake.set_behaviour("pull", PodBehaviour::image_pull_failure());
+    let run = vc(&sandbox, &["create", "pull", "--timeout", "2s"]);
+    run.code(4);
+    assert!(run.stderr.contains("ImagePullBackOff"), "{}", run.stderr);
+}
+
+#[test]
+fn forbidden_namespace_create_suggests_an_existing_namespace() {
+    let (fake, sandbox) = host();
+    fake.forbid(None, "/api/v1/namespaces/vc-dev", "dev-user");
+    let run = vc(&sandbox, &["create", "dev"]);
+    run.code(5);
+    assert!(run.stderr.contains("--namespace"), "{}", run.stderr);
+    assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
+    assert!(fake.get("statefulsets", "vc-dev", "dev").is_none(), "nothing else applied");
+}
+
+#[test]
+fn shared_namespace_gets_no_quota_unless_asked() {
+    let (fake, sandbox) = host();
+    let missing = vc(&sandbox, &["create", "a", "-n", "team"]);
+    missing.code(3);
+    assert!(missing.stderr.contains("namespace \"team\" does not exist"), "{}", missing.stderr);
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .unwrap();
+    vc(&sandbox, &["create", "a", "-n", "team", "-q"]).code(0);
+    assert_eq!(fake.count("resourcequotas", Some("team")), 0);
+    vc(&sandbox, &["create", "b", "-n", "team", "--quota", "cpu=2,memory=4Gi", "-q"]).code(0);
+    assert_eq!(fake.count("resourcequotas", Some("team")), 1);
+
+    // Deleting one cluster in a shared namespace leaves the namespace and the other cluster.
+    vc(&sandbox, &["delete", "a", "--yes"]).code(0);
+    assert!(fake.get("namespaces", "", "team").is_some());
+    assert!(fake.get("statefulsets", "team", "a").is_none());
+    assert!(fake.get("persistentvolumeclaims", "team", "data-a-0").is_none(), "PVC removed");
+    assert!(fake.get("statefulsets", "team", "b").is_some());
+    assert!(fake.get("persistentvolumeclaims", "team", "data-b-0").is_some());
+}
+
+#[test]
+fn delete_needs_yes_without_a_terminal_and_reports_missing_names() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "dev", "-q"]).code(0);
+    let refused = vc(&sandbox, &["delete", "dev"]);
+    refused.code(2);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(fake.get("statefulsets", "vc-dev", "dev").is_some(), "nothing deleted");
+    let missing = vc(&sandbox, &["delete", "nope", "--yes"]);
+    missing.code(3);
+    assert!(missing.stderr.contains("\"nope\" not found"), "{}", missing.stderr);
+    vc(&sandbox, &["delete", "nope", "--yes", "--ignore-not-found"]).code(0);
+}
+
+#[test]
+fn delete_by_selector_and_all() {
+    let (fake, sandbox) = host();
+    for (name, pr) in [("pr-1", "1"), ("pr-2", "2"), ("keep", "3")] {
+        vc(&sandbox, &["create", name, "--label", &format!("pr={pr}"), "-q", "--no-wait"]).code(0);
+    }
+    let run = vc(&sandbox, &["delete", "-l", "pr in (1,2)", "--yes", "-o", "json"]);
+    run.code(0);
+    let mut deleted: Vec<String> =
+        serde_json::from_str(&run.stdout).expect("JSON list of deleted names");
+    deleted.sort();
+    assert_eq!(deleted, ["pr-1", "pr-2"]);
+    assert!(fake.get("statefulsets", "vc-keep", "keep").is_some());
+    vc(&sandbox, &["delete", "--all", "--yes"]).code(0);
+    assert_eq!(fake.count("statefulsets", None), 0);
+}
+
+#[test]
+fn list_is_at_most_two_calls_and_shows_upstream_clusters() {
+    let (fake, sandbox) = host();
+    for i in 0..5 {
+        vc(&sandbox, &["create", &format!("c{i}"), "-q", "--no-wait"]).code(0);
+    }
+    // A cluster made by the upstream vcluster CLI: labelled app=vcluster, not managed by vc.
+    fake.put(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "legacy", "namespace": "team", "labels": {"app": "vcluster", "release": "legacy"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vcluster", "release": "legacy"}},
+                 "serviceName": "legacy-headless",
+                 "template": {"metadata": {"labels": {"app": "vcluster", "release": "legacy"}},
+                              "spec": {"containers": [{"name": "syncer", "image": "ghcr.io/loft-sh/vcluster-oss:0.36.1"}]}}}
+    }))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    fake.clear_requests();
+    let run = vc(&sandbox, &["list", "-o", "json"]);
+    run.code(0);
+    let lists = fake.requests().iter().filter(|r| r.verb == "list").count();
+    assert!(lists <= 2, "list made {lists} LIST calls: {:?}", fake.requests());
+    let items = run.json();
+    assert_eq!(items.as_array().unwrap().len(), 6);
+    let legacy = items.as_array().unwrap().iter().find(|i| i["name"] == "legacy").unwrap();
+    assert_eq!(legacy["madeBy"], "vcluster");
+    let table = vc(&sandbox, &["list", "-n", "team"]);
+    assert!(table.stdout.contains("legacy (vcluster)"), "{}", table.stdout);
+    let refused = vc(&sandbox, &["delete", "legacy", "--yes"]);
+    refused.code(2);
+    assert!(refused.stderr.contains("vcluster delete legacy"), "{}", refused.stderr);
+}
+
+#[test]
+fn ambiguous_name_needs_a_namespace() {
+    let (fake, sandbox) = host();
+    for ns in ["team-a", "team-b"] {
+        fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+        vc(&sandbox, &["create", "dev", "-n", ns, "-q", "--no-wait"]).code(0);
+    }
+    let run = vc(&sandbox, &["describe", "dev"]);
+    run.code(2);
+    assert!(run.stderr.contains("team-a, team-b") && run.stderr.contains("-n"), "{}", run.stderr);
+    vc(&sandbox, &["describe", "dev", "-n", "team-b", "-o", "name"]).code(0);
+}
+
+#[test]
+fn list_falls_back_to_the_current_namespace_when_cluster_wide_list_is_forbidden() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "dev", "-q"]).code(0);
+    fake.forbid(Some("GET"), "/apis/apps/v1/statefulsets", "dev-user");
+    let run = vc(&sandbox, &["list", "-o", "json"]);
+    run.code(0);
+    // The context's namespace is `default`, where no cluster lives.
+    assert_eq!(run.json(), json!([]));
+}
+
+#[test]
+fn unauthorized_host_is_exit_5() {
+    let (fake, sandbox) = host();
+    fake.fail(None, "/apis/apps/v1", 401);
+    let run = vc(&sandbox, &["list"]);
+    run.code(5);
+    assert!(run.stderr.contains("401 Unauthorized"), "{}", run.stderr);
+}
+
+#[test]
+fn interrupt_during_create_says_what_exists() {
+    let (fake, sandbox) = host();
+    fake.set_behaviour("stuck", PodBehaviour::NeverReady);
+    let child = std::process::Command::new(crate::support::VC)
+        .args(["create", "stuck", "--timeout", "1m"])
+        .env("KUBECONFIG", sandbox.kubeconfig())
+        .env("HOME", sandbox.home())
+        .env("XDG_STATE_HOME", sandbox.state())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the objects are applied, then interrupt.
+    for _ in 0..100 {
+        if fake.get("statefulsets", "vc-stuck", "stuck").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted") && stderr.contains("vc delete stuck"), "{stderr}");
+}
