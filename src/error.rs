@@ -72,6 +72,12 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         {
             return Exit::Usage;
         }
+        if let Some(e) = cause.downcast_ref::<crate::kubeconfig::KubeconfigError>() {
+            return kubeconfig_exit(e);
+        }
+        if let Some(e) = cause.downcast_ref::<crate::forward::ForwardError>() {
+            return e.exit();
+        }
         if let Some(e) = cause.downcast_ref::<crate::host::HostError>() {
             return e.exit();
         }
@@ -80,6 +86,19 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Failure
+}
+
+/// Exit code of a kubeconfig error: naming a file or context that is not there is a usage
+/// error; a file that cannot be read, parsed, locked or written is a failure.
+fn kubeconfig_exit(e: &crate::kubeconfig::KubeconfigError) -> Exit {
+    use crate::kubeconfig::KubeconfigError as K;
+    match e {
+        K::NoHome
+        | K::ExplicitMissing { .. }
+        | K::ContextNotFound { .. }
+        | K::NoCurrentContext { .. } => Exit::Usage,
+        _ => Exit::Failure,
+    }
 }
 
 /// Exit code of a kube client error.

@@ -130,14 +130,6 @@ impl Host {
                     "the kubeconfig has no current context: pass --context NAME or run kubectl config use-context NAME",
                 )
             })?;
-        if !kubeconfig.contexts.iter().any(|c| c.name == context_name) {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
-            return Err(crate::error::CliError::usage(format!(
-                "context {context_name:?} is not in the kubeconfig (known: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            ))
-            .into());
-        }
         let options =
             KubeConfigOptions { context: Some(context_name.clone()), ..Default::default() };
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)

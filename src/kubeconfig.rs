@@ -28,10 +28,12 @@
 //! whose meaning changed, unlock (also on error). Routing is kubectl's `ModifyConfig`: an edited
 //! stanza stays in the file that defines it; a new stanza and a new current-context go to the
 //! default file ([`KubeconfigPaths::default_file`]); clearing current-context clears it where it
-//! is set. A rewrite keeps every stanza vc did not change as it was (including fields kube's
-//! types do not model); comments and key order are not kept. Writes go to a temp file in the
-//! same directory, fsync, rename over the target (the target of a symlink), keeping the mode
-//! (0600 for a new file; a missing `~/.kube` is created).
+//! is set. A missing `--kubeconfig` file or default file is created. A rewrite keeps every
+//! stanza vc did not change as it was (including fields kube's types do not model); comments
+//! and key order are not kept. Writes go to a temp file in the same directory, fsync, rename
+//! over the target (the target of a symlink), keeping mode and owner (0600 for a new file; a
+//! missing `~/.kube` is created). A file or directory without write permission is
+//! [`KubeconfigError::ReadOnly`]; a malformed file is never written.
 //!
 //! # Virtual cluster entries
 //!
@@ -65,9 +67,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use entries::{
-    Credentials, EXTENSION_NAME, EntryOutcome, RemovedOutcome, VirtualClusterContext,
-    VirtualClusterEntry, VirtualClusterMetadata, VirtualClusterRef, VirtualClusterSelector,
-    list_virtual_cluster_entries, remove_virtual_cluster, upsert_virtual_cluster,
+    Credentials, CurrentContextChange, EXTENSION_NAME, EntryOutcome, RemovedOutcome,
+    VirtualClusterContext, VirtualClusterEntry, VirtualClusterMetadata, VirtualClusterRef,
+    VirtualClusterSelector, list_virtual_cluster_entries, remove_virtual_cluster,
+    upsert_virtual_cluster,
 };
 pub use file::KubeconfigFile;
 pub use kube::config::Kubeconfig;
@@ -96,10 +99,10 @@ pub enum KubeconfigError {
         source: io::Error,
     },
 
+    /// `message` is the parser's, which already ends with "at line L, column C" when known.
     #[error(
-        "kubeconfig {} is not valid{}: {message}; vc left it untouched, fix or move it and retry",
-        path.display(),
-        location(*line, *column)
+        "kubeconfig {} is not a valid kubeconfig: {message}; vc left it untouched, fix or move it and retry",
+        path.display()
     )]
     Malformed { path: PathBuf, line: Option<u64>, column: Option<u64>, message: String },
 
@@ -151,12 +154,4 @@ pub enum KubeconfigError {
 
     #[error("no free kubeconfig name for virtual cluster {name:?} on context {host_context:?}")]
     NoFreeName { name: String, host_context: String },
-}
-
-fn location(line: Option<u64>, column: Option<u64>) -> String {
-    match (line, column) {
-        (Some(line), Some(column)) => format!(" YAML at line {line}, column {column}"),
-        (Some(line), None) => format!(" YAML at line {line}"),
-        _ => " YAML".to_owned(),
-    }
 }

@@ -7,13 +7,10 @@ pub mod delete;
 pub mod describe;
 pub mod list;
 
-use std::path::Path;
-
-use kube::config::Kubeconfig;
-
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::CliError;
 use crate::host::Host;
+use crate::kubeconfig::{KubeconfigPaths, LoadedKubeconfigs};
 use crate::output::Printer;
 
 /// What every command gets: the global flags and the printer.
@@ -23,10 +20,25 @@ pub struct Session {
 }
 
 impl Session {
+    /// Resolves the kubeconfig files the way kubectl does and reads them.
+    pub fn kubeconfigs(&self) -> anyhow::Result<(KubeconfigPaths, LoadedKubeconfigs)> {
+        let paths = KubeconfigPaths::resolve(self.global.kubeconfig.as_deref())?;
+        let loaded = LoadedKubeconfigs::load(&paths)?;
+        if loaded.files().is_empty() {
+            return Err(CliError::usage(format!(
+                "no kubeconfig found at {}: set KUBECONFIG or pass --kubeconfig FILE for the host cluster",
+                paths.default_file().display()
+            ))
+            .into());
+        }
+        Ok((paths, loaded))
+    }
+
     /// Connects to the host cluster named by `--kubeconfig` / `--context`.
     pub async fn host(&self) -> anyhow::Result<Host> {
-        let kubeconfig = load_host_kubeconfig(self.global.kubeconfig.as_deref())?;
-        Host::connect(kubeconfig, self.global.context.as_deref()).await
+        let (_, loaded) = self.kubeconfigs()?;
+        let context = loaded.host_context(self.global.context.as_deref())?;
+        Host::connect(loaded.merged(), Some(&context.context)).await
     }
 }
 
@@ -46,32 +58,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Reads the host kubeconfig the way kubectl resolves it.
-fn load_host_kubeconfig(explicit: Option<&Path>) -> anyhow::Result<Kubeconfig> {
-    let loaded = match explicit {
-        Some(path) => {
-            if !path.exists() {
-                return Err(CliError::usage(format!(
-                    "kubeconfig {} does not exist: pass an existing file with --kubeconfig",
-                    path.display()
-                ))
-                .into());
-            }
-            Kubeconfig::read_from(path)
-        }
-        None => Kubeconfig::read(),
-    };
-    loaded.map_err(|e| {
-        let text = e.to_string();
-        if text.contains("No such file") || text.contains("not found") {
-            CliError::usage(
-                "no kubeconfig found: set KUBECONFIG or pass --kubeconfig FILE for the host cluster",
-            )
-            .into()
-        } else {
-            anyhow::anyhow!("cannot read the kubeconfig: {e}")
-        }
-    })
 }

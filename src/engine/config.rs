@@ -166,9 +166,10 @@ pub fn derived(
         }),
         networking: Some(Networking {
             advanced: Some(NetworkingAdvanced {
-                // The virtual CoreDNS answers cluster.local itself and never falls through to
-                // the host's cluster DNS, so host services stay unresolvable inside.
-                fallback_host_cluster: Some(false),
+                // With isolation the virtual CoreDNS answers cluster.local itself and never
+                // falls through to the host's cluster DNS, so host services do not resolve
+                // inside; without it, names it does not know go to the host's DNS.
+                fallback_host_cluster: Some(!isolation),
                 ..Default::default()
             }),
             ..Default::default()

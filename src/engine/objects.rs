@@ -42,6 +42,12 @@ pub fn config_secret_name(name: &str) -> String {
     format!("vc-config-{name}")
 }
 
+/// Name of the control plane's data PVC, made from the claim template `data` for pod 0; it
+/// outlives the StatefulSet (retention policy `Retain`).
+pub fn data_claim_name(name: &str) -> String {
+    format!("data-{name}-0")
+}
+
 /// Name of the headless Service of the control plane.
 pub fn headless_service_name(name: &str) -> String {
     format!("{name}-headless")

@@ -23,7 +23,7 @@ use super::{
 
 /// How long the pod and the StatefulSet must both be missing before the forwarder gives up.
 pub const DEFAULT_GONE_AFTER: Duration = Duration::from_secs(60);
-/// How often the forwarder checks that the virtual cluster still exists.
+/// How often the forwarder checks that the virtual cluster still exists (at most).
 const WATCHDOG_PERIOD: Duration = Duration::from_secs(10);
 /// How long a probe stream waits for the pod to refuse the connection.
 const PROBE_GRACE: Duration = Duration::from_millis(300);
@@ -123,7 +123,7 @@ pub async fn run_forwarder(opts: ForwarderOptions) -> Result<(), ForwardError> {
     run_forwarder_with_client(client, opts, termination()).await.map(|_| ())
 }
 
-async fn host_client(opts: &ForwarderOptions) -> Result<Client, ForwardError> {
+pub(super) async fn host_client(opts: &ForwarderOptions) -> Result<Client, ForwardError> {
     use crate::kubeconfig::{KubeconfigPaths, LoadedKubeconfigs};
     let host_err =
         |message: String| ForwardError::Host { context: opts.host_context.clone(), message };
@@ -232,7 +232,8 @@ pub async fn run_forwarder_with_client(
     store.write(&state)?;
     log.line(&format!("ready on 127.0.0.1:{}", forward.local_port()));
 
-    let mut watchdog = tokio::time::interval(WATCHDOG_PERIOD);
+    let period = (opts.gone_after / 3).clamp(Duration::from_millis(200), WATCHDOG_PERIOD);
+    let mut watchdog = tokio::time::interval(period);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let exit = loop {
         tokio::select! {

@@ -184,3 +184,111 @@ async fn forwarder_exits_when_the_cluster_is_gone() {
     let exit = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap();
     assert_eq!(exit, ForwarderExit::ClusterGone);
 }
+
+
+fn statefulset(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": "vcluster", "release": name}},
+        "spec": {
+            "replicas": 1,
+            "serviceName": format!("{name}-headless"),
+            "selector": {"matchLabels": {"app": "vcluster", "release": name}},
+            "template": {
+                "metadata": {"labels": {"app": "vcluster", "release": name}},
+                "spec": {"containers": [{"name": "syncer", "image": "ghcr.io/loft-sh/vcluster-oss:0.36.1"}]}
+            }
+        }
+    })
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Through the whole fake: the client comes from a kubeconfig file, the pod restarts under the
+/// StatefulSet (streams break, the gap answers 404) and the forwarder carries on on the same
+/// port, then exits once the StatefulSet and the pod are gone.
+#[tokio::test]
+async fn forwarder_survives_a_pod_restart_and_exits_when_the_cluster_is_deleted() {
+    let fk = fakekube::FakeKube::start_async().await;
+    fk.put(statefulset("dev")).unwrap();
+    fk.set_port_forward_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    fk.write_kubeconfig(&kubeconfig, "fake-host").unwrap();
+
+    let port = pick_port(None, None).unwrap();
+    let mut opts = forwarder_options(dir.path(), port, Duration::from_millis(500));
+    opts.kubeconfig = Some(kubeconfig);
+    opts.host_context = "fake-host".into();
+    let client = forwarder::host_client(&opts).await.unwrap();
+    let store = ForwardStore::at(dir.path());
+    let key = opts.key();
+    let run = tokio::spawn(run_forwarder_with_client(client, opts, std::future::pending()));
+    wait_for("the state file", || async { store.status(&key).await.unwrap().is_some() }).await;
+    assert_eq!(round_trip(port, b"before").await.unwrap(), b"before");
+
+    let mut held = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    held.write_all(b"x").await.unwrap();
+    held.read_exact(&mut [0u8; 1]).await.unwrap();
+    fk.delete("pods", NS, POD).unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), held.read_to_end(&mut rest))
+        .await
+        .expect("the restarted pod's stream closes the local connection")
+        .ok();
+    assert_eq!(round_trip(port, b"after the restart").await.unwrap(), b"after the restart");
+
+    fk.remove_now("statefulsets", NS, "dev");
+    fk.remove_now("pods", NS, POD);
+    let exit = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap().unwrap();
+    assert_eq!(exit, ForwarderExit::ClusterGone);
+    assert_eq!(store.read(&key).unwrap(), None);
+}
+
+/// `spawn_background` reports a child that stops early with the end of its log, and maps exit
+/// code 6 (what `vc forwarder` returns for a port in use) to the typed error.
+#[tokio::test]
+async fn spawn_background_reports_an_early_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fake-vc");
+    let mut opts = SpawnOptions {
+        kubeconfig: None,
+        host_context: "fake".into(),
+        host_server: "http://127.0.0.1:1".into(),
+        namespace: NS.into(),
+        name: "dev".into(),
+        local_port: None,
+        ready_timeout: Duration::from_secs(10),
+        program: Some(script.clone()),
+        state_dir: Some(dir.path().join("state")),
+    };
+    for (code, port_in_use) in [(3, false), (6, true)] {
+        std::fs::write(&script, format!("#!/bin/sh\necho \"cannot start: $1 $2\" >&2\nexit {code}\n"))
+            .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = spawn_background(&opts).await.unwrap_err();
+        match err {
+            ForwardError::PortInUse { .. } => assert!(port_in_use),
+            ForwardError::ForwarderExited { ref tail, .. } => {
+                assert!(!port_in_use);
+                assert!(tail.contains("cannot start: forwarder dev"), "{tail}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    opts.ready_timeout = Duration::from_millis(300);
+    std::fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
+    let err = spawn_background(&opts).await.unwrap_err();
+    assert!(matches!(err, ForwardError::NotReady { .. }), "{err}");
+    assert_eq!(err.exit(), crate::error::Exit::Timeout);
+}

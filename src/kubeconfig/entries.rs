@@ -213,14 +213,24 @@ pub enum VirtualClusterSelector {
     Context(String),
 }
 
+/// What happened to current-context when entries were removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CurrentContextChange {
+    /// It did not name a removed context.
+    #[default]
+    Unchanged,
+    /// It named a removed context and now names this one (the recorded previous context).
+    Restored(String),
+    /// It named a removed context and is now unset.
+    Unset,
+}
+
 /// What [`remove_virtual_cluster`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RemovedOutcome {
     /// Contexts removed (their cluster and user of the same name went with them).
     pub removed_contexts: Vec<String>,
-    /// Set when a removed context was current and current-context was changed: the restored
-    /// context, or `None` when it was unset.
-    pub current_context: Option<Option<String>>,
+    pub current_context: CurrentContextChange,
     /// Files that were rewritten.
     pub written: Vec<PathBuf>,
 }
@@ -353,8 +363,8 @@ pub fn remove_virtual_cluster(
     for (index, name, _) in &targets {
         remove_named(&mut tx.files[*index].config_mut().contexts, name);
     }
-    for name in &removed {
-        remove_unreferenced(&mut tx.files, name);
+    for (index, name, _) in &targets {
+        remove_unreferenced(&mut tx.files, *index, name);
     }
 
     let mut outcome = RemovedOutcome {
@@ -368,7 +378,10 @@ pub fn remove_virtual_cluster(
             .and_then(|(_, _, meta)| meta.previous_context.clone())
             .filter(|p| !removed.contains(p) && find_context(&tx.files, p).is_some());
         restore_current_context(&mut tx.files, &removed, previous.as_deref());
-        outcome.current_context = Some(current_context(&tx.files).map(str::to_owned));
+        outcome.current_context = match current_context(&tx.files) {
+            Some(now) => CurrentContextChange::Restored(now.to_owned()),
+            None => CurrentContextChange::Unset,
+        };
     }
     outcome.written = tx.commit()?;
     Ok(outcome)
@@ -399,17 +412,23 @@ fn select_targets(
     }
 }
 
-/// Removes the cluster and user vc created under `name`, where they are defined, unless a
-/// remaining context still uses them.
-fn remove_unreferenced(files: &mut [KubeconfigFile], name: &str) {
+/// Removes the cluster and user vc created under `name` (from the file that held the context,
+/// else from the file that defines them), unless a remaining context still uses them.
+fn remove_unreferenced(files: &mut [KubeconfigFile], context_file: usize, name: &str) {
     let contexts =
         || files.iter().flat_map(|f| f.config().contexts.iter()).filter_map(|c| c.context.as_ref());
     let cluster_used = contexts().any(|c| c.cluster == name);
     let user_used = contexts().any(|c| c.user.as_deref() == Some(name));
-    if !cluster_used && let Some((i, _)) = find_cluster(files, name) {
+    if !cluster_used
+        && !remove_named(&mut files[context_file].config_mut().clusters, name)
+        && let Some((i, _)) = find_cluster(files, name)
+    {
         remove_named(&mut files[i].config_mut().clusters, name);
     }
-    if !user_used && let Some((i, _)) = find_user(files, name) {
+    if !user_used
+        && !remove_named(&mut files[context_file].config_mut().auth_infos, name)
+        && let Some((i, _)) = find_user(files, name)
+    {
         remove_named(&mut files[i].config_mut().auth_infos, name);
     }
 }
@@ -436,13 +455,18 @@ fn restore_current_context(
     }
 }
 
-/// The context already holding this virtual cluster, if any (first in precedence order).
+/// The context already holding this virtual cluster, if any: the first in kubectl's merged
+/// view (a shadowed definition is not reused, its name belongs to the one that shadows it).
 fn existing_context_name(files: &[KubeconfigFile], wanted: &VirtualClusterRef) -> Option<String> {
-    files.iter().flat_map(|f| f.config().contexts.iter()).find_map(|c| {
-        VirtualClusterMetadata::of(c)
-            .filter(|m| m.cluster.same_cluster(wanted))
-            .map(|_| c.name.clone())
-    })
+    files
+        .iter()
+        .flat_map(|f| f.config().contexts.iter())
+        .filter(|c| find_context(files, &c.name).is_some_and(|(_, first)| std::ptr::eq(first, *c)))
+        .find_map(|c| {
+            VirtualClusterMetadata::of(c)
+                .filter(|m| m.cluster.same_cluster(wanted))
+                .map(|_| c.name.clone())
+        })
 }
 
 /// The first free name: `vc-<name>`, `vc-<name>@<host-context>`,

@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use kube::config::{
@@ -328,8 +328,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KubeconfigEr
         }
     };
     let target = resolve_symlinks(path).map_err(write_err)?;
+    let mut owner = None;
     let mode = match fs::metadata(&target) {
         Ok(meta) => {
+            owner = Some((meta.uid(), meta.gid()));
             let mode = meta.permissions().mode() & 0o7777;
             if mode & 0o222 == 0 {
                 return Err(KubeconfigError::ReadOnly { path: path.to_path_buf(), source: None });
@@ -359,6 +361,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KubeconfigEr
         .map_err(write_err)?;
     tmp.write_all(bytes).map_err(write_err)?;
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(write_err)?;
+    if let Some((uid, gid)) = owner {
+        // Keeps the owner when root (sudo) rewrites a user's file; for anyone else the new
+        // file is already theirs and the call changes nothing or is refused harmlessly.
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid));
+    }
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(&target).map_err(|e| write_err(e.error))?;
     // The rename is durable only once the directory entry is; a failure here loses nothing.

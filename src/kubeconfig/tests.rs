@@ -377,7 +377,11 @@ fn kubeconfig_upsert_then_remove_restores_every_fixture() {
         let removed = remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(kind_dev()))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(removed.removed_contexts, ["vc-dev"], "{name}");
-        assert_eq!(removed.current_context, Some(current_before.clone()), "{name}");
+        let expected = match current_before {
+            Some(context) => CurrentContextChange::Restored(context),
+            None => CurrentContextChange::Unset,
+        };
+        assert_eq!(removed.current_context, expected, "{name}");
 
         if *name == "empty.yaml" {
             // An empty file comes back as an empty kubeconfig, which is what it meant, with the
@@ -442,6 +446,13 @@ fn kubeconfig_metadata_extension_is_recorded() {
     assert_eq!(ext["hostServer"], "https://127.0.0.1:41235");
     assert_eq!(ext["previousContext"], "kind-host");
 
+    // The same entry again changes nothing, so nothing is written.
+    let modified = fs::metadata(&kind).unwrap().modified().unwrap();
+    let again = upsert_virtual_cluster(&paths, &entry(kind_dev(), 8443, true)).unwrap();
+    assert!(again.written.is_empty() && !again.created && !again.switched);
+    assert_eq!(again.previous_context.as_deref(), Some("kind-host"));
+    assert_eq!(fs::metadata(&kind).unwrap().modified().unwrap(), modified);
+
     let loaded = LoadedKubeconfigs::load(&paths).unwrap();
     let listed = list_virtual_cluster_entries(&loaded);
     assert_eq!(listed.len(), 1);
@@ -485,7 +496,7 @@ fn kubeconfig_upsert_without_switch_leaves_current_context() {
     assert_eq!(kubectl_view(&kind)["current-context"], "kind-host");
     let removed =
         remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(kind_dev())).unwrap();
-    assert_eq!(removed.current_context, None, "current-context was not ours: untouched");
+    assert_eq!(removed.current_context, CurrentContextChange::Unchanged, "not ours: untouched");
 }
 
 // ---- several files --------------------------------------------------------------------------
@@ -513,7 +524,7 @@ fn kubeconfig_new_entries_go_to_first_existing_file_and_round_trip() {
 
     let removed =
         remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(kind_dev())).unwrap();
-    assert_eq!(removed.current_context, Some(Some("kind-host".to_owned())));
+    assert_eq!(removed.current_context, CurrentContextChange::Restored("kind-host".to_owned()));
     assert_eq!(yaml_value(&a), a0);
     assert_eq!(yaml_value(&b), b0);
     assert_eq!(LoadedKubeconfigs::load(&paths).unwrap().current_context(), Some("kind-host"));
@@ -605,7 +616,7 @@ fn kubeconfig_same_name_on_two_hosts_does_not_overwrite() {
     // Removing the k3d one restores vc-dev (its previous context) and leaves the others.
     let removed = remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(on_k3d)).unwrap();
     assert_eq!(removed.removed_contexts, ["vc-dev@k3d-dev"]);
-    assert_eq!(removed.current_context, Some(Some("vc-dev".to_owned())));
+    assert_eq!(removed.current_context, CurrentContextChange::Restored("vc-dev".to_owned()));
     let loaded = LoadedKubeconfigs::load(&paths).unwrap();
     let left: Vec<_> =
         list_virtual_cluster_entries(&loaded).into_iter().map(|e| e.context_name).collect();
@@ -667,7 +678,7 @@ fn kubeconfig_remove_unsets_current_context_when_previous_is_gone() {
 
     let removed =
         remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(kind_dev())).unwrap();
-    assert_eq!(removed.current_context, Some(None));
+    assert_eq!(removed.current_context, CurrentContextChange::Unset);
     assert_eq!(LoadedKubeconfigs::load(&paths).unwrap().current_context(), None);
     assert_eq!(yaml_value(&a), yaml_value(&fixture_path("no-current-context.yaml")));
 }
@@ -767,9 +778,16 @@ fn kubeconfig_mode_is_preserved() {
     let sb = Sandbox::new();
     let kind = sb.copy("kind.yaml", "config");
     fs::set_permissions(&kind, fs::Permissions::from_mode(0o640)).unwrap();
+    // Only root can give a file away; then the owner must survive the rewrite too (sudo).
+    let given_away = std::os::unix::fs::chown(&kind, Some(4242), Some(4243)).is_ok();
     upsert_virtual_cluster(&KubeconfigPaths::explicit(&kind), &entry(kind_dev(), 8443, true))
         .unwrap();
     assert_eq!(mode(&kind), 0o640);
+    if given_away {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = fs::metadata(&kind).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4243));
+    }
 }
 
 #[test]
@@ -847,4 +865,60 @@ fn kubeconfig_admin_kubeconfig_without_credentials_is_refused() {
     let token = Credentials::Token("t0k3n".to_owned());
     assert_eq!(Credentials::from_auth_info(&token.to_auth_info()).unwrap(), token);
     assert!(!format!("{token:?}").contains("t0k3n"));
+}
+
+#[test]
+fn kubeconfig_entries_survive_a_kubectl_rewrite() {
+    let sb = Sandbox::new();
+    let kind = sb.copy("kind.yaml", "config");
+    let paths = KubeconfigPaths::explicit(&kind);
+    upsert_virtual_cluster(&paths, &entry(kind_dev(), 8443, true)).unwrap();
+    // kubectl rewrites the whole file in its own way; vc's extension must come through.
+    let out = Command::new("kubectl")
+        .args(["config", "use-context", "kind-host", "--kubeconfig"])
+        .arg(&kind)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl must be installed for this test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let loaded = LoadedKubeconfigs::load(&paths).unwrap();
+    let listed = list_virtual_cluster_entries(&loaded);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].metadata.cluster, kind_dev());
+    assert_eq!(listed[0].metadata.previous_context.as_deref(), Some("kind-host"));
+    assert!(!listed[0].is_current);
+    let removed =
+        remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(kind_dev())).unwrap();
+    assert_eq!(removed.removed_contexts, ["vc-dev"]);
+    assert_eq!(removed.current_context, CurrentContextChange::Unchanged);
+    assert_eq!(typed_value(&kind), typed_value(&fixture_path("kind.yaml")));
+}
+
+#[test]
+fn kubeconfig_shadowed_vc_context_is_not_reused() {
+    let sb = Sandbox::new();
+    let a = sb.copy("kind.yaml", "a");
+    let b = sb.copy("kind.yaml", "b");
+    // b holds vc-dev for the cluster; a later gets a foreign vc-dev that shadows it.
+    upsert_virtual_cluster(&sb.env_paths(&[&b]), &entry(kind_dev(), 8443, false)).unwrap();
+    let mut config = Kubeconfig::from_yaml(&fs::read_to_string(&a).unwrap()).unwrap();
+    let mut foreign = config.contexts[0].clone();
+    foreign.name = "vc-dev".to_owned();
+    config.contexts.push(foreign);
+    fs::write(&a, render_kubeconfig(&config).unwrap()).unwrap();
+    let a0 = yaml_value(&a);
+
+    let paths = sb.env_paths(&[&a, &b]);
+    let outcome = upsert_virtual_cluster(&paths, &entry(kind_dev(), 8443, false)).unwrap();
+    assert_eq!(outcome.context_name, "vc-dev@kind-host");
+    assert_eq!(outcome.file, a);
+    let loaded = LoadedKubeconfigs::load(&paths).unwrap();
+    let (foreign, _) = loaded.context("vc-dev").unwrap();
+    assert_eq!(foreign.context.as_ref().unwrap().cluster, "kind-host", "foreign one untouched");
+    // Removal by cluster takes every vc entry of it, shadowed or not, and nothing else.
+    let removed =
+        remove_virtual_cluster(&paths, &VirtualClusterSelector::Cluster(kind_dev())).unwrap();
+    assert_eq!(removed.removed_contexts, ["vc-dev", "vc-dev@kind-host"]);
+    assert_eq!(yaml_value(&a), a0);
+    assert_eq!(typed_value(&b), typed_value(&fixture_path("kind.yaml")));
 }

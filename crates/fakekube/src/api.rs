@@ -118,7 +118,11 @@ pub fn classify(method: &Method, path: &str, query: &str, content_type: &str) ->
 }
 
 /// Middleware: records every request and applies the matching fault, if any.
-pub async fn faults_layer(AxState(shared): AxState<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub async fn faults_layer(
+    AxState(shared): AxState<Arc<Shared>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
@@ -126,7 +130,12 @@ pub async fn faults_layer(AxState(shared): AxState<Arc<Shared>>, req: Request, n
     let verb = classify(&method, &path, &query, &content_type);
     let action = {
         let mut f = shared.faults();
-        f.log.push(RequestRecord { method: method.to_string(), path: path.clone(), query, verb: verb.clone() });
+        f.log.push(RequestRecord {
+            method: method.to_string(),
+            path: path.clone(),
+            query,
+            verb: verb.clone(),
+        });
         let hit = f.rules.iter_mut().find(|r| r.matches(method.as_str(), &path));
         hit.map(|r| {
             if let Some(n) = r.remaining.as_mut() {
@@ -224,7 +233,9 @@ pub async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Resp
     };
     let ctx = Ctx {
         method: parts.method.clone(),
-        query: crate::util::parse_query(parts.uri.query().unwrap_or_default()).into_iter().collect(),
+        query: crate::util::parse_query(parts.uri.query().unwrap_or_default())
+            .into_iter()
+            .collect(),
         accept: header_str(&parts.headers, header::ACCEPT.as_str()),
         content_type: header_str(&parts.headers, header::CONTENT_TYPE.as_str()),
         user_agent: header_str(&parts.headers, header::USER_AGENT.as_str()),
@@ -244,17 +255,21 @@ async fn route(shared: &Arc<Shared>, path: &str, ctx: Ctx) -> Result<Response, A
     let defs = || shared.state().defs.clone();
     match r {
         Route::Version => Ok(ok(&discovery::version())),
-        Route::Health => Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response()),
+        Route::Health => {
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response())
+        }
         Route::Api => Ok(ok(&discovery::api_versions(&shared.addr.to_string()))),
         Route::Apis => Ok(ok(&discovery::api_group_list(&defs()))),
-        Route::Group(g) => discovery::api_group(&defs(), &g).map(|v| ok(&v)).ok_or_else(ApiError::path_not_found),
-        Route::GroupVersion(g, v) => {
-            discovery::resource_list(&defs(), &g, &v).map(|v| ok(&v)).ok_or_else(ApiError::path_not_found)
+        Route::Group(g) => {
+            discovery::api_group(&defs(), &g).map(|v| ok(&v)).ok_or_else(ApiError::path_not_found)
         }
+        Route::GroupVersion(g, v) => discovery::resource_list(&defs(), &g, &v)
+            .map(|v| ok(&v))
+            .ok_or_else(ApiError::path_not_found),
         Route::OpenApiV3Index => Ok(ok(&discovery::openapi_v3_index(&defs()))),
-        Route::OpenApiV3Doc(p) => {
-            discovery::openapi_v3_doc(&defs(), &p).map(|v| ok(&v)).ok_or_else(ApiError::path_not_found)
-        }
+        Route::OpenApiV3Doc(p) => discovery::openapi_v3_doc(&defs(), &p)
+            .map(|v| ok(&v))
+            .ok_or_else(ApiError::path_not_found),
         Route::NotFound => Err(ApiError::path_not_found()),
         Route::Resource(rp) => resource(shared, rp, ctx).await,
     }
@@ -285,11 +300,9 @@ fn served(def: &ResourceDef, obj: &Value) -> Value {
 
 fn list_item(def: &ResourceDef, obj: &Value) -> Value {
     let mut o = served(def, obj);
-    if !def.from_crd {
-        if let Some(m) = o.as_object_mut() {
-            m.remove("kind");
-            m.remove("apiVersion");
-        }
+    if let Some(m) = o.as_object_mut().filter(|_| !def.from_crd) {
+        m.remove("kind");
+        m.remove("apiVersion");
     }
     o
 }
@@ -315,10 +328,8 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
     }
     let ns = rp.namespace.clone().unwrap_or_default();
     let sub = rp.sub.as_deref();
-    if let Some(s) = sub {
-        if !def.subresources.iter().any(|x| x == s) {
-            return Err(ApiError::path_not_found());
-        }
+    if sub.is_some_and(|s| !def.subresources.iter().any(|x| x == s)) {
+        return Err(ApiError::path_not_found());
     }
     match (&ctx.method, rp.name.as_deref(), sub) {
         (&Method::GET, None, _) if ctx.flag("watch") => watch(shared, def, rp.namespace, &ctx),
@@ -333,9 +344,12 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
             let st = shared.state();
             let obj = st.get(&def, &ns, name).ok_or_else(|| ApiError::not_found(&def, name))?;
             Ok(match ctx.table() {
-                Some(include) => {
-                    ok(&table::table(&def, &[served(&def, obj)], json!({"resourceVersion": st.resource_version().to_string()}), &include))
-                }
+                Some(include) => ok(&table::table(
+                    &def,
+                    &[served(&def, obj)],
+                    json!({"resourceVersion": st.resource_version().to_string()}),
+                    &include,
+                )),
                 None => ok(&served(&def, obj)),
             })
         }
@@ -344,7 +358,9 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
             let out = shared.state().create(&def, &ns, body, &ctx.write_opts(None))?;
             Ok(json_response(StatusCode::CREATED, &served(&def, &out)))
         }
-        (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => scale_write(shared, &def, &ns, name, &ctx),
+        (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => {
+            scale_write(shared, &def, &ns, name, &ctx)
+        }
         (&Method::PUT, Some(name), sub) => {
             let body = ctx.body_value()?;
             let out = shared.state().update(&def, &ns, name, body, &ctx.write_opts(sub))?;
@@ -353,7 +369,8 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
         (&Method::PATCH, Some(name), sub) => {
             let kind = patch_kind(&ctx)?;
             let body = ctx.body_value()?;
-            let (out, created) = shared.state().patch(&def, &ns, name, kind, &body, &ctx.write_opts(sub))?;
+            let (out, created) =
+                shared.state().patch(&def, &ns, name, kind, &body, &ctx.write_opts(sub))?;
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
             Ok(json_response(code, &served(&def, &out)))
         }
@@ -372,7 +389,10 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
                 .filter(|o| labels.matches(o) && fields.matches(o))
                 .map(|o| {
                     let m = &o["metadata"];
-                    (m["namespace"].as_str().unwrap_or_default().to_string(), m["name"].as_str().unwrap_or_default().to_string())
+                    (
+                        m["namespace"].as_str().unwrap_or_default().to_string(),
+                        m["name"].as_str().unwrap_or_default().to_string(),
+                    )
                 })
                 .collect();
             let mut items = Vec::new();
@@ -382,7 +402,9 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
                 }
             }
             let rv = st.resource_version();
-            Ok(ok(&json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": list_metadata(rv), "items": items})))
+            Ok(ok(
+                &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": list_metadata(rv), "items": items}),
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -394,9 +416,13 @@ fn patch_kind(ctx: &Ctx) -> Result<PatchKind, ApiError> {
         "application/merge-patch+json" => PatchKind::Merge,
         "application/strategic-merge-patch+json" => PatchKind::Strategic,
         "application/json-patch+json" => PatchKind::Json,
-        "application/apply-patch+yaml" | "application/apply-patch+json" | "application/apply-patch+cbor" => {
+        "application/apply-patch+yaml"
+        | "application/apply-patch+json"
+        | "application/apply-patch+cbor" => {
             if ctx.q("fieldManager").is_none() {
-                return Err(ApiError::bad_request("PATCH request must have fieldManager set for apply patches"));
+                return Err(ApiError::bad_request(
+                    "PATCH request must have fieldManager set for apply patches",
+                ));
             }
             PatchKind::Apply { force: ctx.flag("force") }
         }
@@ -411,7 +437,8 @@ fn delete_opts(ctx: &Ctx) -> Result<DeleteOpts, ApiError> {
         .map(str::to_string)
         .or_else(|| body["propagationPolicy"].as_str().map(str::to_string));
     let orphan = policy.as_deref() == Some("Orphan") || body["orphanDependents"] == true;
-    let dry_run = ctx.q("dryRun").is_some() || body["dryRun"].as_array().is_some_and(|a| !a.is_empty());
+    let dry_run =
+        ctx.q("dryRun").is_some() || body["dryRun"].as_array().is_some_and(|a| !a.is_empty());
     Ok(DeleteOpts {
         orphan,
         dry_run,
@@ -420,14 +447,23 @@ fn delete_opts(ctx: &Ctx) -> Result<DeleteOpts, ApiError> {
     })
 }
 
-fn list(shared: &Arc<Shared>, def: &ResourceDef, ns: Option<&str>, ctx: &Ctx) -> Result<Response, ApiError> {
+fn list(
+    shared: &Arc<Shared>,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(ctx)?;
     let st = shared.state();
     let rv = st.resource_version();
     let after = ctx.q("continue").and_then(unhex);
     let limit = ctx.q("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
     let key = |o: &Value| {
-        format!("{}/{}", o["metadata"]["namespace"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default())
+        format!(
+            "{}/{}",
+            o["metadata"]["namespace"].as_str().unwrap_or_default(),
+            o["metadata"]["name"].as_str().unwrap_or_default()
+        )
     };
     let matching: Vec<&Value> = st
         .list(def, ns)
@@ -457,7 +493,13 @@ fn list(shared: &Arc<Shared>, def: &ResourceDef, ns: Option<&str>, ctx: &Ctx) ->
     })))
 }
 
-fn pod_log(shared: &Arc<Shared>, def: &ResourceDef, ns: &str, name: &str, ctx: &Ctx) -> Result<Response, ApiError> {
+fn pod_log(
+    shared: &Arc<Shared>,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
     let st = shared.state();
     let pod = st.get(def, ns, name).ok_or_else(|| ApiError::not_found(def, name))?;
     let lines = st.logs.get(&(ns.to_string(), name.to_string()));
@@ -501,7 +543,13 @@ fn scale_of(obj: &Value) -> Value {
     })
 }
 
-fn scale_write(shared: &Arc<Shared>, def: &ResourceDef, ns: &str, name: &str, ctx: &Ctx) -> Result<Response, ApiError> {
+fn scale_write(
+    shared: &Arc<Shared>,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
     let body = ctx.body_value()?;
     let mut st = shared.state();
     let obj = st.get(def, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
@@ -510,7 +558,9 @@ fn scale_write(shared: &Arc<Shared>, def: &ResourceDef, ns: &str, name: &str, ct
         scale = body;
     } else {
         match patch_kind(ctx)? {
-            PatchKind::Json => crate::fields::json_patch(&mut scale, &body).map_err(ApiError::bad_request)?,
+            PatchKind::Json => {
+                crate::fields::json_patch(&mut scale, &body).map_err(ApiError::bad_request)?
+            }
             _ => crate::fields::merge_patch(&mut scale, &body),
         }
     }
@@ -540,13 +590,17 @@ struct WatchStream {
 impl WatchStream {
     fn line(&self, kind: &str, obj: &Value) -> Bytes {
         let object = match &self.table {
-            Some(include) if kind != "ERROR" && kind != "BOOKMARK" => {
-                table::table(&self.def, &[served(&self.def, obj)], json!({"resourceVersion": obj["metadata"]["resourceVersion"]}), include)
-            }
+            Some(include) if kind != "ERROR" && kind != "BOOKMARK" => table::table(
+                &self.def,
+                &[served(&self.def, obj)],
+                json!({"resourceVersion": obj["metadata"]["resourceVersion"]}),
+                include,
+            ),
             _ if kind == "ERROR" => obj.clone(),
             _ => served(&self.def, obj),
         };
-        let mut bytes = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut bytes =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         bytes.push(b'\n');
         Bytes::from(bytes)
     }
@@ -563,7 +617,10 @@ impl WatchStream {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        self.line("BOOKMARK", &json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta}))
+        self.line(
+            "BOOKMARK",
+            &json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta}),
+        )
     }
 
     async fn next_line(&mut self) -> Option<Bytes> {
@@ -574,14 +631,18 @@ impl WatchStream {
             return None;
         }
         loop {
+            if self.drop_rx.has_changed().unwrap_or(true) {
+                return None;
+            }
             tokio::select! {
+                biased;
+                _ = self.drop_rx.changed() => return None,
+                _ = tokio::time::sleep_until(self.deadline) => return None,
                 r = self.rx.recv() => match r {
                     Ok(ev) if self.wants(&ev) => return Some(self.line(ev.kind, &ev.object)),
                     Ok(_) => {}
                     Err(_) => return None,
                 },
-                _ = tokio::time::sleep_until(self.deadline) => return None,
-                _ = self.drop_rx.changed() => return None,
                 _ = self.ticker.tick(), if self.bookmarks => {
                     let rv = self.shared.state().resource_version();
                     return Some(self.bookmark(rv, false));
@@ -591,10 +652,16 @@ impl WatchStream {
     }
 }
 
-fn watch(shared: &Arc<Shared>, def: ResourceDef, namespace: Option<String>, ctx: &Ctx) -> Result<Response, ApiError> {
+fn watch(
+    shared: &Arc<Shared>,
+    def: ResourceDef,
+    namespace: Option<String>,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(ctx)?;
     let timeout = ctx.q("timeoutSeconds").and_then(|t| t.parse::<u64>().ok());
-    let deadline = Instant::now() + timeout.map_or(Duration::from_secs(365 * 86_400), Duration::from_secs);
+    let deadline =
+        Instant::now() + timeout.map_or(Duration::from_secs(365 * 86_400), Duration::from_secs);
     let bookmarks = ctx.flag("allowWatchBookmarks") && ctx.table().is_none();
     let st = shared.state();
     let interval = st.settings.bookmark_interval.max(Duration::from_millis(10));
@@ -633,9 +700,9 @@ fn watch(shared: &Arc<Shared>, def: ResourceDef, namespace: Option<String>, ctx:
             ws.queue.push_back(line);
         }
     } else {
-        let rv: u64 = rv_param
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: \"{rv_param}\"")))?;
+        let rv: u64 = rv_param.parse().map_err(|_| {
+            ApiError::bad_request(format!("resourceVersion: Invalid value: \"{rv_param}\""))
+        })?;
         match st.events_since(rv) {
             Ok(events) => {
                 let lines: Vec<Bytes> = events
@@ -673,10 +740,19 @@ mod tests {
     #[test]
     fn routes_are_parsed() {
         assert_eq!(parse_route("/version"), Route::Version);
-        let Route::Resource(rp) = parse_route("/apis/apps/v1/namespaces/ns/statefulsets/a/status") else { panic!() };
-        assert_eq!((rp.namespace.as_deref(), rp.plural.as_str(), rp.name.as_deref(), rp.sub.as_deref()), (Some("ns"), "statefulsets", Some("a"), Some("status")));
+        let Route::Resource(rp) = parse_route("/apis/apps/v1/namespaces/ns/statefulsets/a/status")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (rp.namespace.as_deref(), rp.plural.as_str(), rp.name.as_deref(), rp.sub.as_deref()),
+            (Some("ns"), "statefulsets", Some("a"), Some("status"))
+        );
         let Route::Resource(rp) = parse_route("/api/v1/namespaces/x/status") else { panic!() };
-        assert_eq!((rp.namespace, rp.plural.as_str(), rp.name.as_deref()), (None, "namespaces", Some("x")));
+        assert_eq!(
+            (rp.namespace, rp.plural.as_str(), rp.name.as_deref()),
+            (None, "namespaces", Some("x"))
+        );
         let Route::Resource(rp) = parse_route("/api/v1/pods") else { panic!() };
         assert_eq!((rp.namespace, rp.name), (None, None));
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::fields::{self, FieldSet, MergeMode, Path};
+use crate::fields::{self, FieldSet, MergeMode, Path, SetKind};
 use crate::registry::ResourceDef;
 use crate::status::ApiError;
 use crate::util;
@@ -101,6 +101,36 @@ fn is_item(p: &Path) -> bool {
     p.last().is_some_and(|e| e.starts_with("k:"))
 }
 
+/// Whether `p` names a list or a map with members in `obj` (not a leaf value).
+fn is_container(obj: &Value, p: &Path) -> bool {
+    let field = p.last().and_then(|e| e.strip_prefix("f:")).unwrap_or_default();
+    if fields::is_atomic_map(field) {
+        return false;
+    }
+    match fields::value_at(obj, p) {
+        Some(Value::Object(m)) => !m.is_empty(),
+        Some(Value::Array(_)) => fields::list_keys(&p[..p.len() - 1], field).is_some(),
+        _ => false,
+    }
+}
+
+/// How a manager is named in conflict messages: appliers by name; updaters with their API
+/// version and time.
+fn describe(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if !e.subresource.is_empty() {
+        s.push_str(&format!(" with subresource {:?}", e.subresource));
+    }
+    if e.operation == "Update" {
+        if e.time.is_empty() {
+            s.push_str(&format!(" using {}", e.api_version));
+        } else {
+            s.push_str(&format!(" using {} at {}", e.api_version, e.time));
+        }
+    }
+    s
+}
+
 /// Records that `manager` changed `old` into `new` with a non-apply write.
 pub fn track_update(
     def: &ResourceDef,
@@ -110,7 +140,7 @@ pub fn track_update(
     subresource: Option<&str>,
 ) {
     let skip = skipper(def, subresource);
-    let new_set = fields::leaf_set(new, &skip);
+    let new_set = fields::leaf_set(new, &skip, SetKind::Update);
     let mut entries = match old {
         Some(o) => read_entries(o),
         None => read_entries(new),
@@ -122,7 +152,7 @@ pub fn track_update(
         .iter()
         .filter(|p| {
             let before = old.and_then(|o| fields::value_at(o, p));
-            if is_item(p) {
+            if is_item(p) || is_container(new, p) {
                 before.is_none()
             } else {
                 before != fields::value_at(new, p)
@@ -180,21 +210,21 @@ pub fn apply(
         meta.remove("managedFields");
         meta.remove("resourceVersion");
     }
-    let config_set = fields::leaf_set(&config, &skip);
+    let config_set = fields::leaf_set(&config, &skip, SetKind::Apply);
     let base = live.cloned().unwrap_or_else(|| json!({}));
     let mut entries = read_entries(&base);
     let sub = subresource.unwrap_or_default();
     let mine = |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == sub;
 
-    let mut conflicts: Vec<(String, String, String)> = Vec::new();
+    let mut conflicts: Vec<(String, String)> = Vec::new();
     let mut conflicting: Vec<(usize, Path)> = Vec::new();
-    for p in config_set.iter().filter(|p| !is_item(p)) {
+    for p in config_set.iter().filter(|p| !is_item(p) && !is_container(&config, p)) {
         for (i, e) in entries.iter().enumerate() {
             if mine(e) || e.manager == manager || !e.set.contains(p) {
                 continue;
             }
             if fields::value_at(&base, p) != fields::value_at(&config, p) {
-                conflicts.push((e.manager.clone(), e.api_version.clone(), fields::path_string(p)));
+                conflicts.push((describe(e), fields::path_string(p)));
                 conflicting.push((i, p.clone()));
             }
         }
@@ -207,7 +237,8 @@ pub fn apply(
     }
 
     let mut obj = base.clone();
-    let previous: FieldSet = entries.iter().filter(|e| mine(e)).flat_map(|e| e.set.clone()).collect();
+    let previous: FieldSet =
+        entries.iter().filter(|e| mine(e)).flat_map(|e| e.set.clone()).collect();
     let mut dropped: Vec<&Path> = previous.difference(&config_set).collect();
     dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for p in dropped {
@@ -235,7 +266,8 @@ pub fn apply(
         obj["metadata"] = Value::Object(Map::new());
     }
 
-    let api_version = config["apiVersion"].as_str().map_or_else(|| def.api_version(), str::to_string);
+    let api_version =
+        config["apiVersion"].as_str().map_or_else(|| def.api_version(), str::to_string);
     let now = util::now_rfc3339();
     let same_as_before = previous == config_set;
     match entries.iter_mut().find(|e| mine(e)) {
@@ -255,7 +287,7 @@ pub fn apply(
             set: config_set,
         }),
     }
-    let obj_set = fields::leaf_set(&obj, &skip);
+    let obj_set = fields::leaf_set(&obj, &skip, SetKind::Update);
     for e in &mut entries {
         if !mine(e) {
             e.set.retain(|p| skip(p) || obj_set.contains(p));
@@ -293,7 +325,7 @@ mod tests {
         assert_eq!(err.code, 409);
         assert_eq!(
             err.body["message"],
-            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
         );
 
         let same = apply(&def, Some(&first), &cfg(1, "i1"), "vc", false, None).unwrap();

@@ -39,10 +39,8 @@ fn set_default(obj: &mut Value, key: &str, value: Value) {
     if obj.is_null() {
         *obj = Value::Object(Map::new());
     }
-    if let Some(m) = obj.as_object_mut() {
-        if m.get(key).is_none_or(Value::is_null) {
-            m.insert(key.to_string(), value);
-        }
+    if let Some(m) = obj.as_object_mut().filter(|m| m.get(key).is_none_or(Value::is_null)) {
+        m.insert(key.to_string(), value);
     }
 }
 
@@ -57,7 +55,9 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
         }
         ("", "secrets") => {
             set_default(obj, "type", json!("Opaque"));
-            if let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+            if let Some(Value::Object(sd)) =
+                obj.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
                 for (k, v) in sd {
                     let text = v.as_str().unwrap_or_default();
                     obj["data"][k] = json!(util::base64(text.as_bytes()));
@@ -92,15 +92,27 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
             set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
-            set_default(spec, "persistentVolumeClaimRetentionPolicy", json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            set_default(
+                spec,
+                "persistentVolumeClaimRetentionPolicy",
+                json!({"whenDeleted": "Retain", "whenScaled": "Retain"}),
+            );
         }
         ("apps", "deployments") => {
             let spec = &mut obj["spec"];
             set_default(spec, "replicas", json!(1));
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "progressDeadlineSeconds", json!(600));
-            set_default(spec, "strategy", json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+            set_default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
         }
         ("", "pods") => {
             let spec = &mut obj["spec"];
@@ -119,7 +131,9 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
     let ns = ev.namespace.clone();
     let name = s(&ev.object, "name").to_string();
     match (ev.key.as_str(), ev.kind) {
-        ("apiextensions.k8s.io/customresourcedefinitions", "DELETED") => state.unregister_crd(&ev.object),
+        ("apiextensions.k8s.io/customresourcedefinitions", "DELETED") => {
+            state.unregister_crd(&ev.object)
+        }
         ("apiextensions.k8s.io/customresourcedefinitions", _) => establish_crd(state, &ev.object),
         _ => {}
     }
@@ -146,6 +160,9 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
             write_engine_secret(state, &ev.object);
         }
         ("/pods", "DELETED") => {
+            if let Some(hook) = &state.on_pod_deleted {
+                hook(&ns, &name);
+            }
             state.logs.remove(&(ns, name));
             reconcile_owner(state, &ev.object);
         }
@@ -157,7 +174,9 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
 pub fn run_deferred(state: &mut State, work: Deferred) {
     match work {
         Deferred::FinalizeNamespace { name, uid } => state.finalize_namespace(&name, &uid),
-        Deferred::PodReady { namespace, name, uid } => mark_pod_ready(state, &namespace, &name, &uid),
+        Deferred::PodReady { namespace, name, uid } => {
+            mark_pod_ready(state, &namespace, &name, &uid)
+        }
     }
 }
 
@@ -196,7 +215,8 @@ fn populate_namespace(state: &mut State, ns: &str) {
     let _ = state.create(&cm, ns, ca, &opts);
 }
 
-const FAKE_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBfakekubeCA\n-----END CERTIFICATE-----\n";
+const FAKE_CA_PEM: &str =
+    "-----BEGIN CERTIFICATE-----\nMIIBfakekubeCA\n-----END CERTIFICATE-----\n";
 
 fn owner_ref(owner: &Value, kind: &str, api_version: &str) -> Value {
     json!({
@@ -247,7 +267,12 @@ fn reconcile_owner(state: &mut State, obj: &Value) {
     }
 }
 
-fn pod_from_template(template: &Value, name: &str, extra_labels: &Map<String, Value>, owner: Value) -> Value {
+fn pod_from_template(
+    template: &Value,
+    name: &str,
+    extra_labels: &Map<String, Value>,
+    owner: Value,
+) -> Value {
     let mut pod = json!({
         "metadata": template["metadata"].clone(),
         "spec": template["spec"].clone(),
@@ -288,7 +313,9 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
                 if !pvc["metadata"]["labels"].is_object() {
                     pvc["metadata"]["labels"] = json!({});
                 }
-                for (k, v) in sts["spec"]["selector"]["matchLabels"].as_object().into_iter().flatten() {
+                for (k, v) in
+                    sts["spec"]["selector"]["matchLabels"].as_object().into_iter().flatten()
+                {
                     pvc["metadata"]["labels"][k] = v.clone();
                 }
                 set_default(&mut pvc["spec"], "volumeMode", json!("Filesystem"));
@@ -297,8 +324,12 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
         }
         match state.get(&pod_def, ns, &pod_name).cloned() {
             Some(pod) => {
-                let stale = pod["metadata"]["labels"]["controller-revision-hash"] != revision.as_str();
-                if stale && !deleting(&pod) && controller_of(&pod).is_some_and(|r| r["uid"] == uid.as_str()) {
+                let stale =
+                    pod["metadata"]["labels"]["controller-revision-hash"] != revision.as_str();
+                if stale
+                    && !deleting(&pod)
+                    && controller_of(&pod).is_some_and(|r| r["uid"] == uid.as_str())
+                {
                     state.remove_now(&pod_def, ns, &pod_name);
                     return;
                 }
@@ -335,7 +366,9 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
         .into_iter()
         .filter(|p| {
             let n = s(p, "name");
-            n.rsplit_once('-').and_then(|(_, o)| o.parse::<i64>().ok()).is_none_or(|o| o >= replicas)
+            n.rsplit_once('-')
+                .and_then(|(_, o)| o.parse::<i64>().ok())
+                .is_none_or(|o| o >= replicas)
         })
         .map(|p| s(p, "name").to_string())
         .collect();
@@ -469,10 +502,8 @@ fn reconcile_replicaset(state: &mut State, ns: &str, name: &str) {
     }
     let replicas = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0);
     let uid = s(&rs, "uid").to_string();
-    let pods: Vec<String> = owned_by(state, &pod_def, ns, &uid)
-        .into_iter()
-        .map(|p| s(p, "name").to_string())
-        .collect();
+    let pods: Vec<String> =
+        owned_by(state, &pod_def, ns, &uid).into_iter().map(|p| s(p, "name").to_string()).collect();
     let opts = WriteOpts { manager: KCM.into(), ..Default::default() };
     for _ in (pods.len() as i64)..replicas {
         let pod_name = format!("{name}-{}", util::random_suffix(5));
@@ -531,7 +562,10 @@ fn container_names(pod: &Value) -> Vec<(String, String)> {
         .into_iter()
         .flatten()
         .map(|c| {
-            (c["name"].as_str().unwrap_or_default().to_string(), c["image"].as_str().unwrap_or_default().to_string())
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["image"].as_str().unwrap_or_default().to_string(),
+            )
         })
         .collect()
 }
@@ -548,7 +582,14 @@ fn condition(kind: &str, ok: bool, reason: Option<&str>, message: Option<&str>) 
 }
 
 /// Records a core/v1 Event about `involved`.
-pub fn record_event(state: &mut State, involved: &Value, kind: &str, reason: &str, message: &str, component: &str) {
+pub fn record_event(
+    state: &mut State,
+    involved: &Value,
+    kind: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
     let ns = s(involved, "namespace").to_string();
     if ns.is_empty() {
         return;
@@ -658,7 +699,8 @@ fn start_pod(state: &mut State, pod: &Value) {
             state.logs.insert((ns.clone(), name.clone()), logs.clone());
             state.write_status(&pod_def, &ns, &name, status, KUBELET);
             for (c, _) in &containers {
-                let msg = format!("Back-off restarting failed container {c} in pod {name}_{ns}({uid})");
+                let msg =
+                    format!("Back-off restarting failed container {c} in pod {name}_{ns}({uid})");
                 record_event(state, pod, "Warning", "BackOff", &msg, "kubelet");
             }
         }
@@ -710,8 +752,10 @@ fn mark_pod_ready(state: &mut State, ns: &str, name: &str, uid: &str) {
 /// The kubeconfig the engine writes for a virtual cluster.
 pub fn engine_kubeconfig(name: &str, server: &str) -> String {
     let ca = util::base64(b"-----BEGIN CERTIFICATE-----\nfake-ca\n-----END CERTIFICATE-----\n");
-    let cert = util::base64(b"-----BEGIN CERTIFICATE-----\nfake-client\n-----END CERTIFICATE-----\n");
-    let key = util::base64(b"-----BEGIN RSA PRIVATE KEY-----\nfake-key\n-----END RSA PRIVATE KEY-----\n");
+    let cert =
+        util::base64(b"-----BEGIN CERTIFICATE-----\nfake-client\n-----END CERTIFICATE-----\n");
+    let key =
+        util::base64(b"-----BEGIN RSA PRIVATE KEY-----\nfake-key\n-----END RSA PRIVATE KEY-----\n");
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: my-vcluster\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: my-vcluster\n  context:\n    cluster: my-vcluster\n    user: my-vcluster\ncurrent-context: my-vcluster\nusers:\n- name: my-vcluster\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\npreferences: {{}}\n# virtual cluster {name}\n"
     )

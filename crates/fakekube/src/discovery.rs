@@ -78,7 +78,9 @@ pub fn resource_list(defs: &[ResourceDef], group: &str, version: &str) -> Option
     }
     let resources: Vec<Value> = matching.iter().flat_map(|d| d.discovery_entries()).collect();
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 fn gv_path(group: &str, version: &str) -> String {
@@ -90,7 +92,10 @@ pub fn openapi_v3_index(defs: &[ResourceDef]) -> Value {
     let mut paths = BTreeMap::new();
     for d in defs {
         let p = gv_path(&d.group, &d.version);
-        let url = format!("/openapi/v3/{p}?hash={}", crate::util::short_hash(&format!("{p}{}", defs.len())));
+        let url = format!(
+            "/openapi/v3/{p}?hash={}",
+            crate::util::short_hash(&format!("{p}{}", defs.len()))
+        );
         paths.insert(p, json!({"serverRelativeURL": url}));
     }
     json!({"paths": paths})
@@ -131,9 +136,18 @@ pub fn openapi_v3_doc(defs: &[ResourceDef], gv_path_wanted: &str) -> Option<Valu
             format!("{base}/{}", d.plural)
         };
         let write_params = vec![
-            query_param("dryRun", "When present, indicates that modifications should not be persisted."),
-            query_param("fieldManager", "fieldManager is a name associated with the actor or entity that is making these changes."),
-            query_param("fieldValidation", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields."),
+            query_param(
+                "dryRun",
+                "When present, indicates that modifications should not be persisted.",
+            ),
+            query_param(
+                "fieldManager",
+                "fieldManager is a name associated with the actor or entity that is making these changes.",
+            ),
+            query_param(
+                "fieldValidation",
+                "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields.",
+            ),
         ];
         let mut patch_params = write_params.clone();
         patch_params.push(query_param("force", "Force is going to \"force\" Apply requests."));

@@ -29,6 +29,38 @@ pub fn list_keys(parent: &[String], field: &str) -> Option<&'static [&'static st
     })
 }
 
+/// Maps that are owned and replaced as a whole (label selectors, node selectors).
+pub fn is_atomic_map(field: &str) -> bool {
+    matches!(field, "selector" | "podSelector" | "namespaceSelector" | "nodeSelector")
+}
+
+/// String-keyed maps whose node itself appears (as `.`) in fields set by updates.
+fn is_granular_map(field: &str) -> bool {
+    matches!(
+        field,
+        "labels"
+            | "annotations"
+            | "data"
+            | "binaryData"
+            | "stringData"
+            | "requests"
+            | "limits"
+            | "capacity"
+            | "allocatable"
+            | "hard"
+            | "used"
+    )
+}
+
+/// Which nodes [`leaf_set`] reports besides leaves and list items.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum SetKind {
+    /// What an applier sends: leaves and associative-list items.
+    Apply,
+    /// What an update changes: also associative lists and string maps themselves.
+    Update,
+}
+
 /// The `k:{...}` element naming `item` in a list keyed by `keys` (protocol defaults to TCP).
 pub fn key_element(item: &Value, keys: &[&str]) -> String {
     let parts: Vec<String> = keys
@@ -46,13 +78,19 @@ pub fn key_element(item: &Value, keys: &[&str]) -> String {
 }
 
 /// Every leaf field of `obj` plus every associative-list item, skipping paths `skip` rejects.
-pub fn leaf_set(obj: &Value, skip: &dyn Fn(&[String]) -> bool) -> FieldSet {
+pub fn leaf_set(obj: &Value, skip: &dyn Fn(&[String]) -> bool, kind: SetKind) -> FieldSet {
     let mut set = FieldSet::new();
-    walk(obj, &mut Vec::new(), skip, &mut set);
+    walk(obj, &mut Vec::new(), skip, kind, &mut set);
     set
 }
 
-fn walk(v: &Value, path: &mut Path, skip: &dyn Fn(&[String]) -> bool, out: &mut FieldSet) {
+fn walk(
+    v: &Value,
+    path: &mut Path,
+    skip: &dyn Fn(&[String]) -> bool,
+    kind: SetKind,
+    out: &mut FieldSet,
+) {
     let Some(map) = v.as_object() else {
         out.insert(path.clone());
         return;
@@ -66,19 +104,27 @@ fn walk(v: &Value, path: &mut Path, skip: &dyn Fn(&[String]) -> bool, out: &mut 
         if !skip(path) {
             match (child, list_keys(&path[..path.len() - 1], k)) {
                 (Value::Array(items), Some(keys)) => {
+                    if kind == SetKind::Update || items.is_empty() {
+                        out.insert(path.clone());
+                    }
                     for item in items {
                         path.push(key_element(item, keys));
                         out.insert(path.clone());
                         if item.as_object().is_some_and(|m| !m.is_empty()) {
-                            walk(item, path, skip, out);
+                            walk(item, path, skip, kind, out);
                         }
                         path.pop();
                     }
-                    if items.is_empty() {
+                }
+                (Value::Object(_), _) if is_atomic_map(k) => {
+                    out.insert(path.clone());
+                }
+                (Value::Object(m), _) => {
+                    if kind == SetKind::Update && is_granular_map(k) && !m.is_empty() {
                         out.insert(path.clone());
                     }
+                    walk(child, path, skip, kind, out);
                 }
-                (Value::Object(_), _) => walk(child, path, skip, out),
                 _ => {
                     out.insert(path.clone());
                 }
@@ -273,7 +319,7 @@ fn merge_at(target: &mut Value, patch: &Value, path: &mut Path, mode: MergeMode)
                     path.pop();
                 }
             }
-            (Value::Object(_), _) => {
+            (Value::Object(_), _) if !is_atomic_map(k) => {
                 let child = tmap.entry(k.clone()).or_insert_with(|| Value::Object(Map::new()));
                 merge_at(child, pv, path, mode);
             }
@@ -314,46 +360,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
         } else {
             merge_patch(tmap.entry(k.clone()).or_insert(Value::Null), v);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn none(_: &[String]) -> bool {
-        false
-    }
-
-    #[test]
-    fn fields_v1_round_trips_with_list_items() {
-        let obj = json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [
-            {"name": "app", "image": "x", "ports": [{"containerPort": 80}]}
-        ]}}}});
-        let set = leaf_set(&obj, &none);
-        let v1 = to_fields_v1(&set);
-        let c = &v1["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
-        assert_eq!(c["."], json!({}));
-        assert_eq!(c["f:image"], json!({}));
-        assert!(c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"].is_object());
-        assert_eq!(from_fields_v1(&v1), set);
-    }
-
-    #[test]
-    fn keyed_merge_and_paths() {
-        let mut live = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}], "args": [1, 2]}});
-        let cfg = json!({"spec": {"containers": [{"name": "b", "image": "3"}], "args": [3]}});
-        merge(&mut live, &cfg, MergeMode::Apply);
-        assert_eq!(live["spec"]["containers"][0]["image"], "1");
-        assert_eq!(live["spec"]["containers"][1]["image"], "3");
-        assert_eq!(live["spec"]["args"], json!([3]));
-        let path: Path =
-            vec!["f:spec".into(), "f:containers".into(), "k:{\"name\":\"b\"}".into(), "f:image".into()];
-        assert_eq!(value_at(&live, &path), Some(&json!("3")));
-        assert_eq!(path_string(&path), ".spec.containers[name=\"b\"].image");
-        assert!(remove_at(&mut live, &path[..3]));
-        assert_eq!(live["spec"]["containers"].as_array().unwrap().len(), 1);
     }
 }
 
@@ -448,4 +454,48 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn none(_: &[String]) -> bool {
+        false
+    }
+
+    #[test]
+    fn fields_v1_round_trips_with_list_items() {
+        let obj = json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [
+            {"name": "app", "image": "x", "ports": [{"containerPort": 80}]}
+        ]}}}});
+        let set = leaf_set(&obj, &none, SetKind::Apply);
+        let v1 = to_fields_v1(&set);
+        let c = &v1["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
+        assert_eq!(c["."], json!({}));
+        assert_eq!(c["f:image"], json!({}));
+        assert!(c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"].is_object());
+        assert_eq!(from_fields_v1(&v1), set);
+    }
+
+    #[test]
+    fn keyed_merge_and_paths() {
+        let mut live = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}], "args": [1, 2]}});
+        let cfg = json!({"spec": {"containers": [{"name": "b", "image": "3"}], "args": [3]}});
+        merge(&mut live, &cfg, MergeMode::Apply);
+        assert_eq!(live["spec"]["containers"][0]["image"], "1");
+        assert_eq!(live["spec"]["containers"][1]["image"], "3");
+        assert_eq!(live["spec"]["args"], json!([3]));
+        let path: Path = vec![
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"b\"}".into(),
+            "f:image".into(),
+        ];
+        assert_eq!(value_at(&live, &path), Some(&json!("3")));
+        assert_eq!(path_string(&path), ".spec.containers[name=\"b\"].image");
+        assert!(remove_at(&mut live, &path[..3]));
+        assert_eq!(live["spec"]["containers"].as_array().unwrap().len(), 1);
+    }
 }

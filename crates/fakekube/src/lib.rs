@@ -28,14 +28,18 @@ pub use status::ApiError;
 pub fn parse_objects(text: &str) -> Result<Vec<serde_json::Value>, String> {
     let docs: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v) => vec![v],
-        Err(_) => serde_saphyr::from_multiple::<serde_json::Value>(text).map_err(|e| e.to_string())?,
+        Err(_) => {
+            serde_saphyr::from_multiple::<serde_json::Value>(text).map_err(|e| e.to_string())?
+        }
     };
     let mut out = Vec::new();
     for doc in docs {
         match doc {
             serde_json::Value::Array(items) => out.extend(items),
             serde_json::Value::Null => {}
-            v if v["items"].is_array() && v["kind"].as_str().is_some_and(|k| k.ends_with("List")) => {
+            v if v["items"].is_array()
+                && v["kind"].as_str().is_some_and(|k| k.ends_with("List")) =>
+            {
                 out.extend(v["items"].as_array().cloned().unwrap_or_default());
             }
             v => out.push(v),

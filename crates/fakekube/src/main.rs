@@ -26,7 +26,8 @@ fn run() -> Result<(), String> {
     let mut context = "fakekube".to_string();
     let mut objects = Vec::new();
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        let mut value =
+            |name: &str| args.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
         match arg.as_str() {
             "--port" => {
                 let v = value("--port")?;

@@ -154,7 +154,13 @@ where
 pub async fn serve_standalone(port_forwards: PortForwards) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
     let addr = listener.local_addr()?;
-    let app: Router = router(port_forwards);
+    let app: Router = router(port_forwards).fallback(|| async {
+        status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+    });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -235,18 +241,16 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
                 }
-            }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
             b'+' => {
                 out.push(b' ');
                 i += 1;
@@ -276,20 +280,35 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(Bytes::from(v))
 }
 
-async fn serve(pf: PortForwards, namespace: String, pod: String, ports: Vec<u16>, socket: WebSocket) {
+async fn serve(
+    pf: PortForwards,
+    namespace: String,
+    pod: String,
+    ports: Vec<u16>,
+    socket: WebSocket,
+) {
     pf.inner.active.fetch_add(1, Ordering::SeqCst);
     pf.inner.opened.fetch_add(1, Ordering::SeqCst);
     let _guard = ActiveGuard(pf.clone());
     let mut breaker = pf.subscribe();
     breaker.borrow_and_update();
-    let hits_us = |which: &Option<(String, String)>| {
-        which.as_ref().is_none_or(|(ns, p)| *ns == namespace && *p == pod)
+    let broken = async {
+        while breaker.changed().await.is_ok() {
+            let hit = breaker
+                .borrow_and_update()
+                .as_ref()
+                .is_none_or(|(ns, p)| *ns == namespace && *p == pod);
+            if hit {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
     };
 
     tokio::select! {
         () = session(&pf, &namespace, &pod, &ports, socket) => {}
         // Dropping the session future drops the socket: the client sees the connection break.
-        _ = breaker.wait_for(hits_us) => {}
+        () = broken => {}
     }
 }
 

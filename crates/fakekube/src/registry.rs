@@ -95,12 +95,9 @@ impl ResourceDef {
             let (kind, group, version, verbs): (&str, Option<&str>, Option<&str>, &[&str]) =
                 match sub.as_str() {
                     "status" => (&self.kind, None, None, &["get", "patch", "update"]),
-                    "scale" => (
-                        "Scale",
-                        Some("autoscaling"),
-                        Some("v1"),
-                        &["get", "patch", "update"],
-                    ),
+                    "scale" => {
+                        ("Scale", Some("autoscaling"), Some("v1"), &["get", "patch", "update"])
+                    }
                     "log" => (&self.kind, None, None, &["get"]),
                     "portforward" => ("PodPortForwardOptions", None, None, &["create", "get"]),
                     "finalize" => (&self.kind, None, None, &["update"]),

@@ -26,6 +26,7 @@ pub struct Shared {
     /// `true` while connections are refused.
     refusing: watch::Sender<bool>,
     pub addr: SocketAddr,
+    pub port_forwards: crate::portforward::PortForwards,
 }
 
 impl Shared {
@@ -134,8 +135,18 @@ impl Builder {
                 watch_drop,
                 refusing,
                 addr,
+                port_forwards: crate::portforward::PortForwards::new(),
             }
         });
+        let weak = Arc::downgrade(&shared);
+        shared.port_forwards.set_pod_check(move |ns, pod| {
+            weak.upgrade().is_some_and(|s| {
+                let st = s.state();
+                st.resolve("pods").is_some_and(|def| st.get(&def, ns, pod).is_some())
+            })
+        });
+        let pf = shared.port_forwards.clone();
+        shared.state().on_pod_deleted = Some(Box::new(move |ns, pod| pf.drop_pod(ns, pod)));
         let (stop_tx, stop_rx) = watch::channel(false);
         let app = router(shared.clone());
         let listener = {
@@ -154,6 +165,7 @@ impl Builder {
 /// The router: fault middleware over the resource handlers, plus extra routes.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .merge(crate::portforward::router(shared.port_forwards.clone()))
         .fallback(crate::api::handle)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), crate::api::faults_layer))
         .with_state(shared)
@@ -219,14 +231,18 @@ fn put_object(state: &mut State, obj: Value) -> Result<Value, ApiError> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
     let kind = obj["kind"].as_str().unwrap_or_default().to_string();
     let def = state.def_for(&api_version, &kind).ok_or_else(|| {
-        ApiError::bad_request(format!("no resource type for apiVersion {api_version:?} kind {kind:?}"))
+        ApiError::bad_request(format!(
+            "no resource type for apiVersion {api_version:?} kind {kind:?}"
+        ))
     })?;
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
     let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let opts = WriteOpts { manager: "fakekube".into(), keep_status: true, ..Default::default() };
     match state.get(&def, &ns, &name).cloned() {
         None => {
-            if def.namespaced && state.get(&state.resolve("namespaces").expect("built in"), "", &ns).is_none() {
+            if def.namespaced
+                && state.get(&state.resolve("namespaces").expect("built in"), "", &ns).is_none()
+            {
                 let ns_def = state.resolve("namespaces").expect("built in");
                 state.create(&ns_def, "", serde_json::json!({"metadata": {"name": ns}}), &opts)?;
             }
@@ -301,7 +317,11 @@ impl FakeKube {
     }
 
     /// Writes [`FakeKube::kubeconfig_yaml`] to `path`.
-    pub fn write_kubeconfig(&self, path: impl AsRef<Path>, context_name: &str) -> std::io::Result<()> {
+    pub fn write_kubeconfig(
+        &self,
+        path: impl AsRef<Path>,
+        context_name: &str,
+    ) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig_yaml(context_name))
     }
 
@@ -343,7 +363,13 @@ impl FakeKube {
     }
 
     /// Replaces an object's status.
-    pub fn set_status(&self, resource: &str, namespace: &str, name: &str, status: Value) -> Result<Value, ApiError> {
+    pub fn set_status(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<Value, ApiError> {
         let def = self.def(resource);
         let mut st = self.state();
         if st.get(&def, namespace, name).is_none() {
@@ -413,6 +439,24 @@ impl FakeKube {
     /// `https://localhost:8443`).
     pub fn set_engine_server(&self, server: &str) {
         self.state().settings.engine_server = server.to_string();
+    }
+
+    // ----- port-forward -----
+
+    /// Bridges `port` of pod `ns/pod` to a loopback TCP target.
+    pub fn set_port_forward_target(&self, ns: &str, pod: &str, port: u16, target: SocketAddr) {
+        self.shared.port_forwards.set_target(ns, pod, port, target);
+    }
+
+    /// Breaks every open port-forward stream now (targets stay).
+    pub fn drop_port_forwards(&self) {
+        self.shared.port_forwards.drop_all();
+    }
+
+    /// The port-forward endpoint's state: `remove_target`, `remove_pod`, `drop_pod`,
+    /// `active()`, `opened()`.
+    pub fn port_forwards(&self) -> crate::portforward::PortForwards {
+        self.shared.port_forwards.clone()
     }
 
     // ----- faults -----

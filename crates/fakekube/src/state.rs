@@ -110,6 +110,7 @@ pub enum Deferred {
 }
 
 type Spawner = Box<dyn Fn(Duration, Deferred) + Send>;
+type PodHook = Box<dyn Fn(&str, &str) + Send>;
 
 /// Options of one write.
 #[derive(Clone, Debug, Default)]
@@ -150,6 +151,8 @@ pub struct State {
     deferred_now: VecDeque<Deferred>,
     draining: bool,
     spawner: Option<Spawner>,
+    /// Called with (namespace, name) when a pod is deleted.
+    pub on_pod_deleted: Option<PodHook>,
     pub settings: Settings,
     pub logs: HashMap<(String, String), Vec<String>>,
 }
@@ -188,7 +191,11 @@ fn validate_labels(obj: &Value) -> Vec<FieldError> {
         }
         let value = v.as_str().unwrap_or_default();
         if value.len() > 63 {
-            errs.push(FieldError::invalid("metadata.labels", value, "must be no more than 63 characters"));
+            errs.push(FieldError::invalid(
+                "metadata.labels",
+                value,
+                "must be no more than 63 characters",
+            ));
         }
         if !value.is_empty() && !name_ok(&value[..value.len().min(63)]) {
             errs.push(FieldError::invalid("metadata.labels", value, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"));
@@ -227,6 +234,7 @@ impl State {
             deferred_now: VecDeque::new(),
             draining: false,
             spawner: None,
+            on_pod_deleted: None,
             settings,
             logs: HashMap::new(),
         };
@@ -241,10 +249,12 @@ impl State {
             let _ = self.create(&ns, "", json!({"metadata": {"name": name}}), &opts);
         }
         let node = self.def_for("v1", "Node").expect("built in");
-        let _ = self.create(&node, "", controllers::node_object("fake-node"), &WriteOpts {
-            keep_status: true,
-            ..opts.clone()
-        });
+        let _ = self.create(
+            &node,
+            "",
+            controllers::node_object("fake-node"),
+            &WriteOpts { keep_status: true, ..opts.clone() },
+        );
     }
 
     pub fn set_spawner(&mut self, spawner: Spawner) {
@@ -295,7 +305,11 @@ impl State {
         };
         self.defs
             .iter()
-            .find(|d| matches(d, &lower) && (d.group.is_empty() || !self.defs.iter().any(|o| o.group.is_empty() && matches(o, &lower))))
+            .find(|d| {
+                matches(d, &lower)
+                    && (d.group.is_empty()
+                        || !self.defs.iter().any(|o| o.group.is_empty() && matches(o, &lower)))
+            })
             .or_else(|| {
                 let (n, g) = lower.split_once('.')?;
                 self.defs.iter().find(|d| d.group == g && matches(d, n))
@@ -334,7 +348,9 @@ impl State {
             }
         }
         out.sort_by_key(|(d, o)| (d.store_key(), meta_str(o, "name").to_string()));
-        out.dedup_by(|a, b| a.0.store_key() == b.0.store_key() && meta_str(&a.1, "name") == meta_str(&b.1, "name"));
+        out.dedup_by(|a, b| {
+            a.0.store_key() == b.0.store_key() && meta_str(&a.1, "name") == meta_str(&b.1, "name")
+        });
         out
     }
 
@@ -367,7 +383,8 @@ impl State {
     fn commit(&mut self, def: &ResourceDef, mut obj: Value, kind: &'static str) -> Value {
         self.rv += 1;
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
-        let ns = if def.namespaced { meta_str(&obj, "namespace").to_string() } else { String::new() };
+        let ns =
+            if def.namespaced { meta_str(&obj, "namespace").to_string() } else { String::new() };
         let name = meta_str(&obj, "name").to_string();
         let map = self.objects.entry(def.store_key()).or_default();
         if kind == "DELETED" {
@@ -450,10 +467,11 @@ impl State {
         if name.is_empty() {
             let generate = meta_str(&obj, "generateName").to_string();
             if generate.is_empty() {
-                return Err(ApiError::invalid(def, "", &[FieldError::required(
-                    "metadata.name",
-                    "name or generateName is required",
-                )]));
+                return Err(ApiError::invalid(
+                    def,
+                    "",
+                    &[FieldError::required("metadata.name", "name or generateName is required")],
+                ));
             }
             name = format!("{generate}{}", util::random_suffix(5));
             meta_mut(&mut obj).insert("name".into(), json!(name));
@@ -487,10 +505,8 @@ impl State {
                 m.remove("generation");
             }
         }
-        if def.has_status() && !opts.keep_status {
-            if let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-            }
+        if let Some(m) = obj.as_object_mut().filter(|_| def.has_status() && !opts.keep_status) {
+            m.remove("status");
         }
         controllers::default_fields(def, &mut obj, None);
         let managed_by_apply = meta(&obj)["managedFields"]
@@ -574,16 +590,17 @@ impl State {
         {
             let old_meta = old["metadata"].clone();
             let m = meta_mut(&mut new);
-            for key in ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "generation"] {
+            for key in
+                ["uid", "creationTimestamp", "namespace", "name", "deletionTimestamp", "generation"]
+            {
                 match old_meta.get(key) {
                     Some(v) => m.insert(key.into(), v.clone()),
                     None => m.remove(key),
                 };
             }
-            if !managed_by_apply && m.get("managedFields").is_none_or(Value::is_null) {
-                if let Some(mf) = old_meta.get("managedFields") {
-                    m.insert("managedFields".into(), mf.clone());
-                }
+            let keep_old = !managed_by_apply && m.get("managedFields").is_none_or(Value::is_null);
+            if let Some(mf) = old_meta.get("managedFields").filter(|_| keep_old) {
+                m.insert("managedFields".into(), mf.clone());
             }
         }
         if sub.is_none() {
@@ -677,9 +694,8 @@ impl State {
         match kind {
             PatchKind::Merge => fields::merge_patch(&mut new, body),
             PatchKind::Strategic => fields::merge(&mut new, body, MergeMode::Strategic),
-            PatchKind::Json => fields::json_patch(&mut new, body).map_err(|e| {
-                ApiError::new(422, "Invalid", e, None)
-            })?,
+            PatchKind::Json => fields::json_patch(&mut new, body)
+                .map_err(|e| ApiError::new(422, "Invalid", e, None))?,
             PatchKind::Apply { .. } => unreachable!("handled above"),
         }
         let rv = meta_str(&new, "resourceVersion");
@@ -687,7 +703,9 @@ impl State {
             return Err(ApiError::stale(def, name));
         }
         if meta_str(&new, "name") != name {
-            return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
+            return Err(ApiError::bad_request(
+                "the name of the object does not match the name on the URL",
+            ));
         }
         let out = self.finish_update(def, &old, new, opts, false)?;
         Ok((out, false))
@@ -707,13 +725,35 @@ impl State {
         if let Some(rv) = &opts.precondition_rv {
             let have = meta_str(&old, "resourceVersion");
             if rv != have {
-                return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{}\": Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}", def.group_resource(), name, rv, have), Some(json!({"name": name, "kind": def.plural}))));
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{}\": Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
+                        def.group_resource(),
+                        name,
+                        rv,
+                        have
+                    ),
+                    Some(json!({"name": name, "kind": def.plural})),
+                ));
             }
         }
         if let Some(uid) = &opts.precondition_uid {
             let have = meta_str(&old, "uid");
             if uid != have {
-                return Err(ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{}\": Precondition failed: UID in precondition: {}, UID in object meta: {}", def.group_resource(), name, uid, have), Some(json!({"name": name, "kind": def.plural}))));
+                return Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{}\": Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                        def.group_resource(),
+                        name,
+                        uid,
+                        have
+                    ),
+                    Some(json!({"name": name, "kind": def.plural})),
+                ));
             }
         }
         if opts.dry_run {

@@ -15,7 +15,12 @@ pub struct ApiError {
 
 impl ApiError {
     /// A failure `Status` with the given reason, message and optional details.
-    pub fn new(code: u16, reason: &str, message: impl Into<String>, details: Option<Value>) -> Self {
+    pub fn new(
+        code: u16,
+        reason: &str,
+        message: impl Into<String>,
+        details: Option<Value>,
+    ) -> Self {
         let mut body = json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -75,11 +80,8 @@ impl ApiError {
     /// 422 Invalid with one cause per `(field, invalid value, detail)`.
     pub fn invalid(def: &ResourceDef, name: &str, errors: &[FieldError]) -> Self {
         let texts: Vec<String> = errors.iter().map(FieldError::full).collect();
-        let summary = if texts.len() == 1 {
-            texts[0].clone()
-        } else {
-            format!("[{}]", texts.join(", "))
-        };
+        let summary =
+            if texts.len() == 1 { texts[0].clone() } else { format!("[{}]", texts.join(", ")) };
         let causes: Vec<Value> = errors
             .iter()
             .map(|e| json!({"reason": e.reason, "message": e.message(), "field": e.field}))
@@ -172,67 +174,61 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource", None)
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+            None,
+        )
     }
 
     pub fn unsupported_media(content_type: &str) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type}"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml; got {content_type}"
+            ),
             None,
         )
     }
 
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource", Some(json!({})))
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+            Some(json!({})),
+        )
     }
 
     /// The 410 Gone `Status` sent in a watch ERROR event for a too-old resourceVersion.
     pub fn expired(requested: u64, oldest: u64) -> Self {
-        Self::new(
-            410,
-            "Expired",
-            format!("too old resource version: {requested} ({oldest})"),
-            None,
-        )
+        Self::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"), None)
     }
 
-    /// Server-side apply conflicts: `(manager, apiVersion, field path)`.
-    pub fn apply_conflict(conflicts: &[(String, String, String)]) -> Self {
+    /// Server-side apply conflicts: `(manager as described in messages, field path)`.
+    pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
         let causes: Vec<Value> = conflicts
             .iter()
-            .map(|(m, v, f)| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\" using {v}"), "field": f})
+            .map(|(m, f)| {
+                json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m}"), "field": f})
             })
             .collect();
-        let message = if conflicts.len() == 1 {
-            let (m, v, f) = &conflicts[0];
-            format!("Apply failed with 1 conflict: conflict with \"{m}\" using {v}: {f}")
+        let message = if let [(m, f)] = conflicts {
+            format!("Apply failed with 1 conflict: conflict with {m}: {f}")
         } else {
-            let mut text = format!("Apply failed with {} conflicts: ", conflicts.len());
-            let mut parts = Vec::new();
-            let mut managers: Vec<(&String, &String)> = Vec::new();
-            for (m, v, _) in conflicts {
-                if !managers.contains(&(m, v)) {
-                    managers.push((m, v));
+            let mut managers: Vec<&String> = conflicts.iter().map(|(m, _)| m).collect();
+            managers.sort();
+            managers.dedup();
+            let mut lines = Vec::new();
+            for m in managers {
+                lines.push(format!("conflicts with {m}:"));
+                for (_, f) in conflicts.iter().filter(|(cm, _)| cm == m) {
+                    lines.push(format!("- {f}"));
                 }
             }
-            for (m, v) in managers {
-                let fields: Vec<&str> = conflicts
-                    .iter()
-                    .filter(|(cm, cv, _)| cm == m && cv == v)
-                    .map(|(_, _, f)| f.as_str())
-                    .collect();
-                if fields.len() == 1 {
-                    parts.push(format!("conflict with \"{m}\" using {v}: {}", fields[0]));
-                } else {
-                    let list: Vec<String> = fields.iter().map(|f| format!("- {f}")).collect();
-                    parts.push(format!("conflicts with \"{m}\" using {v}:\n{}", list.join("\n")));
-                }
-            }
-            text.push_str(&parts.join("\n"));
-            text
+            format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
         };
         Self::new(409, "Conflict", message, Some(json!({"causes": causes})))
     }
@@ -267,7 +263,12 @@ impl FieldError {
     }
 
     pub fn required(field: &str, detail: impl Into<String>) -> Self {
-        FieldError { field: field.to_string(), reason: "FieldValueRequired", value: None, detail: detail.into() }
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueRequired",
+            value: None,
+            detail: detail.into(),
+        }
     }
 
     /// The cause message, e.g. `Invalid value: "x": must be ...`.

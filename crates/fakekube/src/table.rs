@@ -10,11 +10,21 @@ fn column(name: &str, kind: &str, format: &str, description: &str) -> Value {
 }
 
 fn name_column() -> Value {
-    column("Name", "string", "name", "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names")
+    column(
+        "Name",
+        "string",
+        "name",
+        "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+    )
 }
 
 fn age_column() -> Value {
-    column("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata")
+    column(
+        "Age",
+        "string",
+        "",
+        "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+    )
 }
 
 /// Column definitions for a resource type.
@@ -22,8 +32,18 @@ pub fn columns(def: &ResourceDef) -> Vec<Value> {
     let mut cols = vec![name_column()];
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "pods") => {
-            cols.push(column("Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic."));
-            cols.push(column("Status", "string", "", "The aggregate status of the containers in this pod."));
+            cols.push(column(
+                "Ready",
+                "string",
+                "",
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ));
+            cols.push(column(
+                "Status",
+                "string",
+                "",
+                "The aggregate status of the containers in this pod.",
+            ));
             cols.push(column("Restarts", "string", "", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."));
         }
         ("apps", "statefulsets") => {
@@ -34,18 +54,24 @@ pub fn columns(def: &ResourceDef) -> Vec<Value> {
             cols.push(column("Up-to-date", "integer", "", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."));
             cols.push(column("Available", "integer", "", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."));
         }
-        ("", "namespaces") => cols.push(column("Status", "string", "", "The status of the namespace")),
+        ("", "namespaces") => {
+            cols.push(column("Status", "string", "", "The status of the namespace"))
+        }
         ("", "secrets") => {
             cols.push(column("Type", "string", "", "The type of the secret"));
             cols.push(column("Data", "string", "", "The number of entries in the secret"));
         }
-        ("", "configmaps") => cols.push(column("Data", "string", "", "Number of entries in the ConfigMap")),
+        ("", "configmaps") => {
+            cols.push(column("Data", "string", "", "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process."))
+        }
         ("", "services") => {
             cols.push(column("Type", "string", "", "The type of the service"));
             cols.push(column("Cluster-IP", "string", "", "The IP address of the service"));
             cols.push(column("Port(s)", "string", "", "The ports of the service"));
         }
-        ("", "persistentvolumeclaims") => cols.push(column("Status", "string", "", "The phase of the claim")),
+        ("", "persistentvolumeclaims") => {
+            cols.push(column("Status", "string", "", "The phase of the claim"))
+        }
         _ => {}
     }
     cols.push(age_column());
@@ -79,7 +105,8 @@ pub fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
     let mut row = vec![name];
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "pods") => {
-            let statuses = obj["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let statuses =
+                obj["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
             let total = obj["spec"]["containers"].as_array().map_or(0, Vec::len);
             let ready = statuses.iter().filter(|c| c["ready"] == true).count();
             let restarts: i64 = statuses.iter().map(|c| int(&c["restartCount"])).sum();
@@ -89,21 +116,29 @@ pub fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
         }
         ("apps", "statefulsets") => {
             let st = &obj["status"];
-            row.push(json!(format!("{}/{}", int(&st["readyReplicas"]), int(&obj["spec"]["replicas"]))));
+            row.push(json!(format!(
+                "{}/{}",
+                int(&st["readyReplicas"]),
+                int(&obj["spec"]["replicas"])
+            )));
         }
         ("apps", "deployments") => {
             let st = &obj["status"];
-            row.push(json!(format!("{}/{}", int(&st["readyReplicas"]), int(&obj["spec"]["replicas"]))));
+            row.push(json!(format!(
+                "{}/{}",
+                int(&st["readyReplicas"]),
+                int(&obj["spec"]["replicas"])
+            )));
             row.push(json!(int(&st["updatedReplicas"])));
             row.push(json!(int(&st["availableReplicas"])));
         }
         ("", "namespaces") => row.push(obj["status"]["phase"].clone()),
         ("", "secrets") => {
             row.push(obj["type"].clone());
-            row.push(json!(count(&obj["data"]).to_string()));
+            row.push(json!(count(&obj["data"])));
         }
         ("", "configmaps") => {
-            row.push(json!((count(&obj["data"]) + count(&obj["binaryData"])).to_string()));
+            row.push(json!(count(&obj["data"]) + count(&obj["binaryData"])));
         }
         ("", "services") => {
             row.push(obj["spec"]["type"].clone());

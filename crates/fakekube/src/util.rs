@@ -115,9 +115,7 @@ pub fn short_hash(s: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..10)
-        .map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char)
-        .collect()
+    (0..10).map(|i| ALPHABET[((h >> (i * 6)) % ALPHABET.len() as u64) as usize] as char).collect()
 }
 
 pub fn base64(data: &[u8]) -> String {

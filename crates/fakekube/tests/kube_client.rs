@@ -9,12 +9,17 @@ use fakekube::FakeKube;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::runtime::{WatchStreamExt, wait::await_condition, watcher};
 use serde_json::json;
 
 fn configmap(name: &str, value: &str) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "x"}}, "data": {"k": value}})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": {"app": "x"}}, "data": {"k": value}}),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -38,7 +43,10 @@ async fn crud_round_trip() {
     assert!(rv2 > rv1);
 
     let stale = cms.replace("a", &PostParams::default(), &changed).await.unwrap_err();
-    assert!(matches!(stale, kube::Error::Api(ref e) if e.code == 409 && e.reason == "Conflict"), "{stale:?}");
+    assert!(
+        matches!(stale, kube::Error::Api(ref e) if e.code == 409 && e.reason == "Conflict"),
+        "{stale:?}"
+    );
 
     let patched = cms
         .patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"extra": "x"}})))
@@ -95,7 +103,10 @@ async fn server_side_apply_creates_merges_and_conflicts() {
     match conflict {
         kube::Error::Api(e) => {
             assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
-            assert_eq!(e.message, "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas");
+            assert_eq!(
+                e.message,
+                "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -111,14 +122,18 @@ async fn server_side_apply_creates_merges_and_conflicts() {
         .patch("web", &PatchParams::apply("vc").force(), &Patch::Apply(manifest(2, "nginx:1")))
         .await
         .unwrap();
-    assert_eq!(again.metadata.resource_version, forced.metadata.resource_version, "no-op apply keeps the RV");
+    assert_eq!(
+        again.metadata.resource_version, forced.metadata.resource_version,
+        "no-op apply keeps the RV"
+    );
 
     // A keyed merge: a second manager adds a sidecar without touching the first container.
     let sidecar = json!({
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
         "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "image": "busybox"}]}}}
     });
-    let merged = sts.patch("web", &PatchParams::apply("other"), &Patch::Apply(sidecar)).await.unwrap();
+    let merged =
+        sts.patch("web", &PatchParams::apply("other"), &Patch::Apply(sidecar)).await.unwrap();
     let containers = merged.spec.unwrap().template.spec.unwrap().containers;
     let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["app", "sidecar"]);
@@ -130,7 +145,10 @@ async fn statefulset_gets_ready_pod_pvc_and_engine_secret() {
     let client = common::client(&fk).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "vc-dev"}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "vc-dev"}})).unwrap(),
+        )
         .await
         .unwrap();
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "vc-dev");
@@ -189,7 +207,8 @@ async fn watcher_sees_changes_and_relists_after_410() {
     let client = common::client(&fk).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
 
-    let mut stream = watcher(cms.clone(), watcher::Config::default().labels("app=x")).applied_objects().boxed();
+    let mut stream =
+        watcher(cms.clone(), watcher::Config::default().labels("app=x")).applied_objects().boxed();
     let waiter = tokio::spawn(async move {
         let first = stream.try_next().await;
         (first, stream)
@@ -198,7 +217,8 @@ async fn watcher_sees_changes_and_relists_after_410() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     cms.create(&PostParams::default(), &configmap("w1", "1")).await.unwrap();
-    let (first, mut stream) = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    let (first, mut stream) =
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
     assert_eq!(first.unwrap().unwrap().metadata.name.as_deref(), Some("w1"));
     assert_eq!(fk.count_requests("list", "/configmaps"), 1);
 
@@ -216,7 +236,12 @@ async fn watcher_sees_changes_and_relists_after_410() {
             seen.push(cm.metadata.name.unwrap());
         }
     }
-    assert_eq!(fk.count_requests("list", "/configmaps"), 2, "the watcher relisted: {:?}", fk.requests());
+    assert_eq!(
+        fk.count_requests("list", "/configmaps"),
+        2,
+        "the watcher relisted: {:?}",
+        fk.requests()
+    );
 
     // A raw watch from an expired RV gets an ERROR event with 410 Gone.
     let mut raw = cms.watch(&WatchParams::default().timeout(2), "1").await.unwrap().boxed();

@@ -124,8 +124,8 @@ fn no_isolation() {
     spec.isolation.enabled = false;
     let rendered = snapshot_scenario("no-isolation", &spec, true);
     assert!(!rendered.objects.iter().any(|o| o.kind() == "NetworkPolicy"));
-    // The DNS restriction is the engine default too; it stays.
-    assert!(config_yaml(&spec, true).contains("fallbackHostCluster: false"));
+    // The DNS restriction goes with the NetworkPolicies.
+    assert!(config_yaml(&spec, true).contains("fallbackHostCluster: true"));
 }
 
 #[test]

@@ -18,8 +18,9 @@ pub struct Raw {
 
 impl Raw {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
+        })
     }
 
     pub fn text(&self) -> String {
@@ -28,16 +29,20 @@ impl Raw {
 
     /// Newline-delimited JSON (watch streams).
     pub fn lines(&self) -> Vec<Value> {
-        self.text().lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        self.text()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(pos) = data.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
         let size_text = std::str::from_utf8(&data[..pos]).unwrap_or("0");
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -56,7 +61,10 @@ pub fn http(fk: &FakeKube, method: &str, path: &str, content_type: &str, body: &
         fk.addr()
     );
     if !body.is_empty() {
-        req.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()));
+        req.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
     }
     req.push_str("\r\n");
     req.push_str(body);
@@ -75,7 +83,11 @@ pub fn http(fk: &FakeKube, method: &str, path: &str, content_type: &str, body: &
             .unwrap_or_default()
     };
     let raw_body = &buf[head_end + 4..];
-    let body = if header("transfer-encoding").contains("chunked") { dechunk(raw_body) } else { raw_body.to_vec() };
+    let body = if header("transfer-encoding").contains("chunked") {
+        dechunk(raw_body)
+    } else {
+        raw_body.to_vec()
+    };
     Raw { code, content_type: header("content-type"), body }
 }
 
@@ -90,8 +102,11 @@ pub fn post(fk: &FakeKube, path: &str, body: &Value) -> Raw {
 /// A kube-rs client for the fake, built from its kubeconfig.
 pub async fn client(fk: &FakeKube) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&fk.kubeconfig_yaml("fake")).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
     kube::Client::try_from(config).unwrap()
 }

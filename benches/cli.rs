@@ -1,0 +1,114 @@
+//! Benchmarks of the `vc` binary against the fake API server with instant readiness: start-up
+//! time, the time `vc create` itself takes, and `vc list` with 500 virtual clusters.
+//! Prints figures; asserts nothing about time.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use fakekube::FakeKube;
+use serde_json::json;
+
+const VC: &str = env!("CARGO_BIN_EXE_vc");
+
+struct Bench {
+    _fake: FakeKube,
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new(fake: FakeKube) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fake.write_kubeconfig(dir.path().join("kubeconfig"), "bench").expect("kubeconfig");
+        Self { _fake: fake, dir }
+    }
+
+    fn vc(&self, args: &[&str]) -> (Duration, Output) {
+        let started = Instant::now();
+        let output = Command::new(VC)
+            .args(args)
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig"))
+            .env("HOME", self.dir.path())
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .output()
+            .expect("run vc");
+        let took = started.elapsed();
+        assert!(
+            output.status.success(),
+            "vc {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (took, output)
+    }
+}
+
+fn summary(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
+    println!(
+        "{name:<44} n={:<3} min {:>7.1} ms  median {:>7.1} ms  mean {:>7.1} ms  max {:>7.1} ms",
+        samples.len(),
+        ms(samples[0]),
+        ms(samples[samples.len() / 2]),
+        mean,
+        ms(samples[samples.len() - 1])
+    );
+}
+
+fn statefulset(i: usize) -> serde_json::Value {
+    let name = format!("c{i:03}");
+    let ns = format!("vc-{name}");
+    let labels = json!({"app": "vcluster", "release": name, "app.kubernetes.io/managed-by": "vc", "vc.dev/cluster": name});
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": ns, "labels": labels,
+                     "annotations": {"vc.dev/created-at": "2026-01-01T00:00:00Z", "vc.dev/kubernetes-version": "v1.33.4",
+                                     "vc.dev/spec": "{\"kubernetesVersion\":\"1.33\"}"}},
+        "spec": {"replicas": 1, "serviceName": format!("{name}-headless"),
+                 "selector": {"matchLabels": {"app": "vcluster", "release": name}},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "syncer", "image": "ghcr.io/loft-sh/vcluster-oss:0.36.1"}]}}},
+        "status": {"replicas": 1, "readyReplicas": 1}
+    })
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else to parse.
+    println!("vc benchmarks (fake API server on loopback, instant readiness)");
+
+    let bench = Bench::new(FakeKube::builder().ready_delay(Duration::ZERO).start());
+    let startup: Vec<Duration> = (0..30).map(|_| bench.vc(&["--version"]).0).collect();
+    summary("vc --version (process start-up)", startup);
+
+    let mut create_wall = Vec::new();
+    let mut create_ready = Vec::new();
+    for i in 0..15 {
+        let name = format!("b{i}");
+        let (took, output) = bench.vc(&["create", &name, "-o", "json"]);
+        create_wall.push(took);
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        let phases: f64 = ["applying", "scheduled", "starting", "ready"]
+            .iter()
+            .filter_map(|p| result["timings"][p].as_f64())
+            .sum();
+        create_ready.push(Duration::from_secs_f64(phases));
+    }
+    summary("vc create, whole process (vc's own time)", create_wall);
+    summary("vc create, apply + watch phases", create_ready);
+
+    let objects: Vec<serde_json::Value> = (0..500).map(statefulset).collect();
+    let bench = Bench::new(
+        FakeKube::builder().ready_delay(Duration::ZERO).controllers(false).objects(objects).start(),
+    );
+    let list: Vec<Duration> = (0..15)
+        .map(|_| {
+            let (took, output) = bench.vc(&["list", "-o", "json"]);
+            let items: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+            assert_eq!(items.as_array().map(Vec::len), Some(500));
+            took
+        })
+        .collect();
+    summary("vc list -o json, 500 clusters", list);
+    let table: Vec<Duration> = (0..15).map(|_| bench.vc(&["list"]).0).collect();
+    summary("vc list (table), 500 clusters", table);
+}
