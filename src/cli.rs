@@ -29,6 +29,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Kubeconfig file of the host cluster (default: $KUBECONFIG, else ~/.kube/config)
     #[arg(long, global = true, value_name = "FILE")]
@@ -76,6 +77,20 @@ pub enum Command {
     /// Delete virtual clusters and everything vc created for them
     #[command(visible_alias = "rm", after_help = DELETE_EXAMPLES)]
     Delete(DeleteArgs),
+    /// Connect kubectl to a virtual cluster (background port-forward + kubeconfig context)
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(ConnectArgs),
+    /// Stop the port-forward and remove the kubeconfig entries of a virtual cluster
+    #[command(after_help = "Examples:\n  vc disconnect dev\n  vc disconnect --all")]
+    Disconnect(DisconnectArgs),
+    /// Print a kubeconfig for a virtual cluster without starting anything
+    #[command(
+        after_help = "Examples:\n  vc kubeconfig dev --server https://dev.example.com > dev.kubeconfig"
+    )]
+    Kubeconfig(KubeconfigArgs),
+    /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
+    #[command(hide = true)]
+    Forwarder(ForwarderArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  vc completions bash > /etc/bash_completion.d/vc\n  vc completions zsh > \"${fpath[1]}/_vc\""
@@ -91,6 +106,14 @@ Examples:
   vc create ci-42 --kubernetes-version 1.33 --ttl 2h --label pr=42
   vc create dev -f values.yaml --quota cpu=8,memory=16Gi
   vc create dev --dry-run -o yaml";
+
+const CONNECT_EXAMPLES: &str = "\
+Examples:
+  vc connect dev && kubectl get ns
+  vc connect dev --no-switch --local-port 18443
+  vc connect pr-42 -- kubectl apply -f k8s/
+  vc connect dev --print > dev.kubeconfig
+  vc connect dev --logs";
 
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -122,7 +145,7 @@ pub struct CreateArgs {
     /// Engine (syncer) image
     #[arg(long, value_name = "IMAGE")]
     pub engine_image: Option<String>,
-    /// Delete the cluster automatically after this long (30m, 2h, 1d)
+    /// Lifetime of the cluster (30m, 2h, 1d); after it, vc list shows it as Expired
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// Label for the cluster's record, repeatable (KEY=VALUE)
@@ -155,6 +178,79 @@ pub struct CreateArgs {
     /// Delete what was created when the cluster does not become ready
     #[arg(long)]
     pub cleanup_on_failure: bool,
+    /// Do not connect once the cluster is ready
+    #[arg(long)]
+    pub no_connect: bool,
+    /// Connect, but keep the kubeconfig's current context
+    #[arg(long)]
+    pub no_switch: bool,
+    /// Local port of the forward (default: a free one, the same on every reconnect)
+    #[arg(long, value_name = "PORT")]
+    pub local_port: Option<u16>,
+}
+
+/// `vc connect`
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+    /// Keep the kubeconfig's current context
+    #[arg(long)]
+    pub no_switch: bool,
+    /// Local port of the forward (default: a free one, the same on every reconnect)
+    #[arg(long, value_name = "PORT")]
+    pub local_port: Option<u16>,
+    /// Write a self-contained kubeconfig to stdout instead of merging it
+    #[arg(long)]
+    pub print: bool,
+    /// With --print: use this server URL (a Service or Ingress you expose) and start no forward
+    #[arg(long, value_name = "URL", requires = "print")]
+    pub server: Option<String>,
+    /// Show the background forwarder's log
+    #[arg(long, conflicts_with_all = ["print", "command"])]
+    pub logs: bool,
+    /// How long to wait for the cluster to become ready
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+    /// Run this command with KUBECONFIG set to a private kubeconfig and a private forward,
+    /// then exit with its exit code (the user's kubeconfig is untouched)
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `vc disconnect`
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// Name of the virtual cluster
+    #[arg(required_unless_present = "all")]
+    pub name: Option<String>,
+    /// Disconnect every virtual cluster
+    #[arg(long, conflicts_with = "name")]
+    pub all: bool,
+}
+
+/// `vc kubeconfig`
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+    /// Server URL to write (default: the URL of the running forward, else the engine's own)
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// `vc forwarder` (hidden): the global --kubeconfig, --context and -n name the host.
+#[derive(Debug, Args)]
+pub struct ForwarderArgs {
+    pub name: String,
+    #[arg(long)]
+    pub host_server: String,
+    #[arg(long)]
+    pub local_port: u16,
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub gone_after_secs: Option<u64>,
 }
 
 /// `vc list`

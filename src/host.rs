@@ -966,3 +966,26 @@ impl Host {
         Ok((objects, usage))
     }
 }
+
+impl Host {
+    /// The engine's admin kubeconfig (Secret `vc-<name>`, key `config`), if it exists yet.
+    pub async fn admin_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, HostError> {
+        let secret_name = engine::kubeconfig_secret_name(name);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_opt(&secret_name)
+            .await
+            .map_err(|e| self.explain(&format!("reading Secret {namespace}/{secret_name}"), e))?;
+        let Some(secret) = secret else { return Ok(None) };
+        let config =
+            secret.data.as_ref().and_then(|d| d.get("config")).ok_or_else(|| HostError::Api {
+                what: format!("Secret {namespace}/{secret_name}"),
+                message: "it has no key \"config\"".into(),
+            })?;
+        Ok(Some(String::from_utf8_lossy(&config.0).into_owned()))
+    }
+}

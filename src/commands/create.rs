@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{CreateArgs, OutputFormat};
 use crate::commands::Session;
+use crate::connection;
 use crate::engine::{self, Placement};
 use crate::error::CliError;
 use crate::host::{self, Host, ReadyEvent};
@@ -26,6 +27,12 @@ struct CreateResult {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    /// The kubeconfig context, when connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<String>,
+    /// The local forward's URL, when connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
     /// Seconds per phase, keyed by the phase names of `output::PHASES`.
     timings: BTreeMap<&'static str, f64>,
 }
@@ -150,8 +157,22 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
     };
     match outcome {
         Ok(ready) => {
+            let connected = if ready && !args.no_connect {
+                progress.phase("connected");
+                match connect(session, &host, &namespace, name, &args).await {
+                    Ok(connected) => Some(connected),
+                    Err(e) => {
+                        progress.abandon();
+                        return Err(e.context(format!(
+                            "virtual cluster {name:?} is ready, but connecting to it failed (retry with: vc connect {name})"
+                        )));
+                    }
+                }
+            } else {
+                None
+            };
             let timings = progress.finish();
-            report(session, &rendered, &placement, ready, &timings)
+            report(session, &rendered, &placement, ready, connected.as_ref(), &timings)
         }
         Err(Stop::Host(e)) => {
             progress.abandon();
@@ -188,6 +209,28 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
             .into())
         }
     }
+}
+
+/// Connects to the new cluster: background forward and kubeconfig context.
+async fn connect(
+    session: &Session,
+    host: &Host,
+    namespace: &str,
+    name: &str,
+    args: &CreateArgs,
+) -> anyhow::Result<connection::Connected> {
+    let (paths, _) = session.kubeconfigs()?;
+    let target = connection::Target::new(host, namespace, name);
+    let admin = connection::ready_admin_kubeconfig(host, &target, args.timeout).await?;
+    connection::connect_background(
+        &paths,
+        session.global.kubeconfig.clone(),
+        &target,
+        &admin,
+        args.local_port,
+        !args.no_switch,
+    )
+    .await
 }
 
 enum Stop {
@@ -236,6 +279,7 @@ fn report(
     rendered: &engine::Rendered,
     placement: &Placement,
     ready: bool,
+    connected: Option<&connection::Connected>,
     timings: &[(&'static str, Duration)],
 ) -> anyhow::Result<()> {
     let printer = &session.printer;
@@ -249,6 +293,8 @@ fn report(
         kubeconfig_secret: engine::kubeconfig_secret_name(name),
         created_at: placement.created_at.to_string(),
         expires_at,
+        context: connected.map(|c| c.entry.context_name.clone()),
+        server: connected.map(|c| c.server_url.clone()),
         timings: timings
             .iter()
             .map(|(p, d)| (*p, (d.as_secs_f64() * 1000.0).round() / 1000.0))
@@ -269,8 +315,19 @@ fn report(
                     "virtual cluster {name:?} applied; it is starting (see: vc list)"
                 ));
             }
+            if let Some(c) = connected {
+                let now = if c.entry.switched { " (now the current context)" } else { "" };
+                printer.info(&format!(
+                    "kubectl context {}{now} reaches it through {}",
+                    c.entry.context_name, c.server_url
+                ));
+            }
             if printer.stderr_tty {
-                printer.info(&format!("  connect: vc connect {name}"));
+                if connected.is_none() {
+                    printer.info(&format!("  connect: vc connect {name}"));
+                } else {
+                    printer.info("  try:     kubectl get namespaces");
+                }
                 printer.info(&format!("  delete:  vc delete {name}"));
             }
         }

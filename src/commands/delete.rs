@@ -3,6 +3,7 @@
 
 use crate::cli::{DeleteArgs, OutputFormat};
 use crate::commands::Session;
+use crate::connection;
 use crate::error::CliError;
 use crate::host::{ClusterRecord, HostError, MadeBy};
 
@@ -61,6 +62,13 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        let target = connection::Target::new(&host, &record.namespace, &record.name);
+        if let Err(e) = disconnect(session, &target).await {
+            printer.warn(&format!(
+                "virtual cluster {:?} is deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
+                record.name, record.name
+            ));
+        }
         let what = if own {
             format!("namespace {}", record.namespace)
         } else {
@@ -74,6 +82,12 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
         OutputFormat::Name => printer.data(&deleted.join("\n")),
         OutputFormat::Table => {}
     }
+    Ok(())
+}
+
+async fn disconnect(session: &Session, target: &connection::Target) -> anyhow::Result<()> {
+    let (paths, _) = session.kubeconfigs()?;
+    connection::disconnect(&paths, target).await?;
     Ok(())
 }
 

@@ -22,7 +22,10 @@ struct ListItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
     made_by: MadeBy,
+    /// A background forward is alive and answering.
     connected: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_port: Option<u16>,
 }
 
 pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
@@ -40,6 +43,19 @@ pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    // A missing or unreadable state directory means no forwards, not a failed list.
+    let forwards = crate::forward::list_states().await.unwrap_or_default();
+    let forward_of = |r: &crate::host::ClusterRecord| {
+        forwards
+            .iter()
+            .find(|f| {
+                f.answering
+                    && f.state.host_server == host.server
+                    && f.state.namespace == r.namespace
+                    && f.state.name == r.name
+            })
+            .map(|f| f.state.port)
+    };
     let now = jiff::Timestamp::now();
     let items: Vec<ListItem> = records
         .iter()
@@ -51,7 +67,8 @@ pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
             created_at: r.created_at.map(|t| t.to_string()),
             expires_at: r.expires_at.map(|t| t.to_string()),
             made_by: r.made_by,
-            connected: false,
+            connected: forward_of(r).is_some(),
+            local_port: forward_of(r),
         })
         .collect();
     match printer.format {
@@ -88,7 +105,7 @@ pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
                                 format!("in {}", age_since(now, t))
                             }
                         }),
-                        if item.connected { "yes".into() } else { "no".into() },
+                        item.local_port.map_or_else(|| "no".into(), |p| format!("yes (:{p})")),
                     ]
                 })
                 .collect();

@@ -2,9 +2,13 @@
 //! prints through the `Printer`. A command never imports another command.
 
 pub mod completions;
+pub mod connect;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod disconnect;
+pub mod forwarder;
+pub mod kubeconfig;
 pub mod list;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -52,6 +56,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(args) => list::run(&session, args).await,
         Command::Describe(args) => describe::run(&session, args).await,
         Command::Delete(args) => delete::run(&session, args).await,
+        Command::Connect(args) => connect::run(&session, args).await,
+        Command::Disconnect(args) => disconnect::run(&session, args).await,
+        Command::Kubeconfig(args) => kubeconfig::run(&session, args).await,
+        Command::Forwarder(args) => forwarder::run(&session, args).await,
         Command::Completions(args) => completions::run(&session, &args),
         Command::Version => {
             session.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));

@@ -5,7 +5,17 @@ use crate::support::{Sandbox, Vc};
 #[test]
 fn help_of_every_verb() {
     let sandbox = Sandbox::new();
-    for verb in ["", "create", "list", "describe", "delete", "completions"] {
+    for verb in [
+        "",
+        "create",
+        "list",
+        "describe",
+        "delete",
+        "connect",
+        "disconnect",
+        "kubeconfig",
+        "completions",
+    ] {
         let args: Vec<&str> = verb.split_whitespace().chain(["--help"]).collect();
         let run = Vc::new(&sandbox).args(&args).env("COLUMNS", "100").run();
         run.code(0);

@@ -17,7 +17,12 @@ fn host() -> (FakeKube, Sandbox) {
     (fake, sandbox)
 }
 
-fn vc<'a>(sandbox: &'a Sandbox, args: &[&str]) -> Run {
+/// Runs vc; a `create` here does not connect (connecting is covered in `connect.rs`).
+fn vc(sandbox: &Sandbox, args: &[&str]) -> Run {
+    let mut args = args.to_vec();
+    if args.first() == Some(&"create") {
+        args.push("--no-connect");
+    }
     Vc::new(sandbox).args(args).run()
 }
 
@@ -304,7 +309,7 @@ fn interrupt_during_create_says_what_exists() {
     let (fake, sandbox) = host();
     fake.set_behaviour("stuck", PodBehaviour::NeverReady);
     let child = std::process::Command::new(crate::support::VC)
-        .args(["create", "stuck", "--timeout", "1m"])
+        .args(["create", "stuck", "--timeout", "1m", "--no-connect"])
         .env("KUBECONFIG", sandbox.kubeconfig())
         .env("HOME", sandbox.home())
         .env("XDG_STATE_HOME", sandbox.state())

@@ -1,0 +1,145 @@
+//! `vc connect NAME`: waits for the cluster, starts (or reuses) the background forwarder and
+//! merges a context into the kubeconfig; `--print` writes a kubeconfig to stdout instead;
+//! `-- CMD` runs a command against a private kubeconfig and forward; `--logs` shows the log.
+
+use serde::Serialize;
+
+use crate::cli::{ConnectArgs, OutputFormat};
+use crate::commands::Session;
+use crate::connection::{self, Target};
+use crate::error::CliError;
+use crate::forward::{self, CONTROL_PLANE_PORT, Forward, PodTarget};
+use crate::kubeconfig;
+
+/// JSON result of `vc connect -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectResult {
+    name: String,
+    namespace: String,
+    context: String,
+    server: String,
+    local_port: u16,
+    kubeconfig: String,
+    switched: bool,
+}
+
+pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
+    crate::spec::validate_name(&args.name)?;
+    if args.logs {
+        return show_logs(session, &args.name).await;
+    }
+    let (paths, _) = session.kubeconfigs()?;
+    let host = session.host().await?;
+    let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+    let target = Target::new(&host, &record.namespace, &record.name);
+    let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
+    let printer = &session.printer;
+
+    if !args.command.is_empty() {
+        return run_command(&host, &target, &admin, &args.command).await;
+    }
+    if args.print {
+        let server = match &args.server {
+            Some(url) => url.clone(),
+            None => connection::local_url(
+                connection::start_forwarder(
+                    session.global.kubeconfig.clone(),
+                    &target,
+                    args.local_port,
+                )
+                .await?,
+            ),
+        };
+        let config = kubeconfig::standalone_kubeconfig(&admin, &target.context_name(), &server)?;
+        printer.data(&kubeconfig::render_kubeconfig(&config)?);
+        return Ok(());
+    }
+    let connected = connection::connect_background(
+        &paths,
+        session.global.kubeconfig.clone(),
+        &target,
+        &admin,
+        args.local_port,
+        !args.no_switch,
+    )
+    .await?;
+    let result = ConnectResult {
+        name: target.name.clone(),
+        namespace: target.namespace.clone(),
+        context: connected.entry.context_name.clone(),
+        server: connected.server_url.clone(),
+        local_port: connected.port,
+        kubeconfig: connected.entry.file.display().to_string(),
+        switched: connected.entry.switched,
+    };
+    match printer.format {
+        OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&result)?,
+        OutputFormat::Name => printer.data(&result.context),
+        OutputFormat::Table => {
+            let switched = if result.switched { "; it is now the current context" } else { "" };
+            printer.info(&format!(
+                "connected to virtual cluster {:?}: context {} -> {} in {}{switched}",
+                result.name, result.context, result.server, result.kubeconfig
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `command` with a private kubeconfig and an in-process forward; exits with its code.
+async fn run_command(
+    host: &crate::host::Host,
+    target: &Target,
+    admin: &kubeconfig::Kubeconfig,
+    command: &[String],
+) -> anyhow::Result<()> {
+    let pod = PodTarget::new(
+        &target.namespace,
+        forward::control_plane_pod(&target.name),
+        CONTROL_PLANE_PORT,
+    );
+    let forward = Forward::start(host.client.clone(), pod, 0).await?;
+    let config = kubeconfig::standalone_kubeconfig(
+        admin,
+        &target.context_name(),
+        &connection::local_url(forward.local_port()),
+    )?;
+    let path = kubeconfig::write_private_kubeconfig(&config)?;
+    // Ctrl-C reaches the command too; vc stays to clean up once it has exited.
+    tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    let status = tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .env("KUBECONFIG", &path)
+        .status()
+        .await
+        .map_err(|e| CliError::usage(format!("cannot run {:?}: {e}", command[0])))?;
+    let code = status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + status.signal().unwrap_or(1)
+    });
+    drop(path);
+    drop(forward);
+    std::process::exit(code);
+}
+
+/// Prints the background forwarder's log of every forward of that name.
+async fn show_logs(session: &Session, name: &str) -> anyhow::Result<()> {
+    let namespace = session.global.namespace.as_deref();
+    let forwards: Vec<_> = forward::list_states()
+        .await?
+        .into_iter()
+        .filter(|s| s.state.name == name && namespace.is_none_or(|ns| s.state.namespace == ns))
+        .collect();
+    if forwards.is_empty() {
+        return Err(CliError::not_found(format!(
+            "no forward of virtual cluster {name:?} is known (start one with: vc connect {name})"
+        ))
+        .into());
+    }
+    for status in forwards {
+        let text = std::fs::read_to_string(&status.log_file).unwrap_or_default();
+        session.printer.data(&text);
+    }
+    Ok(())
+}

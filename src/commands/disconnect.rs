@@ -1,0 +1,83 @@
+//! `vc disconnect [NAME|--all]`: stops background forwarders and removes the kubeconfig
+//! entries, restoring the previous current-context. Needs no host: it works from the
+//! kubeconfig's metadata and the forward state files.
+
+use crate::cli::{DisconnectArgs, OutputFormat};
+use crate::commands::Session;
+use crate::connection::{self, Target};
+use crate::forward;
+use crate::kubeconfig::{CurrentContextChange, list_virtual_cluster_entries};
+
+pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> {
+    if let Some(name) = &args.name {
+        crate::spec::validate_name(name)?;
+    }
+    let printer = &session.printer;
+    let namespace = session.global.namespace.as_deref();
+    let wanted = |name: &str, ns: &str| {
+        args.name.as_deref().is_none_or(|n| n == name) && namespace.is_none_or(|n| n == ns)
+    };
+    let (paths, loaded) = session.kubeconfigs()?;
+    let mut targets: Vec<Target> = Vec::new();
+    let mut add = |t: Target| {
+        let same = |o: &Target| {
+            o.name == t.name && o.namespace == t.namespace && o.host_server == t.host_server
+        };
+        if !targets.iter().any(same) {
+            targets.push(t);
+        }
+    };
+    for entry in list_virtual_cluster_entries(&loaded) {
+        let c = entry.metadata.cluster;
+        if wanted(&c.name, &c.namespace) {
+            add(Target {
+                name: c.name,
+                namespace: c.namespace,
+                host_context: c.host_context,
+                host_server: c.host_server,
+            });
+        }
+    }
+    for status in forward::list_states().await? {
+        let s = status.state;
+        if wanted(&s.name, &s.namespace) {
+            add(Target {
+                name: s.name,
+                namespace: s.namespace,
+                host_context: s.host_context,
+                host_server: s.host_server,
+            });
+        }
+    }
+    if targets.is_empty() {
+        let what = args
+            .name
+            .as_deref()
+            .map_or("no virtual cluster".to_string(), |n| format!("virtual cluster {n:?}"));
+        printer.info(&format!("{what} is not connected; nothing to do"));
+        if printer.structured() {
+            printer.structured_value(&Vec::<String>::new())?;
+        }
+        return Ok(());
+    }
+    let mut done = Vec::new();
+    for target in &targets {
+        let result = connection::disconnect(&paths, target).await?;
+        let restored = match &result.removed.current_context {
+            CurrentContextChange::Restored(ctx) => format!("; current context is {ctx} again"),
+            CurrentContextChange::Unset => "; current context unset".to_string(),
+            CurrentContextChange::Unchanged => String::new(),
+        };
+        printer.info(&format!(
+            "disconnected virtual cluster {:?} (namespace {}){restored}",
+            target.name, target.namespace
+        ));
+        done.push(target.name.clone());
+    }
+    match printer.format {
+        OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&done)?,
+        OutputFormat::Name => printer.data(&done.join("\n")),
+        OutputFormat::Table => {}
+    }
+    Ok(())
+}

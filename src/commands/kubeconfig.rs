@@ -1,0 +1,38 @@
+//! `vc kubeconfig NAME`: prints a self-contained kubeconfig for a virtual cluster and starts
+//! nothing. The server is `--server`, else the running forward's URL, else the engine's own.
+
+use crate::cli::KubeconfigArgs;
+use crate::commands::Session;
+use crate::connection::{self, Target};
+use crate::error::CliError;
+use crate::forward;
+use crate::kubeconfig;
+
+pub async fn run(session: &Session, args: KubeconfigArgs) -> anyhow::Result<()> {
+    crate::spec::validate_name(&args.name)?;
+    let host = session.host().await?;
+    let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+    let target = Target::new(&host, &record.namespace, &record.name);
+    let text = host.admin_kubeconfig(&target.namespace, &target.name).await?.ok_or_else(|| {
+        CliError::not_found(format!(
+            "virtual cluster {:?} has no kubeconfig yet: it is still starting (see: vc list)",
+            target.name
+        ))
+    })?;
+    let admin = kubeconfig::parse_admin_kubeconfig(&text)?;
+    let server = match args.server {
+        Some(url) => url,
+        None => match forward::status(&target.forward_key()).await? {
+            Some(status) if status.answering => connection::local_url(status.state.port),
+            _ => admin
+                .clusters
+                .first()
+                .and_then(|c| c.cluster.as_ref())
+                .and_then(|c| c.server.clone())
+                .unwrap_or_else(|| "https://localhost:8443".to_string()),
+        },
+    };
+    let config = kubeconfig::standalone_kubeconfig(&admin, &target.context_name(), &server)?;
+    session.printer.data(&kubeconfig::render_kubeconfig(&config)?);
+    Ok(())
+}

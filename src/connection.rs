@@ -1,0 +1,158 @@
+//! Connecting to a virtual cluster: wait for it, read the engine's admin kubeconfig, start the
+//! background forwarder and merge a context into the user's kubeconfig, and the reverse.
+//! Shared by `create`, `connect`, `disconnect` and `delete`; prints nothing.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::CliError;
+use crate::forward::{self, ForwardKey, SpawnOptions};
+use crate::host::{Host, HostError, ReadyEvent};
+use crate::kubeconfig::{
+    self, EntryOutcome, Kubeconfig, KubeconfigPaths, RemovedOutcome, VirtualClusterEntry,
+    VirtualClusterRef, VirtualClusterSelector,
+};
+
+/// Which virtual cluster, reached through which host.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub namespace: String,
+    pub host_context: String,
+    pub host_server: String,
+}
+
+impl Target {
+    pub fn new(host: &Host, namespace: &str, name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            host_context: host.context.clone(),
+            host_server: host.server.clone(),
+        }
+    }
+
+    pub fn forward_key(&self) -> ForwardKey {
+        ForwardKey::new(&self.host_server, &self.namespace, &self.name)
+    }
+
+    pub fn cluster_ref(&self) -> VirtualClusterRef {
+        VirtualClusterRef {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            host_context: self.host_context.clone(),
+            host_server: self.host_server.clone(),
+        }
+    }
+
+    /// The name vc gives the context of a standalone kubeconfig.
+    pub fn context_name(&self) -> String {
+        format!("vc-{}", self.name)
+    }
+}
+
+/// Waits (up to `timeout`) until the cluster is ready and returns the engine's admin kubeconfig.
+pub async fn ready_admin_kubeconfig(
+    host: &Host,
+    target: &Target,
+    timeout: Duration,
+) -> anyhow::Result<Kubeconfig> {
+    if let Some(text) = host.admin_kubeconfig(&target.namespace, &target.name).await? {
+        return Ok(kubeconfig::parse_admin_kubeconfig(&text)?);
+    }
+    let wait = host.wait_ready(&target.namespace, &target.name, |_: ReadyEvent| {});
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result?,
+        Err(_) => {
+            let why = host.diagnose(&target.namespace, &target.name).await;
+            return Err(CliError::timeout(format!(
+                "virtual cluster {:?} is still starting after {}s: {why}",
+                target.name,
+                timeout.as_secs()
+            ))
+            .into());
+        }
+    }
+    let text = host.admin_kubeconfig(&target.namespace, &target.name).await?.ok_or_else(|| {
+        HostError::NotFound(format!(
+            "the kubeconfig Secret of virtual cluster {:?} disappeared",
+            target.name
+        ))
+    })?;
+    Ok(kubeconfig::parse_admin_kubeconfig(&text)?)
+}
+
+/// What [`connect_background`] set up.
+#[derive(Clone, Debug)]
+pub struct Connected {
+    pub port: u16,
+    pub server_url: String,
+    pub entry: EntryOutcome,
+}
+
+/// Starts (or reuses) the background forwarder and merges the context into the kubeconfig.
+pub async fn connect_background(
+    paths: &KubeconfigPaths,
+    host_kubeconfig: Option<PathBuf>,
+    target: &Target,
+    admin: &Kubeconfig,
+    local_port: Option<u16>,
+    switch: bool,
+) -> anyhow::Result<Connected> {
+    let port = start_forwarder(host_kubeconfig, target, local_port).await?;
+    let server_url = local_url(port);
+    let entry = VirtualClusterEntry::from_admin_kubeconfig(
+        admin,
+        target.cluster_ref(),
+        &server_url,
+        switch,
+    )?;
+    let entry = kubeconfig::upsert_virtual_cluster(paths, &entry)?;
+    Ok(Connected { port, server_url, entry })
+}
+
+/// Starts (or reuses) the background forwarder; returns its local port.
+pub async fn start_forwarder(
+    host_kubeconfig: Option<PathBuf>,
+    target: &Target,
+    local_port: Option<u16>,
+) -> anyhow::Result<u16> {
+    let options = SpawnOptions {
+        kubeconfig: host_kubeconfig,
+        host_context: target.host_context.clone(),
+        host_server: target.host_server.clone(),
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+        local_port,
+        ready_timeout: Duration::from_secs(30),
+        program: None,
+        state_dir: None,
+    };
+    let status = forward::spawn_background(&options).await?;
+    Ok(status.state.port)
+}
+
+/// The URL of a local forward.
+pub fn local_url(port: u16) -> String {
+    format!("https://127.0.0.1:{port}")
+}
+
+/// What [`disconnect`] undid.
+#[derive(Clone, Debug, Default)]
+pub struct Disconnected {
+    pub stopped_forward: bool,
+    pub removed: RemovedOutcome,
+}
+
+/// Stops the forwarder and removes the kubeconfig entries of a cluster.
+pub async fn disconnect(paths: &KubeconfigPaths, target: &Target) -> anyhow::Result<Disconnected> {
+    let stopped = forward::stop(&target.forward_key()).await?;
+    let removed = kubeconfig::remove_virtual_cluster(
+        paths,
+        &VirtualClusterSelector::Cluster(target.cluster_ref()),
+    )?;
+    Ok(Disconnected {
+        stopped_forward: matches!(stopped, forward::StopOutcome::Stopped { .. }),
+        removed,
+    })
+}
