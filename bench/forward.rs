@@ -189,7 +189,6 @@ async fn main() {
     run("direct TCP (no forward)", target.port(), bytes).await;
     let kube_port = kube_forward(Api::namespaced(client.clone(), NS)).await;
     run("kube-rs Portforwarder", kube_port, bytes).await;
-    let forward =
-        Forward::start(client, PodTarget::new(NS, POD, PORT), 0).await.expect("forward");
+    let forward = Forward::start(client, PodTarget::new(NS, POD, PORT), 0).await.expect("forward");
     run("vc Forward", forward.local_port(), bytes).await;
 }

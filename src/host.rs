@@ -197,9 +197,7 @@ impl Host {
 
     async fn apply_one(&self, object: &HostObject, params: &PatchParams) -> Result<(), HostError> {
         let (resource, value) = object_parts(object);
-        let meta = value.get("metadata");
-        let name = meta.and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or_default();
-        let namespace = meta.and_then(|m| m.get("namespace")).and_then(|n| n.as_str());
+        let (name, namespace) = (object.name(), object.namespace());
         let api: Api<DynamicObject> = match namespace {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
             None => Api::all_with(self.client.clone(), &resource),
@@ -740,28 +738,10 @@ pub fn record_from(sts: &StatefulSet) -> Option<ClusterRecord> {
 
 /// The API resource and JSON body of a rendered object, for one generic apply path.
 fn object_parts(object: &HostObject) -> (ApiResource, serde_json::Value) {
-    fn parts<K: Resource<DynamicType = ()> + serde::Serialize>(
-        obj: &K,
-    ) -> (ApiResource, serde_json::Value) {
-        let mut value = serde_json::to_value(obj).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("apiVersion".into(), K::api_version(&()).into());
-            map.insert("kind".into(), K::kind(&()).into());
-        }
-        (ApiResource::erase::<K>(&()), value)
-    }
-    match object {
-        HostObject::Namespace(o) => parts(o),
-        HostObject::ServiceAccount(o) => parts(o),
-        HostObject::Role(o) => parts(o),
-        HostObject::RoleBinding(o) => parts(o),
-        HostObject::Secret(o) => parts(o),
-        HostObject::Service(o) => parts(o),
-        HostObject::StatefulSet(o) => parts(o),
-        HostObject::NetworkPolicy(o) => parts(o),
-        HostObject::ResourceQuota(o) => parts(o),
-        HostObject::LimitRange(o) => parts(o),
-    }
+    let api_version = object.api_version();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, object.kind());
+    (ApiResource::from_gvk(&gvk), object.to_json())
 }
 
 /// The objects as one `v1` `List`, for `--dry-run`.

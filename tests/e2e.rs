@@ -12,7 +12,10 @@ fn host_kubeconfig() -> Option<PathBuf> {
     match std::env::var_os("VC_E2E_KUBECONFIG") {
         Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
         _ => {
-            eprintln!(
+            // Written past the test harness's capture, so the skip is visible in every run.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "e2e: skipped: set VC_E2E_KUBECONFIG to the kubeconfig of a disposable host cluster to run it"
             );
             None
@@ -27,8 +30,12 @@ struct E2e {
 }
 
 impl E2e {
-    fn new(kubeconfig: PathBuf) -> Self {
-        Self { kubeconfig, state: tempfile::tempdir().expect("temp dir") }
+    /// Works on a copy of the host kubeconfig, so `vc connect` never edits the original.
+    fn new(original: PathBuf) -> Self {
+        let state = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = state.path().join("kubeconfig");
+        std::fs::copy(&original, &kubeconfig).expect("copy VC_E2E_KUBECONFIG");
+        Self { kubeconfig, state }
     }
 
     fn vc(&self, args: &[&str]) -> Output {
@@ -141,4 +148,53 @@ fn bad_input_touches_nothing() {
     assert_eq!(bad_version.status.code(), Some(2));
     let missing = e2e.vc(&["delete", &unique("absent"), "--yes"]);
     assert_eq!(missing.status.code(), Some(3));
+}
+
+#[test]
+fn connect_run_a_workload_and_disconnect() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-conn");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone() };
+    e2e.vc(&["create", &name, "--no-connect", "--timeout", "5m"]);
+
+    // The CI path: a private kubeconfig and forward for one command.
+    let deployed = e2e.vc(&[
+        "connect",
+        &name,
+        "--",
+        "kubectl",
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.k8s.io/pause:3.10",
+    ]);
+    assert_eq!(deployed.status.code(), Some(0), "kubectl through vc connect failed");
+    let waited = e2e.vc(&[
+        "connect",
+        &name,
+        "--",
+        "kubectl",
+        "wait",
+        "deployment/web",
+        "--for=condition=Available",
+        "--timeout=180s",
+    ]);
+    assert_eq!(waited.status.code(), Some(0), "the workload did not become available");
+    let code = e2e.vc(&["connect", &name, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code.status.code(), Some(7), "connect -- CMD passes the exit code through");
+
+    // The laptop path: background forward plus a context in a private kubeconfig copy.
+    let connected = e2e.vc(&["connect", &name, "--no-switch", "-o", "json"]);
+    assert_eq!(connected.status.code(), Some(0));
+    let result = json(&connected);
+    let context = result["context"].as_str().expect("context name").to_string();
+    let listed = Command::new("kubectl")
+        .args(["--context", &context, "get", "deployments", "-o", "name"])
+        .env("KUBECONFIG", &e2e.kubeconfig)
+        .output()
+        .expect("kubectl must be installed for the e2e suite");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("deployment.apps/web"));
+    let disconnected = e2e.vc(&["disconnect", &name]);
+    assert_eq!(disconnected.status.code(), Some(0));
 }
