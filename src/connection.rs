@@ -99,6 +99,8 @@ pub async fn connect_background(
     local_port: Option<u16>,
     switch: bool,
 ) -> anyhow::Result<Connected> {
+    let key = target.forward_key();
+    let was_running = forward::status(&key).await.ok().flatten().is_some_and(|s| s.answering);
     let port = start_forwarder(host_kubeconfig, target, local_port).await?;
     let server_url = local_url(port);
     let entry = VirtualClusterEntry::from_admin_kubeconfig(
@@ -106,9 +108,19 @@ pub async fn connect_background(
         target.cluster_ref(),
         &server_url,
         switch,
-    )?;
-    let entry = kubeconfig::upsert_virtual_cluster(paths, &entry)?;
-    Ok(Connected { port, server_url, entry })
+    )
+    .and_then(|entry| kubeconfig::upsert_virtual_cluster(paths, &entry));
+    match entry {
+        Ok(entry) => Ok(Connected { port, server_url, entry }),
+        Err(e) => {
+            // A forward without its kubeconfig entry serves nobody: stop the forwarder this
+            // call started (one that was already running stays).
+            if !was_running {
+                let _ = forward::stop(&key).await;
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Starts (or reuses) the background forwarder; returns its local port.

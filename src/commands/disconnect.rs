@@ -38,7 +38,9 @@ pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> 
             });
         }
     }
-    for status in forward::list_states().await? {
+    // A stopped forwarder's state file stays (it keeps the port for the next connect): only a
+    // running one makes a cluster connected.
+    for status in forward::list_states().await?.into_iter().filter(|s| s.alive) {
         let s = status.state;
         if wanted(&s.name, &s.namespace) {
             add(Target {

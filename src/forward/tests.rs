@@ -185,7 +185,6 @@ async fn forwarder_exits_when_the_cluster_is_gone() {
     assert_eq!(exit, ForwarderExit::ClusterGone);
 }
 
-
 fn statefulset(name: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "apps/v1",
@@ -273,8 +272,11 @@ async fn spawn_background_reports_an_early_exit() {
         state_dir: Some(dir.path().join("state")),
     };
     for (code, port_in_use) in [(3, false), (6, true)] {
-        std::fs::write(&script, format!("#!/bin/sh\necho \"cannot start: $1 $2\" >&2\nexit {code}\n"))
-            .unwrap();
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"cannot start: $1 $2\" >&2\nexit {code}\n"),
+        )
+        .unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let err = spawn_background(&opts).await.unwrap_err();
         match err {
@@ -292,3 +294,4 @@ async fn spawn_background_reports_an_early_exit() {
     assert!(matches!(err, ForwardError::NotReady { .. }), "{err}");
     assert_eq!(err.exit(), crate::error::Exit::Timeout);
 }
+

@@ -241,10 +241,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.frame_offset += take;
             if self.is_control() {
                 self.control.extend_from_slice(&self.buf[a..b]);
-                if self.remaining == 0 {
-                    if let Some(event) = self.finish_control() {
-                        return Ok(event);
-                    }
+                if self.remaining == 0
+                    && let Some(event) = self.finish_control()
+                {
+                    return Ok(event);
                 }
                 continue;
             }

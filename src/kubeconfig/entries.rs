@@ -1,7 +1,7 @@
 //! Kubeconfig entries for virtual clusters: naming, the host metadata extension, and the
 //! upsert / remove / list operations. Decides what changes; `Transaction` does the file work.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -344,7 +344,8 @@ pub fn upsert_virtual_cluster(
 
 /// Removes the context, cluster and user of a virtual cluster from whichever files hold them.
 /// When the removed context was current, the recorded previous context is restored if it still
-/// exists, else current-context is unset.
+/// exists, else current-context is unset. Other vc contexts that recorded a removed one as
+/// their previous context take over its record.
 ///
 /// # Errors
 /// [`KubeconfigError::NotVirtualClusterContext`] for a context vc did not make; lock, parse and
@@ -367,16 +368,49 @@ pub fn remove_virtual_cluster(
         remove_unreferenced(&mut tx.files, *index, name);
     }
 
+    // A removed context recorded as another's previous context is replaced by what it recorded
+    // itself, so disconnecting stacked connects in any order ends on the context they started
+    // from (the steps are bounded: a cycle of records ends unset).
+    let replaced: BTreeMap<&str, Option<&str>> = targets
+        .iter()
+        .map(|(_, name, meta)| (name.as_str(), meta.previous_context.as_deref()))
+        .collect();
+    let resolve = |mut previous: Option<String>| {
+        for _ in 0..=replaced.len() {
+            match previous.as_deref().and_then(|p| replaced.get(p)) {
+                Some(next) => previous = next.map(str::to_owned),
+                None => return previous,
+            }
+        }
+        None
+    };
+    for file in &mut tx.files {
+        for context in &mut file.config_mut().contexts {
+            let Some(mut meta) = VirtualClusterMetadata::of(context) else { continue };
+            if !meta.previous_context.as_deref().is_some_and(|p| replaced.contains_key(p)) {
+                continue;
+            }
+            meta.previous_context = resolve(meta.previous_context.take());
+            let extension = meta.to_extension()?;
+            if let Some(extensions) = context.context.as_mut().and_then(|c| c.extensions.as_mut()) {
+                extensions.retain(|e| e.name != EXTENSION_NAME);
+                extensions.push(extension);
+            }
+        }
+    }
+
     let mut outcome = RemovedOutcome {
         removed_contexts: removed.iter().cloned().collect(),
         ..Default::default()
     };
     if let Some(current) = current_before.filter(|c| removed.contains(c)) {
-        let previous = targets
-            .iter()
-            .find(|(_, name, _)| *name == current)
-            .and_then(|(_, _, meta)| meta.previous_context.clone())
-            .filter(|p| !removed.contains(p) && find_context(&tx.files, p).is_some());
+        let previous = resolve(
+            targets
+                .iter()
+                .find(|(_, name, _)| *name == current)
+                .and_then(|(_, _, meta)| meta.previous_context.clone()),
+        )
+        .filter(|p| !removed.contains(p) && find_context(&tx.files, p).is_some());
         restore_current_context(&mut tx.files, &removed, previous.as_deref());
         outcome.current_context = match current_context(&tx.files) {
             Some(now) => CurrentContextChange::Restored(now.to_owned()),

@@ -1,6 +1,8 @@
 //! Integration tests: the real `vc` binary against the fake Kubernetes API server.
 
 mod bad_input;
+mod connect;
 mod help;
 mod lifecycle;
 mod support;
+mod tls;

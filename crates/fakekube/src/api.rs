@@ -136,7 +136,7 @@ pub async fn faults_layer(
             query,
             verb: verb.clone(),
         });
-        let hit = f.rules.iter_mut().find(|r| r.matches(method.as_str(), &path));
+        let hit = f.rules.iter_mut().find(|r| r.matches(method.as_str(), &verb, &path));
         hit.map(|r| {
             if let Some(n) = r.remaining.as_mut() {
                 *n -= 1;
@@ -213,6 +213,13 @@ impl Ctx {
     fn body_value(&self) -> Result<Value, ApiError> {
         if self.body.is_empty() {
             return Ok(Value::Null);
+        }
+        if self.content_type.contains("protobuf") {
+            return crate::protobuf::decode(&self.body)
+                .ok_or_else(|| ApiError::unsupported_body(&self.content_type));
+        }
+        if self.content_type.contains("cbor") {
+            return Err(ApiError::unsupported_body(&self.content_type));
         }
         if let Ok(v) = serde_json::from_slice::<Value>(&self.body) {
             return Ok(v);
@@ -353,6 +360,11 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
                 None => ok(&served(&def, obj)),
             })
         }
+        (&Method::POST, None, _) if def.create_only => {
+            let review = access_review(shared, ctx.body_value()?);
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
+        (_, _, _) if def.create_only => Err(ApiError::method_not_allowed()),
         (&Method::POST, None, _) => {
             let body = ctx.body_value()?;
             let out = shared.state().create(&def, &ns, body, &ctx.write_opts(None))?;
@@ -408,6 +420,56 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Answers a SelfSubjectAccessReview: denied when an injected 403 fault would refuse the
+/// request the review describes, allowed otherwise.
+fn access_review(shared: &Arc<Shared>, mut review: Value) -> Value {
+    let attrs = &review["spec"]["resourceAttributes"];
+    let text = |k: &str| attrs[k].as_str().unwrap_or_default().to_string();
+    let (verb, group, resource, ns, name) =
+        (text("verb"), text("group"), text("resource"), text("namespace"), text("name"));
+    let version = {
+        let st = shared.state();
+        st.defs.iter().find(|d| d.group == group && d.plural == resource).map(|d| d.version.clone())
+    }
+    .unwrap_or_else(|| "v1".to_string());
+    let mut path = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    if !ns.is_empty() {
+        path.push_str(&format!("/namespaces/{ns}"));
+    }
+    path.push_str(&format!("/{resource}"));
+    if !name.is_empty() {
+        path.push_str(&format!("/{name}"));
+    }
+    let method = match verb.as_str() {
+        "create" => "POST",
+        "update" => "PUT",
+        "patch" => "PATCH",
+        "delete" | "deletecollection" => "DELETE",
+        _ => "GET",
+    };
+    let denied = attrs.is_object()
+        && shared.faults().rules.iter().any(|r| {
+            let forbids = match &r.action {
+                FaultAction::Forbid { .. } => true,
+                FaultAction::Respond(e) => e.code == 403,
+                FaultAction::Delay(_) => false,
+            };
+            forbids && r.matches(method, &verb, &path)
+        });
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    if review["metadata"].is_null() {
+        review["metadata"] = json!({});
+    }
+    review["metadata"]["creationTimestamp"] = Value::Null;
+    review["status"] = if denied { json!({"allowed": false}) } else { json!({"allowed": true}) };
+    review
 }
 
 fn patch_kind(ctx: &Ctx) -> Result<PatchKind, ApiError> {
@@ -605,11 +667,22 @@ impl WatchStream {
         Bytes::from(bytes)
     }
 
-    fn wants(&self, ev: &WatchEvent) -> bool {
-        ev.key == self.def.store_key()
-            && self.namespace.as_deref().is_none_or(|ns| ns == ev.namespace)
-            && self.labels.matches(&ev.object)
-            && self.fields.matches(&ev.object)
+    /// The event type this watch sends for `ev`, if any: a change that makes an object start
+    /// (stop) matching the selectors is sent as ADDED (DELETED), as the real server does.
+    fn wants(&self, ev: &WatchEvent) -> Option<&'static str> {
+        if ev.key != self.def.store_key()
+            || self.namespace.as_deref().is_some_and(|ns| ns != ev.namespace)
+        {
+            return None;
+        }
+        let matches = |o: &Value| self.labels.matches(o) && self.fields.matches(o);
+        let now = matches(&ev.object);
+        match (&ev.previous, now) {
+            (Some(prev), true) if !matches(prev) => Some("ADDED"),
+            (Some(prev), false) if matches(prev) => Some("DELETED"),
+            (_, true) => Some(ev.kind),
+            (_, false) => None,
+        }
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -639,8 +712,11 @@ impl WatchStream {
                 _ = self.drop_rx.changed() => return None,
                 _ = tokio::time::sleep_until(self.deadline) => return None,
                 r = self.rx.recv() => match r {
-                    Ok(ev) if self.wants(&ev) => return Some(self.line(ev.kind, &ev.object)),
-                    Ok(_) => {}
+                    Ok(ev) => {
+                        if let Some(kind) = self.wants(&ev) {
+                            return Some(self.line(kind, &ev.object));
+                        }
+                    }
                     Err(_) => return None,
                 },
                 _ = self.ticker.tick(), if self.bookmarks => {
@@ -707,8 +783,7 @@ fn watch(
             Ok(events) => {
                 let lines: Vec<Bytes> = events
                     .iter()
-                    .filter(|e| ws.wants(e))
-                    .map(|ev| ws.line(ev.kind, &ev.object))
+                    .filter_map(|ev| ws.wants(ev).map(|kind| ws.line(kind, &ev.object)))
                     .collect();
                 ws.queue.extend(lines);
             }

@@ -45,7 +45,7 @@ fn set_default(obj: &mut Value, key: &str, value: Value) {
 }
 
 /// Fills the defaults the real server adds on write (a useful subset).
-pub fn default_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
+pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
     let name = s(obj, "name").to_string();
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "namespaces") => {
@@ -67,19 +67,7 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
         ("", "services") => {
             let spec = &mut obj["spec"];
             set_default(spec, "type", json!("ClusterIP"));
-            if spec.get("clusterIP").is_none_or(Value::is_null) {
-                let ip = old.map(|o| o["spec"]["clusterIP"].clone()).filter(Value::is_string);
-                let ip = ip.unwrap_or_else(|| {
-                    let r = util::random_u64();
-                    json!(format!("10.96.{}.{}", (r >> 8) % 250 + 1, r % 250 + 2))
-                });
-                spec["clusterIP"] = ip;
-            }
-            let ip = spec["clusterIP"].clone();
-            set_default(spec, "clusterIPs", json!([ip]));
             set_default(spec, "sessionAffinity", json!("None"));
-            set_default(spec, "ipFamilies", json!(["IPv4"]));
-            set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
             set_default(spec, "internalTrafficPolicy", json!("Cluster"));
             for p in spec["ports"].as_array_mut().into_iter().flatten() {
                 set_default(p, "protocol", json!("TCP"));
@@ -124,6 +112,26 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
         }
         _ => {}
     }
+}
+
+/// Fills what the real server allocates after recording field ownership (service IPs).
+pub fn allocate_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
+    if (def.group.as_str(), def.plural.as_str()) != ("", "services") {
+        return;
+    }
+    let spec = &mut obj["spec"];
+    if spec.get("clusterIP").is_none_or(Value::is_null) {
+        let ip = old.map(|o| o["spec"]["clusterIP"].clone()).filter(Value::is_string);
+        spec["clusterIP"] = ip.unwrap_or_else(|| {
+            let r = util::random_u64();
+            json!(format!("10.96.{}.{}", (r >> 8) % 250 + 1, r % 250 + 2))
+        });
+    }
+    let ip = spec["clusterIP"].clone();
+    set_default(spec, "clusterIPs", json!([ip]));
+    set_default(spec, "ipFamilies", json!(["IPv4"]));
+    set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    set_default(&mut obj["status"], "loadBalancer", json!({}));
 }
 
 /// Reacts to one committed change.

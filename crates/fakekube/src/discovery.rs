@@ -92,13 +92,24 @@ pub fn openapi_v3_index(defs: &[ResourceDef]) -> Value {
     let mut paths = BTreeMap::new();
     for d in defs {
         let p = gv_path(&d.group, &d.version);
-        let url = format!(
-            "/openapi/v3/{p}?hash={}",
-            crate::util::short_hash(&format!("{p}{}", defs.len()))
-        );
+        let url = format!("/openapi/v3/{p}?hash={}", content_hash(&format!("{p}{}", defs.len())));
         paths.insert(p, json!({"serverRelativeURL": url}));
     }
     json!({"paths": paths})
+}
+
+/// A 128-digit upper-case hex digest, the shape of the real index's `hash=` values.
+fn content_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    (0..8u64)
+        .map(|round| {
+            for b in s.bytes().chain(round.to_le_bytes()) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            format!("{h:016X}")
+        })
+        .collect()
 }
 
 fn query_param(name: &str, description: &str) -> Value {

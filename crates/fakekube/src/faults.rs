@@ -33,20 +33,34 @@ pub enum FaultAction {
     Delay(Duration),
 }
 
-/// A fault: requests whose method matches (any when `None`) and whose path contains
-/// `path_contains` get `action`, `remaining` times (forever when `None`).
-#[derive(Clone, Debug)]
+impl Default for FaultAction {
+    fn default() -> Self {
+        FaultAction::Respond(ApiError::internal("injected failure"))
+    }
+}
+
+/// A fault: requests whose method and Kubernetes verb match (any when `None`) and whose path
+/// contains `path_contains` get `action`, `remaining` times (forever when `None`). A trailing
+/// `$` anchors the match at the end of the path (`/api/v1/namespaces$` matches creating a
+/// namespace but not a ConfigMap inside one).
+#[derive(Clone, Debug, Default)]
 pub struct Fault {
     pub method: Option<String>,
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `apply`, `delete`, ...
+    pub verb: Option<String>,
     pub path_contains: String,
     pub action: FaultAction,
     pub remaining: Option<usize>,
 }
 
 impl Fault {
-    pub fn matches(&self, method: &str, path: &str) -> bool {
+    pub fn matches(&self, method: &str, verb: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && path.contains(&self.path_contains)
+            && self.verb.as_deref().is_none_or(|v| v == verb)
+            && match self.path_contains.strip_suffix('$') {
+                Some(suffix) => path.ends_with(suffix),
+                None => path.contains(&self.path_contains),
+            }
             && self.remaining != Some(0)
     }
 }

@@ -10,6 +10,7 @@ mod discovery;
 mod faults;
 mod fields;
 pub mod portforward;
+mod protobuf;
 mod registry;
 mod selector;
 mod server;

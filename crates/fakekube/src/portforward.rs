@@ -38,6 +38,8 @@ pub const ROUTE: &str = "/api/v1/namespaces/{namespace}/pods/{name}/portforward"
 const TARGET_READ_CHUNK: usize = 32 * 1024;
 
 type PodCheck = dyn Fn(&str, &str) -> bool + Send + Sync;
+/// Which pod's streams to break (`None`: all).
+type BreakTarget = Option<(String, String)>;
 
 /// Port-forward targets and live streams. Cheap to clone; every clone shares the same state.
 #[derive(Clone, Default)]
@@ -51,7 +53,7 @@ struct Inner {
     pod_check: Mutex<Option<Arc<PodCheck>>>,
     /// Changed by [`PortForwards::drop_all`] / [`PortForwards::drop_pod`]; every open stream
     /// watches it. The value names the pod to break, `None` for all.
-    breaker: Mutex<Option<watch::Sender<Option<(String, String)>>>>,
+    breaker: Mutex<Option<watch::Sender<BreakTarget>>>,
     active: AtomicUsize,
     opened: AtomicU64,
 }
@@ -108,7 +110,7 @@ impl PortForwards {
         self.break_streams(Some((namespace.to_owned(), pod.to_owned())));
     }
 
-    fn break_streams(&self, which: Option<(String, String)>) {
+    fn break_streams(&self, which: BreakTarget) {
         if let Some(tx) = lock(&self.inner.breaker).as_ref() {
             tx.send_replace(which);
         }
@@ -136,7 +138,7 @@ impl PortForwards {
         }
     }
 
-    fn subscribe(&self) -> watch::Receiver<Option<(String, String)>> {
+    fn subscribe(&self) -> watch::Receiver<BreakTarget> {
         lock(&self.inner.breaker).get_or_insert_with(|| watch::channel(None).0).subscribe()
     }
 }

@@ -34,6 +34,8 @@ pub struct ResourceDef {
     pub tracks_generation: bool,
     /// Set for resources registered from a CustomResourceDefinition.
     pub from_crd: bool,
+    /// Review-style types that only accept `create` and store nothing.
+    pub create_only: bool,
 }
 
 pub const VERBS: [&str; 8] =
@@ -83,7 +85,7 @@ impl ResourceDef {
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": VERBS,
+            "verbs": if self.create_only { &["create"][..] } else { &VERBS[..] },
         })];
         if !self.short_names.is_empty() {
             out[0]["shortNames"] = json!(self.short_names);
@@ -148,6 +150,7 @@ fn def(
         name_rule: rule,
         tracks_generation,
         from_crd: false,
+        create_only: false,
     }
 }
 
@@ -178,9 +181,11 @@ pub fn builtin() -> Vec<ResourceDef> {
         def("networking.k8s.io", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], &[], Subdomain),
         def("events.k8s.io", "events", "event", "Event", true, &["ev"], &[], Subdomain),
         def("coordination.k8s.io", "leases", "lease", "Lease", true, &[], &[], Subdomain),
+        def("authorization.k8s.io", "selfsubjectaccessreviews", "", "SelfSubjectAccessReview", false, &[], &[], Subdomain),
         def("apiextensions.k8s.io", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, &["crd", "crds"], &["status"], Subdomain),
     ];
     for d in &mut defs {
+        d.create_only = d.plural.ends_with("accessreviews");
         if matches!(d.plural.as_str(), "pods" | "services" | "statefulsets" | "deployments" | "replicasets") {
             d.categories = vec!["all".to_string()];
         }
@@ -230,6 +235,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceDef> {
             name_rule: NameRule::Subdomain,
             tracks_generation: true,
             from_crd: true,
+            create_only: false,
         });
     }
     out

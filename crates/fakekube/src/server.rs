@@ -25,6 +25,8 @@ pub struct Shared {
     pub watch_drop: watch::Sender<u64>,
     /// `true` while connections are refused.
     refusing: watch::Sender<bool>,
+    /// Open client connections.
+    connections: std::sync::atomic::AtomicUsize,
     pub addr: SocketAddr,
     pub port_forwards: crate::portforward::PortForwards,
 }
@@ -134,6 +136,7 @@ impl Builder {
                 faults: Mutex::new(Faults::default()),
                 watch_drop,
                 refusing,
+                connections: std::sync::atomic::AtomicUsize::new(0),
                 addr,
                 port_forwards: crate::portforward::PortForwards::new(),
             }
@@ -181,6 +184,7 @@ async fn serve(
     let mut refusing = shared.refusing.subscribe();
     loop {
         tokio::select! {
+            biased;
             _ = stop.changed() => return,
             changed = refusing.changed() => {
                 if changed.is_err() {
@@ -212,15 +216,19 @@ async fn serve(
                 let service = TowerToHyperService::new(app.clone());
                 let mut refusing = shared.refusing.subscribe();
                 let mut stop = stop.clone();
+                let conn_shared = shared.clone();
+                conn_shared.connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::spawn(async move {
                     let conn = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades();
                     tokio::select! {
-                        _ = conn => {}
-                        _ = stop.changed() => {}
+                        biased;
                         _ = refusing.wait_for(|r| *r) => {}
+                        _ = stop.changed() => {}
+                        _ = conn => {}
                     }
+                    conn_shared.connections.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 });
             }
         }
@@ -480,8 +488,17 @@ impl FakeKube {
             method: method.map(str::to_string),
             path_contains: path_contains.to_string(),
             action,
-            remaining: None,
+            ..Fault::default()
         });
+    }
+
+    /// Like [`FakeKube::fail`], for requests with this Kubernetes verb (`list`, `watch`,
+    /// `get`, `create`, `apply`, ...) whose path contains `path_contains`.
+    pub fn fail_verb(&self, verb: &str, path_contains: &str, code: u16) {
+        self.fail(None, path_contains, code);
+        if let Some(last) = self.shared.faults().rules.last_mut() {
+            last.verb = Some(verb.to_string());
+        }
     }
 
     /// Answers matching requests with the RBAC Forbidden body naming `user`.
@@ -490,7 +507,7 @@ impl FakeKube {
             method: method.map(str::to_string),
             path_contains: path_contains.to_string(),
             action: FaultAction::Forbid { user: user.to_string() },
-            remaining: None,
+            ..Fault::default()
         });
     }
 
@@ -500,7 +517,7 @@ impl FakeKube {
             method: method.map(str::to_string),
             path_contains: path_contains.to_string(),
             action: FaultAction::Delay(delay),
-            remaining: None,
+            ..Fault::default()
         });
     }
 
@@ -515,8 +532,11 @@ impl FakeKube {
         let _ = self.shared.refusing.send(refuse);
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
         while std::time::Instant::now() < deadline {
-            let connectable = std::net::TcpStream::connect(self.shared.addr).is_ok();
-            if connectable != refuse {
+            let open = self.shared.connections.load(std::sync::atomic::Ordering::SeqCst);
+            if refuse && open == 0 && std::net::TcpStream::connect(self.shared.addr).is_err() {
+                break;
+            }
+            if !refuse && std::net::TcpStream::connect(self.shared.addr).is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));

@@ -24,6 +24,9 @@ pub struct WatchEvent {
     pub namespace: String,
     pub kind: &'static str,
     pub object: Value,
+    /// The object before a MODIFIED change (so filtered watches can send ADDED / DELETED when
+    /// an object starts or stops matching).
+    pub previous: Option<Value>,
 }
 
 /// How simulated pods behave.
@@ -387,17 +390,19 @@ impl State {
             if def.namespaced { meta_str(&obj, "namespace").to_string() } else { String::new() };
         let name = meta_str(&obj, "name").to_string();
         let map = self.objects.entry(def.store_key()).or_default();
-        if kind == "DELETED" {
+        let previous = if kind == "DELETED" {
             map.remove(&(ns.clone(), name));
+            None
         } else {
-            map.insert((ns.clone(), name), obj.clone());
-        }
+            map.insert((ns.clone(), name), obj.clone()).filter(|_| kind == "MODIFIED")
+        };
         let ev = Arc::new(WatchEvent {
             rv: self.rv,
             key: def.store_key(),
             namespace: ns,
             kind,
             object: obj.clone(),
+            previous,
         });
         self.history.push_back(ev.clone());
         while self.history.len() > self.settings.history_limit.max(1) {
@@ -508,7 +513,7 @@ impl State {
         if let Some(m) = obj.as_object_mut().filter(|_| def.has_status() && !opts.keep_status) {
             m.remove("status");
         }
-        controllers::default_fields(def, &mut obj, None);
+        controllers::default_fields(def, &mut obj);
         let managed_by_apply = meta(&obj)["managedFields"]
             .as_array()
             .is_some_and(|a| a.iter().any(|e| e["operation"] == "Apply"));
@@ -518,6 +523,7 @@ impl State {
             }
             apply::track_update(def, None, &mut obj, &opts.manager, None);
         }
+        controllers::allocate_fields(def, &mut obj, None);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -604,7 +610,7 @@ impl State {
             }
         }
         if sub.is_none() {
-            controllers::default_fields(def, &mut new, Some(old));
+            controllers::default_fields(def, &mut new);
         }
         let errs = validate_labels(&new);
         if !errs.is_empty() {
@@ -612,6 +618,9 @@ impl State {
         }
         if !managed_by_apply {
             apply::track_update(def, Some(old), &mut new, &opts.manager, sub);
+        }
+        if sub.is_none() {
+            controllers::allocate_fields(def, &mut new, Some(old));
         }
         if def.tracks_generation && sub.is_none() {
             let spec_changed = if def.from_crd {

@@ -182,6 +182,18 @@ impl ApiError {
         )
     }
 
+    /// 415 for request bodies in encodings the fake does not decode (protobuf, CBOR).
+    pub fn unsupported_body(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml; got {content_type}"
+            ),
+            None,
+        )
+    }
+
     pub fn unsupported_media(content_type: &str) -> Self {
         Self::new(
             415,

@@ -242,3 +242,42 @@ fn discovery_documents_have_the_real_shape() {
     assert_eq!((&version["major"], &version["minor"]), (&json!("1"), &json!("33")));
     assert!(version["gitVersion"].as_str().unwrap().starts_with("v1.33."));
 }
+
+#[test]
+fn created_service_has_real_defaults_and_field_ownership() {
+    let fk = FakeKube::start();
+    let body = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "abc"}, "spec": {"ports": [{"port": 80}]}});
+    let r = http(
+        &fk,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        &body.to_string(),
+    );
+    assert_eq!(r.code, 201);
+    let mut got = r.json();
+    let mut want = golden("create-invalid-service-name");
+    want["metadata"]["name"] = json!("abc");
+    want["metadata"]["managedFields"][0]["manager"] = json!("rawtest");
+    for v in [&mut got, &mut want] {
+        normalise(v);
+        v["spec"]["clusterIP"] = json!("<allocated>");
+        v["spec"]["clusterIPs"] = json!(["<allocated>"]);
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn openapi_v3_index_has_the_real_shape() {
+    let fk = FakeKube::start();
+    let ours = get(&fk, "/openapi/v3").json();
+    let real = golden("openapi-v3-root");
+    for (key, entry) in ours["paths"].as_object().unwrap() {
+        assert!(real["paths"].get(key).is_some(), "{key} is not served by the real server");
+        let url = entry["serverRelativeURL"].as_str().unwrap();
+        let (path, hash) = url.split_once("?hash=").unwrap();
+        assert_eq!(path, format!("/openapi/v3/{key}"));
+        assert_eq!(hash.len(), 128, "{hash}");
+        assert!(hash.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)), "{hash}");
+    }
+}

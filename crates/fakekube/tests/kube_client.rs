@@ -268,3 +268,65 @@ async fn deployment_gets_replicaset_and_pods() {
     assert_eq!(fk.count("pods", Some("default")), 0);
     assert_eq!(fk.count("replicasets", Some("default")), 0);
 }
+
+#[tokio::test]
+async fn custom_resources_are_served_once_their_crd_exists() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    use kube::discovery::Discovery;
+
+    let fk = FakeKube::start_async().await;
+    let client = common::client(&fk).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": {"name": "virtualclusters.vc.dev"},
+        "spec": {
+            "group": "vc.dev", "scope": "Namespaced",
+            "names": {"plural": "virtualclusters", "singular": "virtualcluster", "kind": "VirtualCluster", "shortNames": ["vcl"]},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }))
+    .unwrap();
+    crds.patch("virtualclusters.vc.dev", &PatchParams::apply("vc"), &Patch::Apply(crd))
+        .await
+        .unwrap();
+    let established = |c: Option<&CustomResourceDefinition>| {
+        c.and_then(|c| c.status.as_ref()?.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+    };
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(crds.clone(), "virtualclusters.vc.dev", established),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    let gvk = GroupVersionKind::gvk("vc.dev", "v1alpha1", "VirtualCluster");
+    let (ar, caps) = discovery.resolve_gvk(&gvk).expect("discovered");
+    assert!(caps.supports_operation(kube::discovery::verbs::PATCH));
+    let vcs: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk(&gvk));
+    assert_eq!(ar.plural, "virtualclusters");
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "vc.dev/v1alpha1", "kind": "VirtualCluster", "metadata": {"name": "dev"}, "spec": {"kubernetesVersion": "1.33"}
+    }))
+    .unwrap();
+    vcs.create(&PostParams::default(), &obj).await.unwrap();
+    vcs.patch_status(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"phase": "Ready"}})),
+    )
+    .await
+    .unwrap();
+    let got = vcs.get("dev").await.unwrap();
+    assert_eq!(got.data["status"]["phase"], "Ready");
+    assert_eq!(got.metadata.generation, Some(1));
+    assert_eq!(vcs.list(&ListParams::default()).await.unwrap().items.len(), 1);
+
+    crds.delete("virtualclusters.vc.dev", &DeleteParams::default()).await.unwrap();
+    assert!(vcs.list(&ListParams::default()).await.is_err(), "the type is gone with its CRD");
+}

@@ -220,3 +220,23 @@ fn kubectl_reports_real_errors() {
         "namespaces is forbidden: User \"alice\" cannot create resource \"namespaces\" in API group \"\" at the cluster scope"
     ));
 }
+
+#[test]
+fn kubectl_typed_generators_work_over_protobuf() {
+    let fk = FakeKube::start();
+    let k = Kubectl::new(&fk);
+    assert_eq!(k.ok(&["create", "namespace", "gen"]).trim(), "namespace/gen created");
+    k.ok(&["create", "configmap", "cm", "-n", "gen", "--from-literal=a=b"]);
+    k.ok(&["create", "secret", "generic", "s", "-n", "gen", "--from-literal=pw=hunter2"]);
+    k.ok(&["create", "serviceaccount", "robot", "-n", "gen"]);
+    let ns = fk.get("namespaces", "", "gen").unwrap();
+    assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
+    assert!(ns["metadata"].get("generateName").is_none());
+    assert_eq!(fk.get("configmaps", "gen", "cm").unwrap()["data"], json!({"a": "b"}));
+    let secret = fk.get("secrets", "gen", "s").unwrap();
+    assert_eq!(
+        (secret["type"].as_str(), secret["data"]["pw"].as_str()),
+        (Some("Opaque"), Some("aHVudGVyMg=="))
+    );
+    assert!(fk.get("serviceaccounts", "gen", "robot").is_some());
+}

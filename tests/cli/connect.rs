@@ -1,0 +1,678 @@
+//! Connect scenarios: `vc connect`, `disconnect`, `kubeconfig` and create's default connect as
+//! real processes, with a background forwarder reaching a TLS virtual API server through the
+//! fake host's port-forward, and `kubectl` talking to it with verification on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use fakekube::{FakeKube, PodBehaviour};
+use serde_json::Value;
+
+use crate::support::{Run, Sandbox, VC, Vc};
+use crate::tls::{Pki, VirtualApi};
+
+/// A fake host, a sandbox whose kubeconfig points at it (context `kind-host`), and a guard:
+/// dropping it disconnects everything and kills any forwarder of this test still running.
+struct Env {
+    fake: FakeKube,
+    sandbox: Sandbox,
+}
+
+impl Env {
+    fn new() -> Self {
+        let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
+        let sandbox = Sandbox::new();
+        std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+        fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
+        Self { fake, sandbox }
+    }
+
+    fn vc(&self, args: &[&str]) -> Run {
+        Vc::new(&self.sandbox).args(args).run()
+    }
+
+    /// `vc ARGS` as a command not yet started, with the same environment as [`Vc::run`].
+    fn vc_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(VC);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.sandbox.home())
+            .env("KUBECONFIG", self.sandbox.kubeconfig())
+            .env("XDG_STATE_HOME", self.sandbox.state())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Creates cluster `name` without connecting, then makes its control plane `api`: the
+    /// pod's port 8443 forwards to it and the engine Secret holds its admin kubeconfig.
+    fn create(&self, name: &str, api: &VirtualApi) {
+        self.vc(&["create", name, "--no-connect"]).code(0);
+        self.serve(name, api);
+    }
+
+    /// Points cluster `name`'s control-plane port and engine Secret at `api`.
+    fn serve(&self, name: &str, api: &VirtualApi) {
+        let namespace = format!("vc-{name}");
+        self.fake.set_port_forward_target(&namespace, &format!("{name}-0"), 8443, api.addr());
+        self.fake.put(api.pki.engine_secret(&namespace, name)).expect("engine Secret");
+    }
+
+    fn kubeconfig_text(&self) -> String {
+        std::fs::read_to_string(self.sandbox.kubeconfig()).expect("read kubeconfig")
+    }
+
+    fn kubeconfig(&self) -> Value {
+        yaml(&self.kubeconfig_text())
+    }
+
+    /// Every forward state file, parsed.
+    fn forwards(&self) -> Vec<Value> {
+        let dir = self.sandbox.state().join("vc").join("forwards");
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        let mut states: Vec<Value> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap())
+            .collect();
+        states.sort_by_key(|s| s["name"].as_str().unwrap_or_default().to_string());
+        states
+    }
+
+    /// The one forward state file of cluster `name`.
+    #[track_caller]
+    fn forward(&self, name: &str) -> Value {
+        let states: Vec<Value> =
+            self.forwards().into_iter().filter(|s| s["name"] == name).collect();
+        assert_eq!(states.len(), 1, "one state file for {name}: {states:?}");
+        states.into_iter().next().unwrap()
+    }
+
+    fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        kubectl(&self.sandbox, kubeconfig, args)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.sandbox.dir.path().join(file)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.vc(&["disconnect", "--all"]);
+        // If disconnect could not run (a malformed kubeconfig, say), stop what is left by pid,
+        // after checking the pid is still a forwarder of this test's host.
+        for state in self.forwards() {
+            let Some(pid) = state["pid"].as_u64() else { continue };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("forwarder") && cmdline.contains(&self.fake.url()) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+    }
+}
+
+fn yaml(text: &str) -> Value {
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"))
+}
+
+/// Runs kubectl against `kubeconfig` with the sandbox's HOME; TLS verification stays on.
+fn kubectl(sandbox: &Sandbox, kubeconfig: &Path, args: &[&str]) -> Run {
+    let output = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--request-timeout=10s")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", sandbox.home())
+        .stdin(Stdio::null())
+        .output()
+        .expect("kubectl must be installed for these tests");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The entry `name` of a kubeconfig list (`contexts`, `clusters`, `users`).
+fn named<'a>(config: &'a Value, list: &str, name: &str) -> Option<&'a Value> {
+    config[list].as_array()?.iter().find(|e| e["name"] == name)
+}
+
+fn names(config: &Value, list: &str) -> Vec<String> {
+    config[list]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// The local port in a server URL `https://127.0.0.1:PORT`.
+#[track_caller]
+fn local_port(server: &str) -> u16 {
+    server
+        .strip_prefix("https://127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("server is a local forward: {server}"))
+}
+
+/// Whether `pid` is a running process (a zombie has exited).
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start()).unwrap_or("");
+        !(state.starts_with('Z') || state.starts_with('X'))
+    })
+}
+
+/// Polls `check` until it holds or `within` has passed.
+fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Asserts that a `kubectl get ns -o name` listing came from the virtual cluster: it has the
+/// marker namespace and no host namespace.
+#[track_caller]
+fn assert_lists_virtual_namespaces(run: &Run, marker: &str) {
+    run.code(0);
+    let listed: Vec<&str> = run.stdout.lines().collect();
+    assert!(listed.contains(&format!("namespace/{marker}").as_str()), "{listed:?}");
+    assert!(listed.contains(&"namespace/kube-system"), "{listed:?}");
+    assert!(!listed.iter().any(|n| n.contains("vc-")), "host namespaces leaked: {listed:?}");
+}
+
+#[test]
+fn connect_merges_context_and_kubectl_reaches_the_virtual_cluster() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+
+    let connected = env.vc(&["connect", "dev"]);
+    connected.code(0);
+    assert!(connected.stdout.is_empty(), "progress goes to stderr: {}", connected.stdout);
+    assert!(
+        connected.stderr.contains("connected to virtual cluster \"dev\""),
+        "{}",
+        connected.stderr
+    );
+
+    let config = env.kubeconfig();
+    assert_eq!(config["current-context"], "vc-dev");
+    let context = named(&config, "contexts", "vc-dev").expect("context vc-dev");
+    assert_eq!(context["context"]["cluster"], "vc-dev");
+    assert_eq!(context["context"]["user"], "vc-dev");
+    let extension = context["context"]["extensions"]
+        .as_array()
+        .and_then(|e| e.iter().find(|x| x["name"] == "vc.dev/cluster"))
+        .expect("vc extension");
+    assert_eq!(extension["extension"]["previousContext"], "kind-host");
+    assert_eq!(extension["extension"]["hostContext"], "kind-host");
+    assert_eq!(extension["extension"]["namespace"], "vc-dev");
+    let cluster = named(&config, "clusters", "vc-dev").expect("cluster vc-dev");
+    let server = cluster["cluster"]["server"].as_str().unwrap().to_string();
+    let port = local_port(&server);
+    assert!(cluster["cluster"]["insecure-skip-tls-verify"].is_null());
+    assert!(cluster["cluster"]["certificate-authority-data"].is_string());
+    let user = named(&config, "users", "vc-dev").expect("user vc-dev");
+    assert!(user["user"]["client-certificate-data"].is_string());
+    assert!(named(&config, "contexts", "kind-host").is_some(), "the host context stays");
+    assert_eq!(env.forward("dev")["port"], port);
+
+    // kubectl through the forward, verifying the certificate and presenting the client one.
+    let kubeconfig = env.sandbox.kubeconfig();
+    let listed = env.kubectl(&kubeconfig, &["get", "ns", "-o", "name"]);
+    assert_lists_virtual_namespaces(&listed, "inside-dev");
+    assert!(api.client_cert_handshakes() > 0, "kubectl authenticated with the client cert");
+    assert!(api.inner.count_requests("list", "/api/v1/namespaces") > 0, "served by the inner fake");
+    let table = env.kubectl(&kubeconfig, &["get", "ns"]);
+    table.code(0);
+    assert!(table.stdout.starts_with("NAME"), "{}", table.stdout);
+
+    // A kube client reads the same kubeconfig.
+    let names_seen = kube_list_namespaces(&kubeconfig);
+    assert!(names_seen.contains(&"inside-dev".to_string()), "{names_seen:?}");
+
+    let list = env.vc(&["list", "-o", "json"]);
+    list.code(0);
+    let list = list.json();
+    assert_eq!(list[0]["name"], "dev");
+    assert_eq!(list[0]["connected"], true);
+    assert_eq!(list[0]["localPort"], port);
+
+    // Again: harmless, same port, same forwarder, nothing to rewrite.
+    let pid = env.forward("dev")["pid"].clone();
+    let text = env.kubeconfig_text();
+    env.vc(&["connect", "dev"]).code(0);
+    assert_eq!(env.kubeconfig_text(), text);
+    let again = env.kubeconfig();
+    assert_eq!(named(&again, "clusters", "vc-dev").unwrap()["cluster"]["server"], server);
+    assert_eq!(names(&again, "contexts"), ["kind-host", "vc-dev"]);
+    assert_eq!(env.forward("dev")["pid"], pid, "the running forwarder is reused");
+    let extension = &named(&again, "contexts", "vc-dev").unwrap()["context"]["extensions"][0];
+    assert_eq!(extension["extension"]["previousContext"], "kind-host", "not overwritten");
+
+    // --no-switch leaves current-context alone.
+    env.vc(&["disconnect", "dev"]).code(0);
+    assert_eq!(env.kubeconfig()["current-context"], "kind-host");
+    let no_switch = env.vc(&["connect", "dev", "--no-switch"]);
+    no_switch.code(0);
+    assert!(!no_switch.stderr.contains("current context"), "{}", no_switch.stderr);
+    let config = env.kubeconfig();
+    assert_eq!(config["current-context"], "kind-host");
+    assert!(named(&config, "contexts", "vc-dev").is_some());
+    let listed = env.kubectl(&kubeconfig, &["--context", "vc-dev", "get", "ns", "-o", "name"]);
+    assert_lists_virtual_namespaces(&listed, "inside-dev");
+
+    env.vc(&["disconnect", "dev"]).code(0);
+}
+
+/// Lists namespaces with a kube client built from `kubeconfig`'s current context.
+fn kube_list_namespaces(kubeconfig: &Path) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let config = kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+        let options = kube::config::KubeConfigOptions::default();
+        let config =
+            kube::Config::from_custom_kubeconfig(config, &options).await.expect("client config");
+        let client = kube::Client::try_from(config).expect("client");
+        let list = kube::Api::<Namespace>::all(client)
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("list namespaces through the forward");
+        list.items.into_iter().filter_map(|n| n.metadata.name).collect()
+    })
+}
+
+#[test]
+fn forwarder_reconnects_after_dropped_streams_and_a_recreated_pod() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    env.vc(&["connect", "dev"]).code(0);
+    let state = env.forward("dev");
+    let kubeconfig = env.sandbox.kubeconfig();
+    assert_lists_virtual_namespaces(
+        &env.kubectl(&kubeconfig, &["get", "ns", "-o", "name"]),
+        "inside-dev",
+    );
+
+    let opened = env.fake.port_forwards().opened();
+    env.fake.drop_port_forwards();
+    let after_drop = env.kubectl(&kubeconfig, &["get", "ns", "-o", "name"]);
+    assert_lists_virtual_namespaces(&after_drop, "inside-dev");
+    assert!(env.fake.port_forwards().opened() > opened, "a new stream was opened");
+
+    let uid = env.fake.get("pods", "vc-dev", "dev-0").unwrap()["metadata"]["uid"].clone();
+    env.fake.remove_now("pods", "vc-dev", "dev-0").expect("pod dev-0");
+    let after_restart = env.kubectl(&kubeconfig, &["get", "ns", "-o", "name"]);
+    assert_lists_virtual_namespaces(&after_restart, "inside-dev");
+    let pod = env.fake.get("pods", "vc-dev", "dev-0").expect("dev-0 recreated");
+    assert_ne!(pod["metadata"]["uid"], uid, "the pod was recreated");
+
+    // The pod's port refuses for a while (its container restarting): the forwarder retries the
+    // connection until it answers again.
+    let pod_forwards = env.fake.port_forwards();
+    pod_forwards.remove_target("vc-dev", "dev-0", 8443);
+    let restore = {
+        let pod_forwards = pod_forwards.clone();
+        let addr = api.addr();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            pod_forwards.set_target("vc-dev", "dev-0", 8443, addr);
+        })
+    };
+    let after_refusal = env.kubectl(&kubeconfig, &["get", "ns", "-o", "name"]);
+    restore.join().unwrap();
+    assert_lists_virtual_namespaces(&after_refusal, "inside-dev");
+    let log = env.vc(&["connect", "dev", "--logs"]);
+    log.code(0);
+    assert!(log.stdout.contains("connection refused; retrying"), "retried: {}", log.stdout);
+
+    // Same forwarder, same port throughout.
+    let now = env.forward("dev");
+    assert_eq!(now["pid"], state["pid"]);
+    assert_eq!(now["port"], state["port"]);
+    env.vc(&["disconnect", "dev"]).code(0);
+}
+
+#[test]
+fn connect_with_a_command_uses_a_private_kubeconfig_and_forward() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    let before = std::fs::read(env.sandbox.kubeconfig()).unwrap();
+
+    let listed = env.vc(&["connect", "dev", "--", "kubectl", "get", "ns", "-o", "name"]);
+    assert_lists_virtual_namespaces(&listed, "inside-dev");
+
+    let failed = env.vc(&["connect", "dev", "--", "sh", "-c", "exit 7"]);
+    failed.code(7);
+
+    let seen = env.vc(&[
+        "connect",
+        "dev",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$KUBECONFIG\"; stat -c %a \"$KUBECONFIG\"; kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'",
+    ]);
+    seen.code(0);
+    let lines: Vec<&str> = seen.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", seen.stdout);
+    let private = Path::new(lines[0]);
+    assert!(private.is_absolute(), "{}", lines[0]);
+    assert_ne!(private, env.sandbox.kubeconfig());
+    assert_eq!(lines[1], "600", "the private kubeconfig is readable by its owner only");
+    local_port(lines[2]);
+    assert!(!private.exists(), "{} is removed after the command", private.display());
+
+    assert_eq!(std::fs::read(env.sandbox.kubeconfig()).unwrap(), before, "kubeconfig untouched");
+    assert!(env.forwards().is_empty(), "no background forwarder: {:?}", env.forwards());
+    let list = env.vc(&["list", "-o", "json"]).json();
+    assert_eq!(list[0]["connected"], false);
+}
+
+#[test]
+fn print_writes_a_self_contained_kubeconfig() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    let before = std::fs::read(env.sandbox.kubeconfig()).unwrap();
+
+    // With --server nothing starts.
+    let exposed = env.vc(&["connect", "dev", "--print", "--server", "https://dev.example.com"]);
+    exposed.code(0);
+    let printed = yaml(&exposed.stdout);
+    assert_eq!(printed["current-context"], "vc-dev");
+    assert_eq!(
+        named(&printed, "clusters", "vc-dev").unwrap()["cluster"]["server"],
+        "https://dev.example.com"
+    );
+    let by_kubeconfig = env.vc(&["kubeconfig", "dev", "--server", "https://dev.example.com:6443"]);
+    by_kubeconfig.code(0);
+    let printed = yaml(&by_kubeconfig.stdout);
+    assert_eq!(
+        named(&printed, "clusters", "vc-dev").unwrap()["cluster"]["server"],
+        "https://dev.example.com:6443"
+    );
+    assert_eq!(names(&printed, "users"), ["vc-dev"]);
+    assert!(env.forwards().is_empty(), "nothing started: {:?}", env.forwards());
+
+    // Without it, a forward and a kubeconfig kubectl accepts on its own.
+    let print = env.vc(&["connect", "dev", "--print"]);
+    print.code(0);
+    let printed = yaml(&print.stdout);
+    let cluster = &named(&printed, "clusters", "vc-dev").unwrap()["cluster"];
+    let port = local_port(cluster["server"].as_str().unwrap());
+    assert!(cluster["certificate-authority-data"].is_string(), "{}", print.stdout);
+    assert!(cluster["insecure-skip-tls-verify"].is_null());
+    assert_eq!(env.forward("dev")["port"], port);
+    let file = env.path("dev.kubeconfig");
+    std::fs::write(&file, &print.stdout).unwrap();
+    assert_lists_virtual_namespaces(
+        &env.kubectl(&file, &["get", "ns", "-o", "name"]),
+        "inside-dev",
+    );
+    // Verification is on: the same file with another CA is refused.
+    let other_ca = STANDARD.encode(Pki::generate().ca_pem);
+    let ca = cluster["certificate-authority-data"].as_str().unwrap();
+    let forged = env.path("forged.kubeconfig");
+    std::fs::write(&forged, print.stdout.replace(ca, &other_ca)).unwrap();
+    let refused = env.kubectl(&forged, &["get", "ns", "-o", "name"]);
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains("certificate"), "{}", refused.stderr);
+    assert_eq!(std::fs::read(env.sandbox.kubeconfig()).unwrap(), before, "kubeconfig untouched");
+
+    // `vc kubeconfig` without --server uses the running forward.
+    let current = yaml(&env.vc(&["kubeconfig", "dev"]).code(0).stdout);
+    assert_eq!(
+        named(&current, "clusters", "vc-dev").unwrap()["cluster"]["server"],
+        cluster["server"]
+    );
+    env.vc(&["disconnect", "dev"]).code(0);
+}
+
+#[test]
+fn disconnect_stops_the_forwarder_and_restores_the_kubeconfig() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    let original = env.kubeconfig();
+
+    env.vc(&["connect", "dev"]).code(0);
+    let first_port = env.forward("dev")["port"].clone();
+    let pid = env.forward("dev")["pid"].as_u64().unwrap();
+    assert!(running(pid));
+
+    let disconnected = env.vc(&["disconnect", "dev"]);
+    disconnected.code(0);
+    assert!(
+        disconnected.stderr.contains("current context is kind-host again"),
+        "{}",
+        disconnected.stderr
+    );
+    assert!(eventually(Duration::from_secs(2), || !running(pid)), "forwarder {pid} still runs");
+    assert!(env.forwards().iter().all(|s| !running(s["pid"].as_u64().unwrap())));
+    let config = env.kubeconfig();
+    assert_eq!(config["current-context"], "kind-host");
+    for list in ["contexts", "clusters", "users"] {
+        assert!(named(&config, list, "vc-dev").is_none(), "{list} entry removed");
+    }
+    assert_eq!(config, original, "the kubeconfig means what it did before connect");
+    let list = env.vc(&["list", "-o", "json"]).json();
+    assert_eq!(list[0]["connected"], false);
+
+    let again = env.vc(&["disconnect", "dev"]);
+    again.code(0);
+    assert!(again.stderr.contains("not connected"), "{}", again.stderr);
+
+    // The state file of a stopped forwarder only keeps its port: the next connect reuses it.
+    env.vc(&["connect", "dev"]).code(0);
+    let state = env.forward("dev");
+    assert_eq!(state["port"], first_port, "same port as before");
+    let pid = state["pid"].as_u64().unwrap();
+    assert!(running(pid));
+
+    // delete after connect also disconnects.
+    let deleted = env.vc(&["delete", "dev", "--yes"]);
+    deleted.code(0);
+    assert!(eventually(Duration::from_secs(2), || !running(pid)), "forwarder {pid} still runs");
+    assert!(env.forwards().iter().all(|s| !running(s["pid"].as_u64().unwrap())));
+    let config = env.kubeconfig();
+    assert_eq!(config["current-context"], "kind-host");
+    assert_eq!(names(&config, "contexts"), ["kind-host"]);
+    assert_eq!(names(&config, "clusters"), ["kind-host"]);
+    assert_eq!(names(&config, "users"), ["kind-host"]);
+}
+
+#[test]
+fn connect_refuses_a_local_port_in_use() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    let before = std::fs::read(env.sandbox.kubeconfig()).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+
+    let refused = env.vc(&["connect", "dev", "--local-port", &port]);
+    refused.code(6);
+    assert!(refused.stderr.contains(&port), "names the port: {}", refused.stderr);
+    assert!(refused.stderr.contains("--local-port"), "{}", refused.stderr);
+    assert_eq!(std::fs::read(env.sandbox.kubeconfig()).unwrap(), before);
+    assert!(env.forwards().is_empty(), "{:?}", env.forwards());
+}
+
+#[test]
+fn connect_to_a_cluster_still_starting_times_out() {
+    let env = Env::new();
+    env.fake.set_behaviour("slow", PodBehaviour::NeverReady);
+    env.vc(&["create", "slow", "--no-connect", "--no-wait"]).code(0);
+    let started = Instant::now();
+    let slow = env.vc(&["connect", "slow", "--timeout", "2s"]);
+    slow.code(4);
+    assert!(slow.stderr.contains("\"slow\" is still starting after 2s"), "{}", slow.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Ready pod, but the engine never writes its Secret.
+    env.fake.set_engine_secret(false);
+    env.vc(&["create", "nosecret", "--no-connect", "--no-wait"]).code(0);
+    assert!(eventually(Duration::from_secs(5), || {
+        env.fake.get("pods", "vc-nosecret", "nosecret-0").is_some_and(|p| {
+            p["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        })
+    }));
+    let no_secret = env.vc(&["connect", "nosecret", "--timeout", "2s"]);
+    no_secret.code(4);
+    assert!(no_secret.stderr.contains("still starting"), "{}", no_secret.stderr);
+    assert!(env.forwards().is_empty(), "{:?}", env.forwards());
+    assert_eq!(env.kubeconfig()["current-context"], "kind-host");
+}
+
+#[test]
+fn connect_to_a_missing_cluster_is_not_found() {
+    let env = Env::new();
+    let missing = env.vc(&["connect", "nope"]);
+    missing.code(3);
+    assert!(missing.stderr.contains("\"nope\""), "{}", missing.stderr);
+    assert!(env.forwards().is_empty());
+}
+
+#[test]
+fn connect_leaves_a_read_only_kubeconfig_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    let path = env.sandbox.kubeconfig();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let before = std::fs::read(&path).unwrap();
+
+    let refused = env.vc(&["connect", "dev"]);
+    refused.code(1);
+    assert!(refused.stderr.contains("read-only"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--print"), "suggests --print: {}", refused.stderr);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "file unchanged");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o400);
+    let left: Vec<_> =
+        env.forwards().into_iter().filter(|s| running(s["pid"].as_u64().unwrap())).collect();
+    assert!(left.is_empty(), "no forwarder outlives a failed connect: {left:?}");
+
+    // What it suggests works.
+    let print = env.vc(&["connect", "dev", "--print"]);
+    print.code(0);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn connect_leaves_a_malformed_kubeconfig_alone() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev");
+    env.create("dev", &api);
+    let path = env.sandbox.kubeconfig();
+    let mut text = env.kubeconfig_text();
+    text.push_str("contexts: [ {name: broken\n");
+    std::fs::write(&path, &text).unwrap();
+
+    let refused = env.vc(&["connect", "dev"]);
+    refused.code(1);
+    assert!(refused.stderr.contains("not a valid kubeconfig"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(&path.display().to_string()), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "file unchanged");
+    assert!(env.forwards().is_empty(), "{:?}", env.forwards());
+}
+
+#[test]
+fn concurrent_connects_both_land() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside");
+    env.create("a", &api);
+    env.create("b", &api);
+
+    let children: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| env.vc_command(&["connect", name]).spawn().expect("start vc connect"))
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let config = env.kubeconfig();
+    for list in ["contexts", "clusters", "users"] {
+        let mut got = names(&config, list);
+        got.sort();
+        assert_eq!(got, ["kind-host", "vc-a", "vc-b"], "{list}");
+    }
+    let current = config["current-context"].as_str().unwrap();
+    assert!(current == "vc-a" || current == "vc-b", "{current}");
+    let ports: Vec<u64> = env.forwards().iter().map(|s| s["port"].as_u64().unwrap()).collect();
+    assert_eq!(ports.len(), 2);
+    assert_ne!(ports[0], ports[1]);
+    let kubeconfig = env.sandbox.kubeconfig();
+    for context in ["vc-a", "vc-b"] {
+        let listed = env.kubectl(&kubeconfig, &["--context", context, "get", "ns", "-o", "name"]);
+        assert_lists_virtual_namespaces(&listed, "inside");
+    }
+
+    // Whichever won, disconnecting both ends on the context they started from.
+    env.vc(&["disconnect", "--all"]).code(0);
+    assert_eq!(names(&env.kubeconfig(), "contexts"), ["kind-host"]);
+    assert_eq!(env.kubeconfig()["current-context"], "kind-host");
+
+    // Stacked connects undone in connect order: b recorded a as its previous context.
+    env.vc(&["connect", "a"]).code(0);
+    env.vc(&["connect", "b"]).code(0);
+    env.vc(&["disconnect", "a"]).code(0);
+    assert_eq!(env.kubeconfig()["current-context"], "vc-b");
+    let disconnected = env.vc(&["disconnect", "b"]);
+    disconnected.code(0);
+    assert!(disconnected.stderr.contains("kind-host again"), "{}", disconnected.stderr);
+    assert_eq!(env.kubeconfig()["current-context"], "kind-host");
+}
+
+#[test]
+fn create_connects_by_default() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-dev2");
+    // The engine Secret is in place before the cluster exists, so the one create reads is ours.
+    env.serve("dev2", &api);
+
+    let created = env.vc(&["create", "dev2"]);
+    created.code(0);
+    assert!(created.stderr.contains("virtual cluster \"dev2\" is ready"), "{}", created.stderr);
+    let config = env.kubeconfig();
+    assert_eq!(config["current-context"], "vc-dev2");
+    let server = named(&config, "clusters", "vc-dev2").unwrap()["cluster"]["server"].clone();
+    assert_eq!(env.forward("dev2")["port"], local_port(server.as_str().unwrap()));
+    let listed = env.kubectl(&env.sandbox.kubeconfig(), &["get", "ns", "-o", "name"]);
+    assert_lists_virtual_namespaces(&listed, "inside-dev2");
+    env.vc(&["disconnect", "dev2"]).code(0);
+    assert_eq!(env.kubeconfig()["current-context"], "kind-host");
+}
