@@ -84,7 +84,7 @@ fn main() {
     let mut create_ready = Vec::new();
     for i in 0..15 {
         let name = format!("b{i}");
-        let (took, output) = bench.vc(&["create", &name, "-o", "json"]);
+        let (took, output) = bench.vc(&["create", &name, "--no-connect", "-o", "json"]);
         create_wall.push(took);
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
         let phases: f64 = ["applying", "scheduled", "starting", "ready"]

@@ -46,7 +46,7 @@ pub struct GlobalArgs {
     /// Print only results and errors
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
-    /// More detail (repeat for client logs)
+    /// More detail on stderr
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// No colours (also when NO_COLOR is set)

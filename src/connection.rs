@@ -51,27 +51,22 @@ impl Target {
     }
 }
 
-/// Waits (up to `timeout`) until the cluster is ready and returns the engine's admin kubeconfig.
+/// Waits (up to `timeout`) until the cluster is ready (control-plane pod Ready, kubeconfig
+/// Secret present) and returns the engine's admin kubeconfig. A ready cluster answers at once.
 pub async fn ready_admin_kubeconfig(
     host: &Host,
     target: &Target,
     timeout: Duration,
 ) -> anyhow::Result<Kubeconfig> {
-    if let Some(text) = host.admin_kubeconfig(&target.namespace, &target.name).await? {
-        return Ok(kubeconfig::parse_admin_kubeconfig(&text)?);
-    }
     let wait = host.wait_ready(&target.namespace, &target.name, |_: ReadyEvent| {});
-    match tokio::time::timeout(timeout, wait).await {
-        Ok(result) => result?,
-        Err(_) => {
-            let why = host.diagnose(&target.namespace, &target.name).await;
-            return Err(CliError::timeout(format!(
-                "virtual cluster {:?} is still starting after {}s: {why}",
-                target.name,
-                timeout.as_secs()
-            ))
-            .into());
-        }
+    if tokio::time::timeout(timeout, wait).await.is_err() {
+        let why = host.diagnose(&target.namespace, &target.name).await;
+        return Err(CliError::timeout(format!(
+            "virtual cluster {:?} is still starting after {}: {why}",
+            target.name,
+            crate::output::human_duration(timeout)
+        ))
+        .into());
     }
     let text = host.admin_kubeconfig(&target.namespace, &target.name).await?.ok_or_else(|| {
         HostError::NotFound(format!(
@@ -98,10 +93,11 @@ pub async fn connect_background(
     admin: &Kubeconfig,
     local_port: Option<u16>,
     switch: bool,
+    ready_timeout: Duration,
 ) -> anyhow::Result<Connected> {
     let key = target.forward_key();
     let was_running = forward::status(&key).await.ok().flatten().is_some_and(|s| s.answering);
-    let port = start_forwarder(host_kubeconfig, target, local_port).await?;
+    let port = start_forwarder(host_kubeconfig, target, local_port, ready_timeout).await?;
     let server_url = local_url(port);
     let entry = VirtualClusterEntry::from_admin_kubeconfig(
         admin,
@@ -128,6 +124,7 @@ pub async fn start_forwarder(
     host_kubeconfig: Option<PathBuf>,
     target: &Target,
     local_port: Option<u16>,
+    ready_timeout: Duration,
 ) -> anyhow::Result<u16> {
     let options = SpawnOptions {
         kubeconfig: host_kubeconfig,
@@ -136,7 +133,8 @@ pub async fn start_forwarder(
         namespace: target.namespace.clone(),
         name: target.name.clone(),
         local_port,
-        ready_timeout: Duration::from_secs(30),
+        // At least a few seconds: the forwarder has to start, reach the pod and answer.
+        ready_timeout: ready_timeout.max(Duration::from_secs(5)),
         program: None,
         state_dir: None,
     };
@@ -156,9 +154,18 @@ pub struct Disconnected {
     pub removed: RemovedOutcome,
 }
 
-/// Stops the forwarder and removes the kubeconfig entries of a cluster.
-pub async fn disconnect(paths: &KubeconfigPaths, target: &Target) -> anyhow::Result<Disconnected> {
+/// Stops the forwarder and removes the kubeconfig entries of a cluster. The forward's state
+/// file stays (its port is reused on the next connect) unless `forget` is set, as for a
+/// cluster that was deleted.
+pub async fn disconnect(
+    paths: &KubeconfigPaths,
+    target: &Target,
+    forget: bool,
+) -> anyhow::Result<Disconnected> {
     let stopped = forward::stop(&target.forward_key()).await?;
+    if forget {
+        forward::ForwardStore::from_env()?.remove(&target.forward_key())?;
+    }
     let removed = kubeconfig::remove_virtual_cluster(
         paths,
         &VirtualClusterSelector::Cluster(target.cluster_ref()),

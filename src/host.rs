@@ -8,8 +8,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
-    Event, LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
-    ServiceAccount,
+    ConfigMap, Event, LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret,
+    Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -81,6 +81,19 @@ pub struct Host {
     pub default_namespace: String,
 }
 
+/// A namespace as `create` and `delete` need to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamespaceState {
+    Absent,
+    /// Reading namespaces is forbidden.
+    Unknown,
+    Present {
+        /// The cluster `vc` created it for, from its labels.
+        made_for: Option<String>,
+        terminating: bool,
+    },
+}
+
 /// Who made a virtual cluster found on the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -103,6 +116,8 @@ pub struct ClusterRecord {
     pub ready_replicas: i32,
     pub labels: BTreeMap<String, String>,
     pub uid: String,
+    /// The StatefulSet is being deleted.
+    pub deleting: bool,
 }
 
 /// Progress of a virtual cluster towards ready, as seen on the host.
@@ -171,8 +186,10 @@ impl Host {
     }
 
     /// Applies every object with server-side apply: the namespace first, the rest concurrently.
-    pub async fn apply_all(&self, objects: &[HostObject]) -> Result<(), HostError> {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
+    /// `force` takes over fields another manager changed (re-applying with `--upsert`).
+    pub async fn apply_all(&self, objects: &[HostObject], force: bool) -> Result<(), HostError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = force;
         let (first, rest): (Vec<&HostObject>, Vec<&HostObject>) =
             objects.iter().partition(|o| matches!(o, HostObject::Namespace(_)));
         for object in first {
@@ -390,8 +407,12 @@ impl Host {
         let pod = match pods.get_opt(&pod_name).await {
             Ok(Some(pod)) => pod,
             Ok(None) => {
+                // Usually the StatefulSet controller says why (a quota or LimitRange refusing
+                // the pod, a missing ServiceAccount).
+                let warnings = self.warning_events(namespace, &[name]).await;
+                let why = warnings.first().map_or_else(String::new, |w| format!(": {w}"));
                 return format!(
-                    "no control-plane pod {pod_name} was created; check the StatefulSet: kubectl -n {namespace} describe statefulset {name}"
+                    "no control-plane pod {pod_name} was created{why}; check the StatefulSet: kubectl -n {namespace} describe statefulset {name}"
                 );
             }
             Err(e) => {
@@ -427,7 +448,7 @@ impl Host {
             }
         }
         if reasons.is_empty() {
-            for warning in self.warning_events(namespace, &pod_name).await.into_iter().take(3) {
+            for warning in self.warning_events(namespace, &[&pod_name]).await.into_iter().take(3) {
                 reasons.push(warning);
             }
         }
@@ -447,15 +468,15 @@ impl Host {
         }
     }
 
-    /// Recent Warning events about one object, newest first, as "Reason: message".
-    pub async fn warning_events(&self, namespace: &str, object: &str) -> Vec<String> {
+    /// Recent Warning events about the named objects, newest first, as "Reason: message".
+    pub async fn warning_events(&self, namespace: &str, objects: &[&str]) -> Vec<String> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let Ok(list) = api.list(&ListParams::default()).await else { return Vec::new() };
         let mut events: Vec<&Event> = list
             .items
             .iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .filter(|e| object.is_empty() || e.involved_object.name.as_deref() == Some(object))
+            .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| objects.contains(&n)))
             .collect();
         events.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp.clone().map(|t| t.0)));
         events
@@ -470,30 +491,59 @@ impl Host {
             .collect()
     }
 
-    /// Whether `vc` created `namespace` for cluster `name` (and so deletes it with it).
-    pub async fn owns_namespace(&self, namespace: &str, name: &str) -> Result<bool, HostError> {
+    /// What the host says about a namespace.
+    pub async fn namespace_state(&self, namespace: &str) -> Result<NamespaceState, HostError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         match api.get_opt(namespace).await {
             Ok(Some(ns)) => {
                 let labels = ns.metadata.labels.unwrap_or_default();
-                Ok(labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
-                    && labels.get(LABEL_CLUSTER).map(String::as_str) == Some(name))
+                let made_for = (labels.get(LABEL_MANAGED_BY).map(String::as_str)
+                    == Some(MANAGED_BY))
+                .then(|| labels.get(LABEL_CLUSTER).cloned())
+                .flatten();
+                Ok(NamespaceState::Present {
+                    made_for,
+                    terminating: ns.metadata.deletion_timestamp.is_some()
+                        || ns.status.and_then(|s| s.phase).as_deref() == Some("Terminating"),
+                })
             }
-            Ok(None) => Ok(false),
-            Err(kube::Error::Api(s)) if s.code == 403 => Ok(false),
+            Ok(None) => Ok(NamespaceState::Absent),
+            // Without rights to read namespaces, let the apply find out.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(NamespaceState::Unknown),
             Err(e) => Err(self.explain(&format!("reading namespace {namespace}"), e)),
         }
     }
 
-    /// Whether a namespace exists.
-    pub async fn namespace_exists(&self, namespace: &str) -> Result<bool, HostError> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        match api.get_opt(namespace).await {
-            Ok(found) => Ok(found.is_some()),
-            // Without rights to read namespaces, let the apply find out.
-            Err(kube::Error::Api(s)) if s.code == 403 => Ok(true),
-            Err(e) => Err(self.explain(&format!("reading namespace {namespace}"), e)),
+    /// Whether `vc` created `namespace` for cluster `name` and no other virtual cluster lives
+    /// in it, so deleting the cluster may delete the namespace.
+    pub async fn owns_namespace(&self, namespace: &str, name: &str) -> Result<bool, HostError> {
+        let made_for_this = matches!(
+            self.namespace_state(namespace).await?,
+            NamespaceState::Present { made_for: Some(ref n), .. } if n == name
+        );
+        if !made_for_this {
+            return Ok(false);
         }
+        let others = self
+            .list_in(
+                Some(namespace),
+                &ListParams::default().labels(&format!("{LABEL_APP}={APP_VCLUSTER}")),
+            )
+            .await
+            .map_err(|e| self.explain(&format!("listing virtual clusters in {namespace}"), e))?;
+        Ok(others.iter().filter_map(record_from).all(|r| r.name == name))
+    }
+
+    /// A StatefulSet of that name, whoever made it.
+    pub async fn statefulset(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StatefulSet>, HostError> {
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name)
+            .await
+            .map_err(|e| self.explain(&format!("reading StatefulSet {namespace}/{name}"), e))
     }
 
     /// Deletes everything `vc` created for a cluster: its namespace when `vc` created it,
@@ -530,6 +580,8 @@ impl Host {
             self.delete_labelled::<Service>(ns, &synced).boxed_local(),
             self.delete_labelled::<Secret>(ns, &synced).boxed_local(),
             self.delete_labelled::<PersistentVolumeClaim>(ns, &synced).boxed_local(),
+            self.delete_labelled::<ConfigMap>(ns, &synced).boxed_local(),
+            self.delete_labelled::<ServiceAccount>(ns, &synced).boxed_local(),
             self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).boxed_local(),
         ])
         .await;
@@ -625,7 +677,9 @@ impl Host {
             if left.items.is_empty() {
                 return Ok(());
             }
-            if stream.try_next().await.ok().flatten().is_none() {
+            // A watch error is transient (the watcher backs off and restarts); only the end of
+            // the stream ends the wait.
+            if let Ok(None) = stream.try_next().await {
                 return Ok(());
             }
         }
@@ -733,6 +787,7 @@ pub fn record_from(sts: &StatefulSet) -> Option<ClusterRecord> {
         ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
         labels,
         uid: meta.uid.clone().unwrap_or_default(),
+        deleting: meta.deletion_timestamp.is_some(),
     })
 }
 
@@ -744,24 +799,6 @@ fn object_parts(object: &HostObject) -> (ApiResource, serde_json::Value) {
     (ApiResource::from_gvk(&gvk), object.to_json())
 }
 
-/// The objects as one `v1` `List`, for `--dry-run`.
-pub fn as_list(objects: &[HostObject]) -> ObjectList {
-    ObjectList {
-        api_version: "v1",
-        kind: "List",
-        items: objects.iter().map(|o| object_parts(o).1).collect(),
-    }
-}
-
-/// A `v1` `List` of rendered objects, fields in the order kubectl prints them.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectList {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub items: Vec<serde_json::Value>,
-}
-
 /// Status shown by `vc list`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum ClusterStatus {
@@ -770,6 +807,7 @@ pub enum ClusterStatus {
     Paused,
     Failed,
     Expired,
+    Deleting,
 }
 
 impl ClusterStatus {
@@ -780,13 +818,35 @@ impl ClusterStatus {
             Self::Paused => "Paused",
             Self::Failed => "Failed",
             Self::Expired => "Expired",
+            Self::Deleting => "Deleting",
         }
     }
 }
 
 impl ClusterRecord {
+    /// A record for a cluster whose StatefulSet was never applied, for cleaning up the rest.
+    pub fn placeholder(name: &str, namespace: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            made_by: MadeBy::Vc,
+            spec: None,
+            created_at: None,
+            expires_at: None,
+            kubernetes_version: None,
+            replicas: 0,
+            ready_replicas: 0,
+            labels: BTreeMap::new(),
+            uid: String::new(),
+            deleting: false,
+        }
+    }
+
     /// The status from the workload's replicas, its control-plane pod and the clock.
     pub fn status(&self, pods: &[Pod], now: Timestamp) -> ClusterStatus {
+        if self.deleting {
+            return ClusterStatus::Deleting;
+        }
         if self.expires_at.is_some_and(|t| t <= now) {
             return ClusterStatus::Expired;
         }

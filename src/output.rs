@@ -204,6 +204,18 @@ impl Progress {
     }
 }
 
+/// A duration as the user typed it: 90s, 5m, 2h.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
 /// A short human age: 45s, 12m, 3h, 2d.
 pub fn human_age(d: Duration) -> String {
     let s = d.as_secs();

@@ -122,6 +122,93 @@ pub enum SpecError {
     Label(String, String),
     #[error("engine.values must be a mapping of engine configuration keys")]
     EngineValues,
+    #[error(
+        "invalid namespace {0:?}: use lowercase letters, digits and '-', at most 63 characters"
+    )]
+    Namespace(String),
+    #[error("invalid label selector {0:?}: {1} (for example: pr=42, team in (a,b), !temp)")]
+    Selector(String, String),
+    #[error("invalid image reference {0:?}: {1}")]
+    Image(String, String),
+}
+
+/// Label keys `vc` and the engine set themselves; a user label may not override them.
+const RESERVED_LABEL_KEYS: [&str; 3] = ["app", "release", "app.kubernetes.io/managed-by"];
+
+/// Checks a host namespace name (a DNS-1123 label).
+pub fn validate_namespace(namespace: &str) -> Result<(), SpecError> {
+    let ok = !namespace.is_empty()
+        && namespace.len() <= 63
+        && namespace.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && namespace.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && namespace.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok { Ok(()) } else { Err(SpecError::Namespace(namespace.to_string())) }
+}
+
+/// Checks a label selector the way the API server parses it, so a typo is a usage error
+/// before any request: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`.
+pub fn validate_selector(selector: &str) -> Result<(), SpecError> {
+    let fail = |why: &str| Err(SpecError::Selector(selector.to_string(), why.to_string()));
+    let mut requirements = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in selector.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => return fail("unbalanced ')'"),
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                requirements.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return fail("unbalanced '('");
+    }
+    requirements.push(&selector[start..]);
+    for requirement in requirements.iter().map(|r| r.trim()) {
+        if requirement.is_empty() {
+            return fail("empty requirement");
+        }
+        let key_ok = |key: &str| parse_label(&format!("{}=", key.trim())).is_ok();
+        let value_ok = |value: &str| is_label_value(value.trim());
+        let words: Vec<&str> = requirement.split_whitespace().collect();
+        if let Some(key) = requirement.strip_prefix('!') {
+            if !key_ok(key) {
+                return fail(&format!("{key:?} is not a label key"));
+            }
+        } else if words.len() >= 2 && (words[1] == "in" || words[1] == "notin") {
+            let rest =
+                requirement[requirement.find(words[1]).unwrap_or(0) + words[1].len()..].trim();
+            let Some(values) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) else {
+                return fail(&format!("{} needs a list in parentheses", words[1]));
+            };
+            if !key_ok(words[0]) || !values.split(',').all(value_ok) {
+                return fail(&format!("{requirement:?} is not a valid set requirement"));
+            }
+        } else if let Some((key, value)) =
+            ["==", "!=", "="].iter().find_map(|op| requirement.split_once(op))
+        {
+            if !key_ok(key) || !value_ok(value) {
+                return fail(&format!("{requirement:?} is not a valid requirement"));
+            }
+        } else if !key_ok(requirement) {
+            return fail(&format!("{requirement:?} is not a label key"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks an image reference: non-empty, no whitespace.
+pub fn validate_image(image: &str) -> Result<(), SpecError> {
+    if image.trim().is_empty() {
+        return Err(SpecError::Image(image.to_string(), "it is empty".into()));
+    }
+    if image.chars().any(char::is_whitespace) {
+        return Err(SpecError::Image(image.to_string(), "it contains whitespace".into()));
+    }
+    Ok(())
 }
 
 /// Checks a virtual cluster name: a DNS-1035 label short enough for every derived object name.
@@ -228,6 +315,12 @@ pub fn parse_label(text: &str) -> Result<(String, String), SpecError> {
     if !key_ok {
         return Err(SpecError::Label(text.into(), format!("{key:?} is not a valid label key")));
     }
+    if RESERVED_LABEL_KEYS.contains(&key) || key.starts_with("vc.dev/") {
+        return Err(SpecError::Label(
+            text.into(),
+            format!("{key:?} is set by vc itself; choose another key"),
+        ));
+    }
     if !is_label_value(value) {
         return Err(SpecError::Label(
             text.into(),
@@ -270,6 +363,9 @@ impl VirtualClusterSpec {
         }
         for (k, v) in &self.labels {
             parse_label(&format!("{k}={v}"))?;
+        }
+        for image in [&self.images.control_plane, &self.images.engine].into_iter().flatten() {
+            validate_image(image)?;
         }
         if let Some(values) = &self.engine.values
             && !values.is_object()
@@ -335,7 +431,40 @@ mod tests {
     }
 
     #[test]
+    fn selectors() {
+        for ok in [
+            "pr=42",
+            "pr==42",
+            "pr!=42",
+            "team in (a,b)",
+            "team notin (a, b),pr",
+            "!temp",
+            "a,b=c",
+            "example.com/pr=1",
+        ] {
+            assert!(validate_selector(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in ["", "a b c", "pr=", "=x", "team in a,b", "team in (a,b", "a,,b", "pr=4 2", "x)"]
+        {
+            assert!(validate_selector(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn namespaces_and_images() {
+        assert!(validate_namespace("team-a").is_ok());
+        for bad in ["", "Team", "team_a", "-a", &"a".repeat(64)] {
+            assert!(validate_namespace(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_image("ghcr.io/loft-sh/vcluster-oss:0.36.1").is_ok());
+        assert!(validate_image("").is_err());
+        assert!(validate_image("a b").is_err());
+    }
+
+    #[test]
     fn labels() {
+        assert!(parse_label("app=foo").is_err(), "reserved key");
+        assert!(parse_label("vc.dev/cluster=x").is_err(), "reserved prefix");
         assert_eq!(parse_label("team=web").unwrap(), ("team".into(), "web".into()));
         assert!(parse_label("example.com/pr=42").is_ok());
         assert!(parse_label("team").is_err());

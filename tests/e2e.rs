@@ -42,6 +42,7 @@ impl E2e {
         let output = Command::new(VC)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
+            // HOME stays the user's: exec credential plugins (EKS, GKE) read their login there.
             .env("XDG_STATE_HOME", self.state.path())
             .env("NO_COLOR", "1")
             .output()
@@ -156,7 +157,8 @@ fn connect_run_a_workload_and_disconnect() {
     let e2e = E2e::new(kubeconfig);
     let name = unique("e2e-conn");
     let _cleanup = Cleanup { e2e: &e2e, name: name.clone() };
-    e2e.vc(&["create", &name, "--no-connect", "--timeout", "5m"]);
+    let created = e2e.vc(&["create", &name, "--no-connect", "--timeout", "5m"]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
 
     // The CI path: a private kubeconfig and forward for one command.
     let deployed = e2e.vc(&[

@@ -3,6 +3,7 @@
 //! `-- CMD` runs a command against a private kubeconfig and forward; `--logs` shows the log.
 
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::cli::{ConnectArgs, OutputFormat};
 use crate::commands::Session;
@@ -29,11 +30,20 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
     if args.logs {
         return show_logs(session, &args.name).await;
     }
+    let deadline = Instant::now() + args.timeout;
     let (paths, _) = session.kubeconfigs()?;
     let host = session.host().await?;
     let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+    if record.replicas == 0 {
+        return Err(CliError::conflict(format!(
+            "virtual cluster {:?} is paused (its control plane is scaled to zero); resume it before connecting",
+            record.name
+        ))
+        .into());
+    }
     let target = Target::new(&host, &record.namespace, &record.name);
     let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
+    let remaining = || deadline.saturating_duration_since(Instant::now());
     let printer = &session.printer;
 
     if !args.command.is_empty() {
@@ -47,13 +57,19 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
                     session.global.kubeconfig.clone(),
                     &target,
                     args.local_port,
+                    remaining(),
                 )
                 .await?,
             ),
         };
         let config = kubeconfig::standalone_kubeconfig(&admin, &target.context_name(), &server)?;
-        printer.data(&kubeconfig::render_kubeconfig(&config)?);
-        return Ok(());
+        return match printer.format {
+            OutputFormat::Json => printer.structured_value(&config),
+            _ => {
+                printer.data(&kubeconfig::render_kubeconfig(&config)?);
+                Ok(())
+            }
+        };
     }
     let connected = connection::connect_background(
         &paths,
@@ -62,6 +78,7 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
         &admin,
         args.local_port,
         !args.no_switch,
+        remaining(),
     )
     .await?;
     let result = ConnectResult {

@@ -4,15 +4,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use serde::Serialize;
 
 use crate::cli::{CreateArgs, OutputFormat};
 use crate::commands::Session;
 use crate::connection;
 use crate::engine::{self, Placement};
-use crate::error::CliError;
-use crate::host::{self, Host, ReadyEvent};
-use crate::output::Progress;
+use crate::error::{CliError, Exit};
+use crate::host::{self, Host, HostError, MadeBy, NamespaceState, ReadyEvent};
+use crate::output::{Progress, human_duration};
 use crate::spec::{self, VirtualClusterSpec};
 
 /// JSON result of `vc create -o json`.
@@ -102,7 +104,10 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
     spec::validate_name(&args.name)?;
     let spec = build_spec(&args)?;
     let (namespace, own_namespace) = match &session.global.namespace {
-        Some(ns) => (ns.clone(), false),
+        Some(ns) => {
+            spec::validate_namespace(ns)?;
+            (ns.clone(), false)
+        }
         None => (engine::default_namespace(&args.name), true),
     };
     let mut placement = Placement {
@@ -113,7 +118,7 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
     };
     let rendered = engine::render(&spec, &placement)?;
     if args.dry_run {
-        let list = host::as_list(&rendered.objects);
+        let list = engine::as_list(&rendered.objects);
         return match printer.format {
             OutputFormat::Json => printer.structured_value(&list),
             _ => {
@@ -125,89 +130,175 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
 
     let host = session.host().await?;
     let name = args.name.as_str();
-    if let Some(existing) = host.get_record(&namespace, name).await? {
-        if !args.upsert {
-            return Err(CliError::conflict(format!(
-                "virtual cluster {name:?} already exists in namespace {namespace:?} on context {:?} (apply again with --upsert, or remove it with: vc delete {name})",
-                host.context
-            ))
-            .into());
-        }
+    if let Some(created) = check_existing(&host, &placement, args.upsert).await? {
         // The record keeps its creation time across re-applies, and with it the expiry.
-        if let Some(created) = existing.created_at {
-            placement.created_at = created;
-        }
-    } else if !own_namespace && !host.namespace_exists(&namespace).await? {
-        return Err(CliError::not_found(format!(
-            "namespace {namespace:?} does not exist on context {:?}: create it first, or leave out --namespace to let vc create vc-{name}",
-            host.context
-        ))
-        .into());
+        placement.created_at = created;
     }
     let rendered = engine::render(&spec, &placement)?;
 
+    let deadline = Instant::now() + args.timeout;
     let mut progress = printer.progress(&format!(
         "creating virtual cluster {name:?} (Kubernetes {}) in namespace {namespace:?} on {:?}",
         rendered.kubernetes_version, host.context
     ));
     progress.phase("applying");
     let outcome = tokio::select! {
-        result = apply_and_wait(&host, &rendered, &namespace, name, &args, &mut progress) => result,
+        result = apply_wait_connect(session, &host, &rendered, &args, deadline, &mut progress) => result,
         _ = tokio::signal::ctrl_c() => Err(Stop::Interrupted),
     };
-    match outcome {
-        Ok(ready) => {
-            let connected = if ready && !args.no_connect {
-                progress.phase("connected");
-                match connect(session, &host, &namespace, name, &args).await {
-                    Ok(connected) => Some(connected),
-                    Err(e) => {
-                        progress.abandon();
-                        return Err(e.context(format!(
-                            "virtual cluster {name:?} is ready, but connecting to it failed (retry with: vc connect {name})"
-                        )));
-                    }
-                }
-            } else {
-                None
-            };
+    let stop = match outcome {
+        Ok((ready, connected)) => {
             let timings = progress.finish();
-            report(session, &rendered, &placement, ready, connected.as_ref(), &timings)
+            return report(session, &rendered, &placement, ready, connected.as_ref(), &timings);
         }
-        Err(Stop::Host(e)) => {
+        Err(stop) => {
             progress.abandon();
-            Err(e.into())
+            stop
         }
-        Err(Stop::Interrupted) => {
-            progress.abandon();
-            Err(CliError::interrupted(format!(
-                "interrupted: what was applied of virtual cluster {name:?} stays in namespace {namespace:?}; remove it with: vc delete {name}"
+    };
+    // A second Ctrl-C stops the diagnosis and the cleanup too.
+    tokio::select! {
+        error = explain_failure(&host, &placement, &args, stop) => Err(error),
+        _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(format!(
+            "interrupted: what was applied of virtual cluster {name:?} stays in namespace {namespace:?}; remove it with: vc delete {name}"
+        )).into()),
+    }
+}
+
+/// Refuses to create over something that exists, unless `--upsert` re-applies a cluster `vc`
+/// made. Returns the creation time of the cluster being re-applied.
+async fn check_existing(
+    host: &Host,
+    placement: &Placement,
+    upsert: bool,
+) -> anyhow::Result<Option<jiff::Timestamp>> {
+    let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
+    let context = &host.context;
+    match host.namespace_state(namespace).await? {
+        NamespaceState::Present { terminating: true, .. } => {
+            return Err(CliError::conflict(format!(
+                "namespace {namespace:?} is being deleted on context {context:?}; wait until it is gone (kubectl get namespace {namespace}) and retry"
             ))
-            .into())
+            .into());
         }
-        Err(Stop::TimedOut) => {
-            progress.abandon();
-            let why = host.diagnose(&namespace, name).await;
-            let aftermath = if args.cleanup_on_failure {
-                let own = host.owns_namespace(&namespace, name).await.unwrap_or(false);
-                match host.get_record(&namespace, name).await {
-                    Ok(Some(record)) => match host.delete_cluster(&record, own).await {
-                        Ok(()) => "its objects were deleted (--cleanup-on-failure)".to_string(),
-                        Err(e) => format!("deleting its objects failed: {e}"),
-                    },
-                    _ => "nothing was left to delete".to_string(),
-                }
-            } else {
+        NamespaceState::Present { made_for, .. }
+            if placement.own_namespace && made_for.as_deref() != Some(name) =>
+        {
+            return Err(CliError::conflict(format!(
+                "namespace {namespace:?} already exists on context {context:?} and was not created by vc for {name:?}; create the cluster inside it with --namespace {namespace}, or pick another name"
+            ))
+            .into());
+        }
+        NamespaceState::Absent if !placement.own_namespace => {
+            return Err(CliError::not_found(format!(
+                "namespace {namespace:?} does not exist on context {context:?}: create it first, or leave out --namespace to let vc create vc-{name}"
+            ))
+            .into());
+        }
+        _ => {}
+    }
+    if let Some(sts) = host.statefulset(namespace, name).await? {
+        let Some(existing) = host::record_from(&sts).filter(|_| {
+            sts.metadata.labels.as_ref().and_then(|l| l.get(engine::LABEL_APP)).map(String::as_str)
+                == Some(engine::APP_VCLUSTER)
+        }) else {
+            return Err(CliError::conflict(format!(
+                "a StatefulSet named {name:?} that is not a virtual cluster exists in namespace {namespace:?}; pick another name or namespace"
+            ))
+            .into());
+        };
+        if existing.made_by != MadeBy::Vc {
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} was made by the vcluster CLI; vc does not re-apply it"
+            ))
+            .into());
+        }
+        if existing.deleting {
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} is being deleted; wait for it to go and retry"
+            ))
+            .into());
+        }
+        if !upsert {
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} already exists in namespace {namespace:?} on context {context:?} (apply again with --upsert, or remove it with: vc delete {name})"
+            ))
+            .into());
+        }
+        return Ok(existing.created_at);
+    }
+    if placement.own_namespace {
+        // Names are unique across namespaces unless the user places clusters explicitly.
+        match host.find(name, None).await {
+            Ok(other) => {
+                return Err(CliError::conflict(format!(
+                    "virtual cluster {name:?} already exists in namespace {:?} on context {context:?}; pick another name, or pass --namespace to create a second one elsewhere",
+                    other.namespace
+                ))
+                .into());
+            }
+            Err(HostError::NotFound(_) | HostError::Ambiguous(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
+}
+
+/// Why a create stopped, phrased for the user, after the cleanup `--cleanup-on-failure` asks for.
+async fn explain_failure(
+    host: &Host,
+    placement: &Placement,
+    args: &CreateArgs,
+    stop: Stop,
+) -> anyhow::Error {
+    let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
+    let (exit, what) = match stop {
+        Stop::Connect(e) => {
+            return e.context(format!(
+                "virtual cluster {name:?} is ready, but connecting to it failed (retry with: vc connect {name})"
+            ));
+        }
+        Stop::Host(e) => (e.exit(), format!("creating virtual cluster {name:?} failed: {e}")),
+        Stop::Interrupted => {
+            (Exit::Interrupted, format!("interrupted while creating virtual cluster {name:?}"))
+        }
+        Stop::TimedOut => {
+            let why = host.diagnose(namespace, name).await;
+            (
+                Exit::Timeout,
                 format!(
-                    "its objects are left for inspection (vc describe {name}; vc delete {name})"
-                )
-            };
-            Err(CliError::timeout(format!(
-                "virtual cluster {name:?} did not become ready within {}: {why}; {aftermath}",
-                humantime(args.timeout)
-            ))
-            .into())
+                    "virtual cluster {name:?} did not become ready within {}: {why}",
+                    human_duration(args.timeout)
+                ),
+            )
         }
+    };
+    let aftermath = if args.cleanup_on_failure {
+        match cleanup(host, placement).await {
+            Ok(true) => "its objects were deleted (--cleanup-on-failure)".to_string(),
+            Ok(false) => "nothing was left to delete".to_string(),
+            Err(e) => format!("deleting its objects failed: {e}"),
+        }
+    } else {
+        format!(
+            "what was applied stays in namespace {namespace:?} (vc describe {name}; vc delete {name})"
+        )
+    };
+    CliError::new(exit, format!("{what}; {aftermath}")).into()
+}
+
+/// Deletes what a failed create applied; false when nothing was there.
+async fn cleanup(host: &Host, placement: &Placement) -> Result<bool, HostError> {
+    let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
+    let own = host.owns_namespace(namespace, name).await?;
+    match host.get_record(namespace, name).await? {
+        Some(record) => host.delete_cluster(&record, own).await.map(|()| true),
+        None if own => {
+            // The apply stopped before the StatefulSet: the namespace holds the rest.
+            let record = host::ClusterRecord::placeholder(name, namespace);
+            host.delete_cluster(&record, true).await.map(|()| true)
+        }
+        None => Ok(false),
     }
 }
 
@@ -215,13 +306,13 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
 async fn connect(
     session: &Session,
     host: &Host,
-    namespace: &str,
-    name: &str,
     args: &CreateArgs,
+    deadline: Instant,
 ) -> anyhow::Result<connection::Connected> {
     let (paths, _) = session.kubeconfigs()?;
-    let target = connection::Target::new(host, namespace, name);
-    let admin = connection::ready_admin_kubeconfig(host, &target, args.timeout).await?;
+    let target = connection::Target::new(host, &namespace_of(session, &args.name), &args.name);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let admin = connection::ready_admin_kubeconfig(host, &target, remaining).await?;
     connection::connect_background(
         &paths,
         session.global.kubeconfig.clone(),
@@ -229,12 +320,18 @@ async fn connect(
         &admin,
         args.local_port,
         !args.no_switch,
+        deadline.saturating_duration_since(Instant::now()),
     )
     .await
 }
 
+fn namespace_of(session: &Session, name: &str) -> String {
+    session.global.namespace.clone().unwrap_or_else(|| engine::default_namespace(name))
+}
+
 enum Stop {
     Host(host::HostError),
+    Connect(anyhow::Error),
     TimedOut,
     Interrupted,
 }
@@ -245,32 +342,49 @@ impl From<host::HostError> for Stop {
     }
 }
 
-/// Applies the objects, then (unless `--no-wait`) watches until ready. Returns whether it
-/// waited for readiness.
-async fn apply_and_wait(
+/// Applies the objects, then (unless `--no-wait`) watches until ready, then (unless
+/// `--no-connect`) connects. Returns whether it waited for readiness, and the connection.
+async fn apply_wait_connect(
+    session: &Session,
     host: &Host,
     rendered: &engine::Rendered,
-    namespace: &str,
-    name: &str,
     args: &CreateArgs,
+    deadline: Instant,
     progress: &mut Progress,
-) -> Result<bool, Stop> {
-    host.apply_all(&rendered.objects).await?;
+) -> Result<(bool, Option<connection::Connected>), Stop> {
+    let name = args.name.as_str();
+    let namespace = namespace_of(session, name);
+    host.apply_all(&rendered.objects, args.upsert).await?;
     if args.no_wait {
-        return Ok(false);
+        return Ok((false, None));
     }
     progress.phase("scheduled");
-    let wait = host.wait_ready(namespace, name, |event| match event {
-        ReadyEvent::Scheduled => progress.phase("starting"),
-        ReadyEvent::PodReady => progress.phase("ready"),
-        ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
-        ReadyEvent::Waiting { reason, message } => {
-            progress.note(&format!("{reason}: {message}"));
+    let mut seen = Vec::new();
+    let wait = host.wait_ready(&namespace, name, |event| {
+        if seen.contains(&event) {
+            return;
+        }
+        seen.push(event.clone());
+        match event {
+            ReadyEvent::Scheduled => progress.phase("starting"),
+            ReadyEvent::PodReady => progress.phase("ready"),
+            ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
+            ReadyEvent::Waiting { reason, message } => {
+                progress.note(&format!("{reason}: {message}"));
+            }
         }
     });
-    match tokio::time::timeout(args.timeout, wait).await {
-        Ok(result) => result.map(|()| true).map_err(Stop::Host),
-        Err(_) => Err(Stop::TimedOut),
+    match tokio::time::timeout_at(deadline, wait).await {
+        Ok(result) => result?,
+        Err(_) => return Err(Stop::TimedOut),
+    }
+    if args.no_connect {
+        return Ok((true, None));
+    }
+    progress.phase("connected");
+    match connect(session, host, args, deadline).await {
+        Ok(connected) => Ok((true, Some(connected))),
+        Err(e) => Err(Stop::Connect(e)),
     }
 }
 
@@ -284,7 +398,7 @@ fn report(
 ) -> anyhow::Result<()> {
     let printer = &session.printer;
     let name = placement.name.as_str();
-    let expires_at = rendered_expiry(rendered);
+    let expires_at = rendered.expires_at.map(|t| t.to_string());
     let result = CreateResult {
         name: name.to_string(),
         namespace: placement.namespace.clone(),
@@ -333,28 +447,4 @@ fn report(
         }
     }
     Ok(())
-}
-
-/// The expiry recorded on the rendered StatefulSet, if any.
-fn rendered_expiry(rendered: &engine::Rendered) -> Option<String> {
-    rendered.objects.iter().find_map(|o| match o {
-        engine::HostObject::StatefulSet(sts) => sts
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(engine::ANNOTATION_EXPIRES_AT))
-            .cloned(),
-        _ => None,
-    })
-}
-
-fn humantime(d: Duration) -> String {
-    let s = d.as_secs();
-    if s.is_multiple_of(3600) && s >= 3600 {
-        format!("{}h", s / 3600)
-    } else if s.is_multiple_of(60) && s >= 60 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
 }

@@ -4,7 +4,7 @@
 use crate::cli::{DeleteArgs, OutputFormat};
 use crate::commands::Session;
 use crate::connection;
-use crate::error::CliError;
+use crate::error::{CliError, Exit};
 use crate::host::{ClusterRecord, HostError, MadeBy};
 
 pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
@@ -12,6 +12,12 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     let namespace = session.global.namespace.as_deref();
     for name in &args.names {
         crate::spec::validate_name(name)?;
+    }
+    if let Some(selector) = &args.selector {
+        crate::spec::validate_selector(selector)?;
+    }
+    if let Some(ns) = namespace {
+        crate::spec::validate_namespace(ns)?;
     }
     let host = session.host().await?;
     let mut targets: Vec<ClusterRecord> = Vec::new();
@@ -45,37 +51,68 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     if !args.yes {
         confirm(session, &targets)?;
     }
-    let mut deleted = Vec::new();
+    // Delete every target first, then wait for all of them under one timeout.
+    let mut started = Vec::new();
     for record in &targets {
         let own = host.owns_namespace(&record.namespace, &record.name).await?;
         host.delete_cluster(record, own).await?;
-        if !args.no_wait {
-            let wait = host.wait_deleted(record, own);
-            match tokio::time::timeout(args.timeout, wait).await {
-                Ok(result) => result?,
-                Err(_) => {
-                    return Err(CliError::timeout(format!(
-                        "virtual cluster {:?} is being deleted but its objects were still there after the timeout; check: kubectl get all -n {}",
-                        record.name, record.namespace
-                    ))
-                    .into());
-                }
-            }
-        }
         let target = connection::Target::new(&host, &record.namespace, &record.name);
         if let Err(e) = disconnect(session, &target).await {
             printer.warn(&format!(
-                "virtual cluster {:?} is deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
+                "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
                 record.name, record.name
             ));
         }
-        let what = if own {
+        started.push((record, own));
+    }
+    let mut stuck = Vec::new();
+    if !args.no_wait {
+        let waits = started.iter().map(|(record, own)| host.wait_deleted(record, *own));
+        let all = futures::future::join_all(waits);
+        match tokio::time::timeout(args.timeout, all).await {
+            Ok(results) => {
+                for result in results {
+                    result?;
+                }
+            }
+            Err(_) => {
+                stuck = started
+                    .iter()
+                    .map(|(r, own)| (r.name.clone(), r.namespace.clone(), *own))
+                    .collect()
+            }
+        }
+    }
+    let mut deleted = Vec::new();
+    for (record, own) in &started {
+        if stuck.iter().any(|(n, ns, _)| *n == record.name && *ns == record.namespace) {
+            continue;
+        }
+        let what = if *own {
             format!("namespace {}", record.namespace)
         } else {
             format!("its objects in namespace {}", record.namespace)
         };
-        printer.info(&format!("deleted virtual cluster {:?} ({what})", record.name));
+        let verb = if args.no_wait { "deleting" } else { "deleted" };
+        printer.info(&format!("{verb} virtual cluster {:?} ({what})", record.name));
         deleted.push(record.name.clone());
+    }
+    if let Some((name, namespace, own)) = stuck.first() {
+        let check = if *own {
+            format!(
+                "kubectl get namespace {namespace} -o yaml (its status conditions say what blocks it)"
+            )
+        } else {
+            format!("kubectl get statefulset,pvc -n {namespace} -l release={name}")
+        };
+        let names: Vec<&str> = stuck.iter().map(|(n, _, _)| n.as_str()).collect();
+        return Err(CliError::timeout(format!(
+            "virtual cluster{} {} still being deleted after {}; deletion continues on the host; check: {check}",
+            if names.len() > 1 { "s" } else { "" },
+            names.join(", "),
+            crate::output::human_duration(args.timeout)
+        ))
+        .into());
     }
     match printer.format {
         OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&deleted)?,
@@ -87,7 +124,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
 
 async fn disconnect(session: &Session, target: &connection::Target) -> anyhow::Result<()> {
     let (paths, _) = session.kubeconfigs()?;
-    connection::disconnect(&paths, target).await?;
+    connection::disconnect(&paths, target, true).await?;
     Ok(())
 }
 
@@ -111,7 +148,7 @@ fn confirm(session: &Session, targets: &[ClusterRecord]) -> anyhow::Result<()> {
             CliError::interrupted(format!("no answer to the confirmation prompt: {e}"))
         })?;
     if !yes {
-        return Err(CliError::interrupted("deletion cancelled; nothing was deleted").into());
+        return Err(CliError::new(Exit::Failure, "deletion cancelled; nothing was deleted").into());
     }
     Ok(())
 }

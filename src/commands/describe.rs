@@ -35,7 +35,10 @@ pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
     let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
     let (objects, quota) = host.cluster_objects(&record).await?;
     let pods = host.control_plane_pods(Some(&record.namespace)).await?;
-    let warnings = host.warning_events(&record.namespace, "").await;
+    let name = record.name.as_str();
+    let (pod, claim, headless) =
+        (format!("{name}-0"), format!("data-{name}-0"), format!("{name}-headless"));
+    let warnings = host.warning_events(&record.namespace, &[name, &pod, &claim, &headless]).await;
     let description = Description {
         name: record.name.clone(),
         namespace: record.namespace.clone(),

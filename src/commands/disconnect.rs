@@ -64,7 +64,7 @@ pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> 
     }
     let mut done = Vec::new();
     for target in &targets {
-        let result = connection::disconnect(&paths, target).await?;
+        let result = connection::disconnect(&paths, target, false).await?;
         let restored = match &result.removed.current_context {
             CurrentContextChange::Restored(ctx) => format!("; current context is {ctx} again"),
             CurrentContextChange::Unset => "; current context unset".to_string(),

@@ -30,16 +30,26 @@ struct ListItem {
 
 pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
     let printer = &session.printer;
-    let host = session.host().await?;
     let namespace = session.global.namespace.as_deref();
+    if let Some(selector) = &args.selector {
+        crate::spec::validate_selector(selector)?;
+    }
+    if let Some(ns) = namespace {
+        crate::spec::validate_namespace(ns)?;
+    }
+    let host = session.host().await?;
     let (records, scope) = host.list(namespace, args.selector.as_deref()).await?;
     if namespace.is_none()
         && let Some(ns) = &scope
     {
-        printer.detail(&format!("listing all namespaces is forbidden; showing namespace {ns:?}"));
+        printer.info(&format!(
+            "listing all namespaces is forbidden on context {:?}; showing namespace {ns:?}",
+            host.context
+        ));
     }
+    // Pods only refine Starting into Failed; without the right to list them, skip that.
     let pods = if records.iter().any(|r| r.ready_replicas < 1) {
-        host.control_plane_pods(scope.as_deref()).await?
+        host.control_plane_pods(scope.as_deref()).await.unwrap_or_default()
     } else {
         Vec::new()
     };

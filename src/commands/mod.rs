@@ -52,18 +52,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Printer::new(cli.global.output, cli.global.quiet, cli.global.verbose, cli.global.no_color);
     let session = Session { global: cli.global, printer };
     match cli.command {
+        // These handle Ctrl-C themselves: create says what it left behind; `connect -- CMD`
+        // lets the command decide and exits with its code; the forwarder stops cleanly.
         Command::Create(args) => create::run(&session, args).await,
-        Command::List(args) => list::run(&session, args).await,
-        Command::Describe(args) => describe::run(&session, args).await,
-        Command::Delete(args) => delete::run(&session, args).await,
-        Command::Connect(args) => connect::run(&session, args).await,
-        Command::Disconnect(args) => disconnect::run(&session, args).await,
-        Command::Kubeconfig(args) => kubeconfig::run(&session, args).await,
+        Command::Connect(args) if !args.command.is_empty() => connect::run(&session, args).await,
         Command::Forwarder(args) => forwarder::run(&session, args).await,
-        Command::Completions(args) => completions::run(&session, &args),
+        command => {
+            tokio::select! {
+                result = run_interruptible(&session, command) => result,
+                _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(
+                    "interrupted; kubeconfig files are only ever replaced whole, so none is half-written; run the command again to finish",
+                ).into()),
+            }
+        }
+    }
+}
+
+async fn run_interruptible(session: &Session, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::List(args) => list::run(session, args).await,
+        Command::Describe(args) => describe::run(session, args).await,
+        Command::Delete(args) => delete::run(session, args).await,
+        Command::Connect(args) => connect::run(session, args).await,
+        Command::Disconnect(args) => disconnect::run(session, args).await,
+        Command::Kubeconfig(args) => kubeconfig::run(session, args).await,
+        Command::Completions(args) => completions::run(session, &args),
         Command::Version => {
             session.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
             Ok(())
         }
+        Command::Create(args) => create::run(session, args).await,
+        Command::Forwarder(args) => forwarder::run(session, args).await,
     }
 }

@@ -74,6 +74,8 @@ pub enum HostObject {
 #[derive(Clone, Debug)]
 pub struct Rendered {
     pub objects: Vec<HostObject>,
+    /// Creation time plus TTL, as recorded on the StatefulSet.
+    pub expires_at: Option<Timestamp>,
     /// Resolved Kubernetes version, such as "v1.33.4".
     pub kubernetes_version: String,
     pub control_plane_image: String,
@@ -164,6 +166,24 @@ impl HostObject {
         // and lists.
         with_object!(self, o => serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
     }
+}
+
+/// The objects as one `v1` `List`, for `vc create --dry-run`.
+pub fn as_list(objects: &[HostObject]) -> ObjectList {
+    ObjectList {
+        api_version: "v1",
+        kind: "List",
+        items: objects.iter().map(HostObject::to_json).collect(),
+    }
+}
+
+/// A `v1` `List` of rendered objects, fields in the order kubectl prints them.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectList {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub items: Vec<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -62,15 +62,34 @@ pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Render
         out.push(HostObject::Service(service));
     }
     out.push(HostObject::Service(objects::render_headless_service(name, namespace, &view)));
-    let record = record(spec, placement, &images.kubernetes_version, &config_yaml)?;
+    let expires_at = expiry(spec, placement)?;
+    let record = record(spec, placement, &images.kubernetes_version, &config_yaml, expires_at)?;
     out.push(HostObject::StatefulSet(objects::render_statefulset(name, namespace, &view, record)?));
 
     Ok(Rendered {
         objects: out,
+        expires_at,
         kubernetes_version: images.kubernetes_version,
         control_plane_image: images.control_plane,
         engine_image: images.engine,
     })
+}
+
+/// When the cluster expires: creation time plus TTL.
+fn expiry(
+    spec: &VirtualClusterSpec,
+    placement: &Placement,
+) -> Result<Option<jiff::Timestamp>, EngineError> {
+    spec.ttl_duration()
+        .map(|ttl| {
+            placement.created_at.checked_add(ttl).map_err(|_| {
+                EngineError::Values(format!(
+                    "ttl {:?} is too long",
+                    spec.ttl.as_deref().unwrap_or("")
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The record annotations and the user's labels for the StatefulSet.
@@ -79,6 +98,7 @@ fn record(
     placement: &Placement,
     kubernetes_version: &str,
     config_yaml: &str,
+    expires_at: Option<jiff::Timestamp>,
 ) -> Result<Record, EngineError> {
     let spec_json = serde_json::to_string(spec)
         .map_err(|e| EngineError::Values(format!("cannot record the spec: {e}")))?;
@@ -87,10 +107,7 @@ fn record(
         (ANNOTATION_CREATED_AT.to_string(), placement.created_at.to_string()),
         (ANNOTATION_KUBERNETES_VERSION.to_string(), kubernetes_version.to_string()),
     ]);
-    if let Some(ttl) = spec.ttl_duration() {
-        let expires = placement.created_at.checked_add(ttl).map_err(|_| {
-            EngineError::Values(format!("ttl {:?} is too long", spec.ttl.as_deref().unwrap_or("")))
-        })?;
+    if let Some(expires) = expires_at {
         annotations.insert(ANNOTATION_EXPIRES_AT.to_string(), expires.to_string());
     }
     Ok(Record {

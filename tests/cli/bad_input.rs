@@ -43,6 +43,14 @@ fn refused_before_contacting_the_host() {
         ),
         ("bad timeout", vec!["create".into(), "dev".into(), "--timeout".into(), "soon".into()]),
         ("delete bad name", vec!["delete".into(), "Dev".into(), "--yes".into()]),
+        ("reserved label", vec!["create".into(), "dev".into(), "--label".into(), "app=web".into()]),
+        ("bad namespace", vec!["create".into(), "dev".into(), "-n".into(), "Team_A".into()]),
+        ("empty image", vec!["create".into(), "dev".into(), "--engine-image".into(), "".into()]),
+        ("bad selector", vec!["list".into(), "-l".into(), "a b c".into()]),
+        (
+            "bad delete selector",
+            vec!["delete".into(), "-l".into(), "team in a".into(), "--yes".into()],
+        ),
     ];
     let mut transcript = String::new();
     for (what, args) in cases {

@@ -661,7 +661,14 @@ fn concurrent_connects_both_land() {
 fn create_connects_by_default() {
     let env = Env::new();
     let api = VirtualApi::start("inside-dev2");
-    // The engine Secret is in place before the cluster exists, so the one create reads is ours.
+    // The engine Secret is in place before the cluster exists, so the one create reads is ours;
+    // its namespace carries vc's labels for dev2, so create accepts it as its own.
+    let labels =
+        serde_json::json!({"app.kubernetes.io/managed-by": "vc", "vc.dev/cluster": "dev2"});
+    env.fake
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                                "metadata": {"name": "vc-dev2", "labels": labels}}))
+        .expect("namespace");
     env.serve("dev2", &api);
 
     let created = env.vc(&["create", "dev2"]);

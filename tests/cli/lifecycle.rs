@@ -144,7 +144,7 @@ fn pending_pod_times_out_with_the_scheduling_message() {
         "{last}"
     );
     assert!(last.contains("Insufficient cpu"), "{last}");
-    assert!(last.contains("left for inspection"), "{last}");
+    assert!(last.contains("what was applied stays in namespace \"vc-slow\""), "{last}");
     assert!(fake.get("statefulsets", "vc-slow", "slow").is_some(), "objects kept");
 }
 
@@ -334,4 +334,78 @@ fn interrupt_during_create_says_what_exists() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted") && stderr.contains("vc delete stuck"), "{stderr}");
+}
+
+#[test]
+fn delete_keeps_a_namespace_another_cluster_lives_in() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "dev", "-q"]).code(0);
+    vc(&sandbox, &["create", "other", "-n", "vc-dev", "-q"]).code(0);
+    let run = vc(&sandbox, &["delete", "dev", "-n", "vc-dev", "--yes"]);
+    run.code(0);
+    assert!(run.stderr.contains("its objects in namespace vc-dev"), "{}", run.stderr);
+    assert!(fake.get("namespaces", "", "vc-dev").is_some(), "the shared namespace stays");
+    assert!(fake.get("statefulsets", "vc-dev", "dev").is_none());
+    assert!(fake.get("statefulsets", "vc-dev", "other").is_some(), "the neighbour stays");
+}
+
+#[test]
+fn create_never_takes_over_what_it_did_not_make() {
+    let (fake, sandbox) = host();
+    // A namespace of that name made by someone else.
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vc-web"}}))
+        .unwrap();
+    let run = vc(&sandbox, &["create", "web"]);
+    run.code(6);
+    assert!(run.stderr.contains("--namespace vc-web"), "{}", run.stderr);
+    let ns = fake.get("namespaces", "", "vc-web").unwrap();
+    assert!(ns["metadata"]["labels"].get("vc.dev/cluster").is_none(), "namespace not relabelled");
+
+    // A StatefulSet of that name that is not a virtual cluster, even with --upsert.
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .unwrap();
+    fake.put(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": "team", "labels": {"app": "postgres"}},
+        "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "postgres"}},
+                 "template": {"metadata": {"labels": {"app": "postgres"}},
+                              "spec": {"containers": [{"name": "db", "image": "postgres:17"}]}}}
+    }))
+    .unwrap();
+    let run = vc(&sandbox, &["create", "db", "-n", "team", "--upsert"]);
+    run.code(6);
+    assert!(run.stderr.contains("not a virtual cluster"), "{}", run.stderr);
+    let db = fake.get("statefulsets", "team", "db").unwrap();
+    assert_eq!(db["metadata"]["labels"], json!({"app": "postgres"}), "left untouched");
+
+    // The same name in another namespace, without --namespace.
+    vc(&sandbox, &["create", "api", "-n", "team", "-q", "--no-wait"]).code(0);
+    let run = vc(&sandbox, &["create", "api"]);
+    run.code(6);
+    assert!(run.stderr.contains("already exists in namespace \"team\""), "{}", run.stderr);
+    assert!(fake.get("namespaces", "", "vc-api").is_none());
+}
+
+#[test]
+fn connect_to_a_paused_cluster_says_so() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "nap", "-q"]).code(0);
+    let mut sts = fake.get("statefulsets", "vc-nap", "nap").unwrap();
+    sts["spec"]["replicas"] = json!(0);
+    fake.put(sts).unwrap();
+    let listed = vc(&sandbox, &["list", "-o", "json"]).json();
+    assert_eq!(listed[0]["status"], "Paused");
+    let run = Vc::new(&sandbox).args(["connect", "nap", "--timeout", "5s"]).run();
+    run.code(6);
+    assert!(run.stderr.contains("paused"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_selector_is_refused_before_any_request() {
+    let (fake, sandbox) = host();
+    fake.clear_requests();
+    let run = vc(&sandbox, &["list", "-l", "team in a"]);
+    run.code(2);
+    assert!(run.stderr.contains("invalid label selector"), "{}", run.stderr);
+    assert!(fake.requests().is_empty(), "sent {:?}", fake.requests());
 }
