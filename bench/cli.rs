@@ -1,6 +1,6 @@
 //! Benchmarks of the `vc` binary against the fake API server with instant readiness: start-up
-//! time, the time `vc create` itself takes, and `vc list` with 500 virtual clusters.
-//! Prints figures; asserts nothing about time.
+//! time, the time `vc create` itself takes, `vc list` with 500 virtual clusters, and the time
+//! from `vc connect` to a working `kubectl get ns`. Prints figures; asserts nothing about time.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 use fakekube::FakeKube;
 use serde_json::json;
 
+#[path = "../tests/cli/tls.rs"]
+#[allow(dead_code)] // The bench uses part of the test stand-in.
+mod tls;
+
 const VC: &str = env!("CARGO_BIN_EXE_vc");
 
 struct Bench {
-    _fake: FakeKube,
+    fake: FakeKube,
     dir: tempfile::TempDir,
 }
 
@@ -19,7 +23,11 @@ impl Bench {
     fn new(fake: FakeKube) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         fake.write_kubeconfig(dir.path().join("kubeconfig"), "bench").expect("kubeconfig");
-        Self { _fake: fake, dir }
+        Self { fake, dir }
+    }
+
+    fn kubeconfig(&self) -> std::path::PathBuf {
+        self.dir.path().join("kubeconfig")
     }
 
     fn vc(&self, args: &[&str]) -> (Duration, Output) {
@@ -111,4 +119,36 @@ fn main() {
     summary("vc list -o json, 500 clusters", list);
     let table: Vec<Duration> = (0..15).map(|_| bench.vc(&["list"]).0).collect();
     summary("vc list (table), 500 clusters", table);
+
+    connect_figures();
+}
+
+/// `vc connect` (background forward + kubeconfig merge) until `kubectl get ns` answers through
+/// it, against a TLS stand-in for the virtual API server behind the fake's port-forward.
+fn connect_figures() {
+    let fake = FakeKube::builder().ready_delay(Duration::ZERO).start();
+    let api = tls::VirtualApi::start("bench");
+    let bench = Bench::new(fake);
+    let mut to_kubectl = Vec::new();
+    let mut connect_only = Vec::new();
+    for i in 0..10 {
+        let name = format!("k{i}");
+        let namespace = format!("vc-{name}");
+        bench.vc(&["create", &name, "--no-connect", "-q"]);
+        bench.fake.set_port_forward_target(&namespace, &format!("{name}-0"), 8443, api.addr());
+        bench.fake.put(api.pki.engine_secret(&namespace, &name)).expect("engine Secret");
+        let started = Instant::now();
+        let (took, _) = bench.vc(&["connect", &name, "-q"]);
+        let listed = Command::new("kubectl")
+            .args(["get", "ns", "-o", "name"])
+            .env("KUBECONFIG", bench.kubeconfig())
+            .output()
+            .expect("kubectl");
+        assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+        to_kubectl.push(started.elapsed());
+        connect_only.push(took);
+        bench.vc(&["disconnect", &name, "-q"]);
+    }
+    summary("vc connect (forwarder up, kubeconfig merged)", connect_only);
+    summary("vc connect + first kubectl get ns", to_kubectl);
 }

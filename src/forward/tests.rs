@@ -294,4 +294,3 @@ async fn spawn_background_reports_an_early_exit() {
     assert!(matches!(err, ForwardError::NotReady { .. }), "{err}");
     assert_eq!(err.exit(), crate::error::Exit::Timeout);
 }
-

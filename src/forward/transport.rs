@@ -22,8 +22,12 @@ use super::ws::{Event, FrameReader, FrameWriter, HEADROOM};
 /// Largest payload we put in one frame towards the pod. The kubelet reads each message whole
 /// (Go's x/net/websocket allows 32 MiB), so large frames mean fewer frames and writes per byte.
 const MAX_FRAME_PAYLOAD: usize = 256 * 1024;
-/// Read buffer for frames from the pod (the kubelet sends at most 32 KiB per frame).
-const READ_BUFFER: usize = 256 * 1024;
+/// The first upload buffer; it doubles up to [`MAX_FRAME_PAYLOAD`] while reads fill it, so
+/// short-lived connections stay cheap and bulk transfers get large frames.
+const FIRST_FRAME_PAYLOAD: usize = 16 * 1024;
+/// Read buffer for frames from the pod (the kubelet sends at most 32 KiB per frame; payloads
+/// are streamed, so this does not bound a frame's size).
+const READ_BUFFER: usize = 64 * 1024;
 /// Bytes a connection keeps for replay while the pod has not answered yet.
 const MAX_REPLAY: usize = 1024 * 1024;
 /// After the local side stops sending, how long the pod may stay silent before we close.
@@ -343,7 +347,7 @@ where
         let pending = lock(&kept).take().unwrap_or_default();
         writer.send(0, &pending, MAX_FRAME_PAYLOAD).await?;
         *lock(&kept) = Some(pending);
-        let mut frame = vec![0u8; HEADROOM + MAX_FRAME_PAYLOAD];
+        let mut frame = vec![0u8; HEADROOM + FIRST_FRAME_PAYLOAD];
         loop {
             tokio::select! {
                 read = local_r.read(&mut frame[HEADROOM..]) => {
@@ -363,6 +367,9 @@ where
                     }
                     writer.send_in_place(&mut frame, 0, n).await?;
                     up.fetch_add(n as u64, Ordering::Relaxed);
+                    if n == frame.len() - HEADROOM && n < MAX_FRAME_PAYLOAD {
+                        frame.resize(HEADROOM + (2 * n).min(MAX_FRAME_PAYLOAD), 0);
+                    }
                 }
                 Some(payload) = pong_rx.recv() => writer.pong(&payload).await?,
             }

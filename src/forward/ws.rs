@@ -52,7 +52,9 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         let start = body_start - header.len();
         frame[start..body_start].copy_from_slice(&header);
         apply_mask(&mut frame[body_start..body_end], key, 0);
-        self.io.write_all(&frame[start..body_end]).await
+        self.io.write_all(&frame[start..body_end]).await?;
+        // Over TLS the record may sit in the session buffer until flushed.
+        self.io.flush().await
     }
 
     /// Sends `data` on `channel`, in messages of at most `max_payload` bytes (copies it).
@@ -76,8 +78,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 
     /// Starts the close handshake (normal closure).
     pub(super) async fn close(&mut self) -> io::Result<()> {
-        self.control(OP_CLOSE, &1000u16.to_be_bytes()).await?;
-        self.io.flush().await
+        self.control(OP_CLOSE, &1000u16.to_be_bytes()).await
     }
 
     async fn control(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
@@ -87,7 +88,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         let start = frame.len();
         frame.extend_from_slice(payload);
         apply_mask(&mut frame[start..], key, 0);
-        self.io.write_all(&frame).await
+        self.io.write_all(&frame).await?;
+        self.io.flush().await
     }
 }
 
