@@ -444,8 +444,7 @@ mod tests {
         ] {
             assert!(validate_selector(ok).is_ok(), "{ok:?} refused");
         }
-        for bad in ["", "a b c", "=x", "team in a,b", "team in (a,b", "a,,b", "pr=4 2", "x)"]
-        {
+        for bad in ["", "a b c", "=x", "team in a,b", "team in (a,b", "a,,b", "pr=4 2", "x)"] {
             assert!(validate_selector(bad).is_err(), "{bad:?} accepted");
         }
     }
