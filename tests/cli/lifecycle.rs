@@ -409,3 +409,45 @@ fn bad_selector_is_refused_before_any_request() {
     assert!(run.stderr.contains("invalid label selector"), "{}", run.stderr);
     assert!(fake.requests().is_empty(), "sent {:?}", fake.requests());
 }
+
+#[test]
+fn create_rides_out_failed_and_dropped_watches() {
+    let fake = FakeKube::builder().ready_delay(Duration::from_millis(1500)).start();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
+    // The first two watch requests fail with 500 and every apply is slow.
+    fake.add_fault(fakekube::Fault {
+        verb: Some("watch".into()),
+        path_contains: "/namespaces/vc-dev/".into(),
+        action: fakekube::FaultAction::Respond(fakekube::ApiError::internal("etcd leader changed")),
+        remaining: Some(2),
+        ..Default::default()
+    });
+    fake.delay(Some("PATCH"), "/namespaces/vc-dev", Duration::from_millis(200));
+    let child = std::process::Command::new(crate::support::VC)
+        .args(["create", "dev", "--timeout", "30s", "--no-connect", "-o", "json"])
+        .env("KUBECONFIG", sandbox.kubeconfig())
+        .env("HOME", sandbox.home())
+        .env("XDG_STATE_HOME", sandbox.state())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it waits for readiness, every open watch is cut.
+    for _ in 0..100 {
+        if fake.get("pods", "vc-dev", "dev-0").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    fake.drop_watches();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let result: Value = serde_json::from_slice(&output.stdout).expect("JSON result");
+    assert_eq!(result["phase"], "Running");
+    let watches = fake.requests().iter().filter(|r| r.verb == "watch").count();
+    assert!(watches >= 3, "the watches were restarted: {watches}");
+}
