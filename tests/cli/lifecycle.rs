@@ -26,6 +26,27 @@ fn vc(sandbox: &Sandbox, args: &[&str]) -> Run {
     Vc::new(sandbox).args(args).run()
 }
 
+/// Starts vc in the background, with the sandbox's environment and piped output.
+fn spawn_vc(sandbox: &Sandbox, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(crate::support::VC)
+        .args(args)
+        .env("KUBECONFIG", sandbox.kubeconfig())
+        .env("HOME", sandbox.home())
+        .env("XDG_STATE_HOME", sandbox.state())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start vc")
+}
+
+/// Polls `done` for up to five seconds.
+fn wait_for(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn create_list_describe_delete() {
     let (fake, sandbox) = host();
@@ -308,22 +329,9 @@ fn unauthorized_host_is_exit_5() {
 fn interrupt_during_create_says_what_exists() {
     let (fake, sandbox) = host();
     fake.set_behaviour("stuck", PodBehaviour::NeverReady);
-    let child = std::process::Command::new(crate::support::VC)
-        .args(["create", "stuck", "--timeout", "1m", "--no-connect"])
-        .env("KUBECONFIG", sandbox.kubeconfig())
-        .env("HOME", sandbox.home())
-        .env("XDG_STATE_HOME", sandbox.state())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_vc(&sandbox, &["create", "stuck", "--timeout", "1m", "--no-connect"]);
     // Wait until the objects are applied, then interrupt.
-    for _ in 0..100 {
-        if fake.get("statefulsets", "vc-stuck", "stuck").is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(|| fake.get("statefulsets", "vc-stuck", "stuck").is_some());
     std::thread::sleep(Duration::from_millis(200));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -425,22 +433,10 @@ fn create_rides_out_failed_and_dropped_watches() {
         ..Default::default()
     });
     fake.delay(Some("PATCH"), "/namespaces/vc-dev", Duration::from_millis(200));
-    let child = std::process::Command::new(crate::support::VC)
-        .args(["create", "dev", "--timeout", "30s", "--no-connect", "-o", "json"])
-        .env("KUBECONFIG", sandbox.kubeconfig())
-        .env("HOME", sandbox.home())
-        .env("XDG_STATE_HOME", sandbox.state())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        spawn_vc(&sandbox, &["create", "dev", "--timeout", "30s", "--no-connect", "-o", "json"]);
     // While it waits for readiness, every open watch is cut.
-    for _ in 0..100 {
-        if fake.get("pods", "vc-dev", "dev-0").is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(|| fake.get("pods", "vc-dev", "dev-0").is_some());
     std::thread::sleep(Duration::from_millis(300));
     fake.drop_watches();
     let output = child.wait_with_output().unwrap();
