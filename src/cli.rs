@@ -203,8 +203,8 @@ pub struct ConnectArgs {
     /// Write a self-contained kubeconfig to stdout instead of merging it
     #[arg(long)]
     pub print: bool,
-    /// With --print: use this server URL (a Service or Ingress you expose) and start no forward
-    #[arg(long, value_name = "URL", requires = "print")]
+    /// Use this server URL (a Service or Ingress you expose) instead of a local forward
+    #[arg(long, value_name = "URL", conflicts_with = "local_port")]
     pub server: Option<String>,
     /// Show the background forwarder's log
     #[arg(long, conflicts_with_all = ["print", "command"])]

@@ -99,6 +99,12 @@ pub async fn connect_background(
     let was_running = forward::status(&key).await.ok().flatten().is_some_and(|s| s.answering);
     let port = start_forwarder(host_kubeconfig, target, local_port, ready_timeout).await?;
     let server_url = local_url(port);
+    if let Err(e) = verify_server(admin, target, &server_url, ready_timeout).await {
+        if !was_running {
+            let _ = forward::stop(&key).await;
+        }
+        return Err(e);
+    }
     let entry = VirtualClusterEntry::from_admin_kubeconfig(
         admin,
         target.cluster_ref(),
@@ -142,6 +148,63 @@ pub async fn start_forwarder(
     Ok(status.state.port)
 }
 
+/// Asks the virtual API server for its version through `server_url`, with the admin
+/// credentials and TLS verification on: proof that the forward reaches it.
+pub async fn verify_server(
+    admin: &Kubeconfig,
+    target: &Target,
+    server_url: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let config = kubeconfig::standalone_kubeconfig(admin, &target.context_name(), server_url)?;
+    let fail = |why: String| {
+        anyhow::Error::from(CliError::new(
+            crate::error::Exit::Unreachable,
+            format!(
+                "the forward {server_url} does not reach the API server of virtual cluster {:?}: {why} (see: vc connect {} --logs)",
+                target.name, target.name
+            ),
+        ))
+    };
+    let options = kube::config::KubeConfigOptions::default();
+    let client_config = kube::Config::from_custom_kubeconfig(config, &options)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let client = kube::Client::try_from(client_config).map_err(|e| fail(e.to_string()))?;
+    match tokio::time::timeout(timeout.max(Duration::from_secs(5)), client.apiserver_version())
+        .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(fail(root_message(&e))),
+        Err(_) => Err(fail(format!("no answer within {}", crate::output::human_duration(timeout)))),
+    }
+}
+
+fn root_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause: &dyn std::error::Error = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Writes the context for an address the user already exposes (`--server`), without a forward.
+pub fn connect_direct(
+    paths: &KubeconfigPaths,
+    target: &Target,
+    admin: &Kubeconfig,
+    server_url: &str,
+    switch: bool,
+) -> anyhow::Result<EntryOutcome> {
+    let entry = VirtualClusterEntry::from_admin_kubeconfig(
+        admin,
+        target.cluster_ref(),
+        server_url,
+        switch,
+    )?;
+    Ok(kubeconfig::upsert_virtual_cluster(paths, &entry)?)
+}
+
 /// The URL of a local forward.
 pub fn local_url(port: u16) -> String {
     format!("https://127.0.0.1:{port}")
@@ -162,14 +225,19 @@ pub async fn disconnect(
     target: &Target,
     forget: bool,
 ) -> anyhow::Result<Disconnected> {
-    let stopped = forward::stop(&target.forward_key()).await?;
-    if forget {
-        forward::ForwardStore::from_env()?.remove(&target.forward_key())?;
+    // Both halves are attempted whatever happens to the other.
+    let stopped = forward::stop(&target.forward_key()).await;
+    if forget && stopped.is_ok() {
+        // A state file left behind only costs a stale port suggestion.
+        if let Ok(store) = forward::ForwardStore::from_env() {
+            let _ = store.remove(&target.forward_key());
+        }
     }
     let removed = kubeconfig::remove_virtual_cluster(
         paths,
         &VirtualClusterSelector::Cluster(target.cluster_ref()),
     )?;
+    let stopped = stopped?;
     Ok(Disconnected {
         stopped_forward: matches!(stopped, forward::StopOutcome::Stopped { .. }),
         removed,

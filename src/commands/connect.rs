@@ -47,7 +47,7 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
     let printer = &session.printer;
 
     if !args.command.is_empty() {
-        return run_command(&host, &target, &admin, &args.command).await;
+        return run_command(&host, &target, &admin, &args.command, remaining()).await;
     }
     if args.print {
         let server = match &args.server {
@@ -70,6 +70,18 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
                 Ok(())
             }
         };
+    }
+    if let Some(server) = &args.server {
+        // An address the user already exposes: no forward, just the context.
+        connection::verify_server(&admin, &target, server, remaining()).await?;
+        let entry = connection::connect_direct(&paths, &target, &admin, server, !args.no_switch)?;
+        printer.info(&format!(
+            "virtual cluster {:?}: context {} -> {server} in {}",
+            target.name,
+            entry.context_name,
+            entry.file.display()
+        ));
+        return Ok(());
     }
     let connected = connection::connect_background(
         &paths,
@@ -110,6 +122,7 @@ async fn run_command(
     target: &Target,
     admin: &kubeconfig::Kubeconfig,
     command: &[String],
+    timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let pod = PodTarget::new(
         &target.namespace,
@@ -122,15 +135,30 @@ async fn run_command(
         &target.context_name(),
         &connection::local_url(forward.local_port()),
     )?;
+    connection::verify_server(admin, target, &connection::local_url(forward.local_port()), timeout)
+        .await?;
     let path = kubeconfig::write_private_kubeconfig(&config)?;
-    // Ctrl-C reaches the command too; vc stays to clean up once it has exited.
-    tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
-    let status = tokio::process::Command::new(&command[0])
+    let mut child = tokio::process::Command::new(&command[0])
         .args(&command[1..])
         .env("KUBECONFIG", &path)
-        .status()
-        .await
+        .spawn()
         .map_err(|e| CliError::usage(format!("cannot run {:?}: {e}", command[0])))?;
+    // vc outlives the command to clean up: Ctrl-C reaches the command through the terminal;
+    // SIGTERM and SIGHUP (a cancelled CI job, a closed terminal) are passed on to it.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    let status = loop {
+        let name = tokio::select! {
+            status = child.wait() => break status?,
+            _ = term.recv() => "-TERM",
+            _ = hangup.recv() => "-HUP",
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill").args([name, &pid.to_string()]).status();
+        }
+    };
     let code = status.code().unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
         128 + status.signal().unwrap_or(1)

@@ -40,7 +40,7 @@ pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> 
     }
     // A stopped forwarder's state file stays (it keeps the port for the next connect): only a
     // running one makes a cluster connected.
-    for status in forward::list_states().await?.into_iter().filter(|s| s.alive) {
+    for status in forward::list_states_alive().await?.into_iter().filter(|s| s.alive) {
         let s = status.state;
         if wanted(&s.name, &s.namespace) {
             add(Target {
@@ -63,8 +63,16 @@ pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> 
         return Ok(());
     }
     let mut done = Vec::new();
+    let mut failures = Vec::new();
     for target in &targets {
-        let result = connection::disconnect(&paths, target, false).await?;
+        // One cluster failing must not leave the others connected.
+        let result = match connection::disconnect(&paths, target, false).await {
+            Ok(result) => result,
+            Err(e) => {
+                failures.push(format!("{}: {e:#}", target.name));
+                continue;
+            }
+        };
         let restored = match &result.removed.current_context {
             CurrentContextChange::Restored(ctx) => format!("; current context is {ctx} again"),
             CurrentContextChange::Unset => "; current context unset".to_string(),
@@ -81,5 +89,9 @@ pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> 
         OutputFormat::Name => printer.data(&done.join("\n")),
         OutputFormat::Table => {}
     }
-    Ok(())
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("disconnecting failed for {}", failures.join("; ")))
+    }
 }

@@ -14,8 +14,10 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client};
 
-use super::state::{Log, bind_local, log_tail, pick_port, process_start_time, rotate_log};
-use super::transport::{Forward, ForwardOptions, PodTarget, probe};
+use super::state::{
+    Log, bind_local, log_tail, pick_port, port_answers, process_start_time, rotate_log,
+};
+use super::transport::{Forward, ForwardOptions, PodTarget, is_permanent, probe};
 use super::{
     CONTROL_PLANE_PORT, ForwardError, ForwardKey, ForwardState, ForwardStatus, ForwardStore,
     StopOutcome, control_plane_pod,
@@ -23,6 +25,10 @@ use super::{
 
 /// How long the pod and the StatefulSet must both be missing before the forwarder gives up.
 pub const DEFAULT_GONE_AFTER: Duration = Duration::from_secs(60);
+/// How long the host must stay unreachable or refuse us before the forwarder gives up.
+pub const HOST_GONE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How long one probe may take to open its stream and see the pod's port frames.
+const PROBE_CONNECT: Duration = Duration::from_secs(30);
 /// How often the forwarder checks that the virtual cluster still exists (at most).
 const WATCHDOG_PERIOD: Duration = Duration::from_secs(10);
 /// How long a probe stream waits for the pod to refuse the connection.
@@ -103,6 +109,12 @@ pub enum ForwarderExit {
     Asked,
     /// The pod and the StatefulSet stayed missing for `gone_after`; the state file is removed.
     ClusterGone,
+    /// The host stayed unreachable or refused us for [`HOST_GONE_AFTER`].
+    HostGone,
+    /// Another live forwarder owns the state file; this one stepped aside before writing it
+    /// (`vc forwarder` then exits 0 without becoming ready, which `spawn_background` reads as
+    /// "use the live one").
+    Superseded { pid: u32 },
 }
 
 /// The hidden `vc forwarder` subcommand: builds the host client from the kubeconfig, forwards
@@ -120,7 +132,7 @@ pub async fn run_forwarder(opts: ForwarderOptions) -> Result<(), ForwardError> {
             return Err(e);
         }
     };
-    run_forwarder_with_client(client, opts, termination()).await.map(|_| ())
+    serve(client, opts, termination(), log, HOST_GONE_AFTER).await.map(|_| ())
 }
 
 pub(super) async fn host_client(opts: &ForwarderOptions) -> Result<Client, ForwardError> {
@@ -168,9 +180,20 @@ pub async fn run_forwarder_with_client(
     opts: ForwarderOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<ForwarderExit, ForwardError> {
+    let log = Log::open(&opts.store()?.log_path(&opts.key()))?;
+    serve(client, opts, shutdown, log, HOST_GONE_AFTER).await
+}
+
+/// The forwarder proper, writing to an already open `log`.
+pub(super) async fn serve(
+    client: Client,
+    opts: ForwarderOptions,
+    shutdown: impl Future<Output = ()>,
+    log: Log,
+    host_gone_after: Duration,
+) -> Result<ForwarderExit, ForwardError> {
     let store = opts.store()?;
     let key = opts.key();
-    let log = Log::open(&store.log_path(&key))?;
     let pid = std::process::id();
     let target = PodTarget::new(&opts.namespace, control_plane_pod(&opts.name), CONTROL_PLANE_PORT);
     log.line(&format!(
@@ -186,7 +209,7 @@ pub async fn run_forwarder_with_client(
     };
 
     tokio::pin!(shutdown);
-    let mut gone = GoneWatch::new(opts.gone_after);
+    let mut gone = GoneWatch::new(opts.gone_after, host_gone_after);
 
     // Ready means one stream reached the pod's port; only then does the state file appear,
     // which is what `spawn_background` waits for.
@@ -195,10 +218,14 @@ pub async fn run_forwarder_with_client(
     loop {
         let attempt = tokio::select! {
             () = &mut shutdown => return finish(&log, ForwarderExit::Asked, &store, &key),
-            r = probe(&client, &target, PROBE_GRACE) => r,
+            r = probe(&client, &target, PROBE_GRACE, PROBE_CONNECT) => r,
         };
         match attempt {
             Ok(()) => break,
+            Err(e) if is_permanent(&e) => {
+                log.line(&format!("cannot start: {e}"));
+                return Err(e);
+            }
             Err(e) => {
                 let text = e.to_string();
                 if text != last_error {
@@ -207,8 +234,8 @@ pub async fn run_forwarder_with_client(
                 }
             }
         }
-        if gone.check(&client, &opts).await {
-            return finish(&log, ForwarderExit::ClusterGone, &store, &key);
+        if let Some(exit) = gone.check(&client, &opts).await {
+            return finish(&log, exit, &store, &key);
         }
         tokio::select! {
             () = &mut shutdown => return finish(&log, ForwarderExit::Asked, &store, &key),
@@ -229,6 +256,14 @@ pub async fn run_forwarder_with_client(
     };
     let options = ForwardOptions { log: log.clone(), ..ForwardOptions::default() };
     let forward = Forward::from_listener(client.clone(), target, listener, options)?;
+    // Never replace the state file of another forwarder that is still running.
+    if let Some(other) = store.read(&key)?
+        && other.pid != pid
+        && other.is_alive()
+    {
+        drop(forward);
+        return finish(&log, ForwarderExit::Superseded { pid: other.pid }, &store, &key);
+    }
     store.write(&state)?;
     log.line(&format!("ready on 127.0.0.1:{}", forward.local_port()));
 
@@ -239,8 +274,8 @@ pub async fn run_forwarder_with_client(
         tokio::select! {
             () = &mut shutdown => break ForwarderExit::Asked,
             _ = watchdog.tick() => {
-                if gone.check(&client, &opts).await {
-                    break ForwarderExit::ClusterGone;
+                if let Some(exit) = gone.check(&client, &opts).await {
+                    break exit;
                 }
             }
         }
@@ -264,33 +299,53 @@ fn finish(
                 store.remove(key)?;
             }
         }
+        ForwarderExit::HostGone => {
+            log.line("stopping: the host has been unreachable or refusing us for too long");
+        }
+        ForwarderExit::Superseded { pid } => {
+            log.line(&format!("stopping: forwarder pid {pid} is already running for this cluster"));
+        }
     }
     Ok(exit)
 }
 
-/// Tracks how long the virtual cluster has been missing.
+/// Tracks how long the virtual cluster has been missing, and how long the host has been
+/// unreachable or refusing us.
 struct GoneWatch {
     after: Duration,
+    host_after: Duration,
     missing_since: Option<tokio::time::Instant>,
+    host_failing_since: Option<tokio::time::Instant>,
 }
 
 impl GoneWatch {
-    fn new(after: Duration) -> Self {
-        Self { after, missing_since: None }
+    fn new(after: Duration, host_after: Duration) -> Self {
+        Self { after, host_after, missing_since: None, host_failing_since: None }
     }
 
-    /// Looks at the host once; true when the cluster has been missing for long enough.
-    /// Errors (host unreachable, forbidden) say nothing about the cluster and reset nothing.
-    async fn check(&mut self, client: &Client, opts: &ForwarderOptions) -> bool {
+    /// Looks at the host once; says why to stop once the cluster has been missing, or the host
+    /// failing, for long enough. Host errors say nothing about the cluster and reset nothing.
+    async fn check(&mut self, client: &Client, opts: &ForwarderOptions) -> Option<ForwarderExit> {
         match cluster_present(client, opts).await {
-            Some(true) => self.missing_since = None,
-            Some(false) => {
-                let since = *self.missing_since.get_or_insert_with(tokio::time::Instant::now);
-                return since.elapsed() >= self.after;
+            Some(true) => {
+                self.missing_since = None;
+                self.host_failing_since = None;
             }
-            None => {}
+            Some(false) => {
+                self.host_failing_since = None;
+                let since = *self.missing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= self.after {
+                    return Some(ForwarderExit::ClusterGone);
+                }
+            }
+            None => {
+                let since = *self.host_failing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= self.host_after {
+                    return Some(ForwarderExit::HostGone);
+                }
+            }
         }
-        false
+        None
     }
 }
 
@@ -332,15 +387,19 @@ impl SpawnOptions {
 /// Starts the background forwarder for a cluster (or finds the one already answering) and
 /// waits until it is ready: it has bound its port, reached the pod once and written its state
 /// file, and its port accepts connections. The child runs in its own process group with stdio
-/// on its log file, so closing the terminal or Ctrl-C in it does not stop it.
+/// on its log file, so closing the terminal or Ctrl-C in it does not stop it. Concurrent calls
+/// for one cluster are serialised by a lock file, so only one forwarder is started. If this
+/// future is dropped before the forwarder is ready, the child is killed.
 ///
 /// # Errors
 /// [`ForwardError::PortInUse`] for a taken `--local-port`; [`ForwardError::NotReady`] after
-/// `ready_timeout` (the child is killed); [`ForwardError::ForwarderExited`] with the end of its
-/// log when it stops early.
+/// `ready_timeout` (the child is killed); [`ForwardError::Host`] when the child cannot reach or
+/// is refused by the host; [`ForwardError::ForwarderExited`] with the end of its log when it
+/// stops early for another reason.
 pub async fn spawn_background(opts: &SpawnOptions) -> Result<ForwardStatus, ForwardError> {
     let store = store_at(opts.state_dir.as_ref())?;
     let key = opts.key();
+    let _lock = store.lock(&key, opts.ready_timeout * 2 + STOP_GRACE).await?;
     let previous = store.read(&key).ok().flatten();
     if let Some(prev) = &previous
         && prev.is_alive()
@@ -352,7 +411,64 @@ pub async fn spawn_background(opts: &SpawnOptions) -> Result<ForwardStatus, Forw
         // Wrong port or not answering: replace it (stop frees its port for reuse).
         store.stop(&key, STOP_GRACE).await?;
     }
-    let port = pick_port(opts.local_port, previous.as_ref().map(|s| s.port))?;
+    let program = match &opts.program {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|source| ForwardError::Spawn { program: "vc".into(), source })?,
+    };
+    let log_path = store.log_path(&key);
+    std::fs::create_dir_all(store.dir()).map_err(|source| ForwardError::Io {
+        action: "create directory",
+        path: store.dir().to_path_buf(),
+        source,
+    })?;
+    rotate_log(&log_path);
+
+    let mut port = pick_port(opts.local_port, previous.as_ref().map(|s| s.port))?;
+    let mut repicked = false;
+    loop {
+        match start_and_wait(opts, &store, &program, port).await {
+            // An auto-picked port taken between picking and binding: pick again, once.
+            Err(ForwardError::PortInUse { .. }) if opts.local_port.is_none() && !repicked => {
+                repicked = true;
+                port = pick_port(None, None)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Kills and reaps the child on drop unless it became the ready forwarder.
+struct ChildGuard(Option<std::process::Child>);
+
+impl ChildGuard {
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("child present until disarmed")
+    }
+
+    /// The forwarder is ready: leave it running.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts one forwarder on `port` and waits until it is ready or exits.
+async fn start_and_wait(
+    opts: &SpawnOptions,
+    store: &ForwardStore,
+    program: &PathBuf,
+    port: u16,
+) -> Result<ForwardStatus, ForwardError> {
+    let key = opts.key();
     let forwarder = ForwarderOptions {
         kubeconfig: opts.kubeconfig.clone(),
         host_context: opts.host_context.clone(),
@@ -363,52 +479,62 @@ pub async fn spawn_background(opts: &SpawnOptions) -> Result<ForwardStatus, Forw
         state_dir: opts.state_dir.clone(),
         gone_after: DEFAULT_GONE_AFTER,
     };
-
-    let program = match &opts.program {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()
-            .map_err(|source| ForwardError::Spawn { program: "vc".into(), source })?,
-    };
     let log_path = store.log_path(&key);
     let io_err = |source| ForwardError::Io { action: "open log", path: log_path.clone(), source };
-    std::fs::create_dir_all(store.dir()).map_err(io_err)?;
-    rotate_log(&log_path);
     let log_file =
         std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io_err)?;
     let log_file2 = log_file.try_clone().map_err(io_err)?;
-    let mut command = std::process::Command::new(&program);
+    let mut command = std::process::Command::new(program);
     command
         .args(forwarder.to_args())
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file))
         .stderr(Stdio::from(log_file2));
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command.spawn().map_err(|source| ForwardError::Spawn { program, source })?;
-    let child_pid = child.id();
+    let child = command
+        .spawn()
+        .map_err(|source| ForwardError::Spawn { program: program.clone(), source })?;
+    let mut guard = ChildGuard(Some(child));
+    let child_pid = guard.child().id();
 
     let cluster = format!("{}/{}", opts.namespace, opts.name);
     let deadline = tokio::time::Instant::now() + opts.ready_timeout;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            if status.code() == Some(crate::error::Exit::Conflict.code()) {
+        if let Ok(Some(status)) = guard.child().try_wait() {
+            guard.disarm();
+            let code = status.code();
+            if code == Some(crate::error::Exit::Success.code())
+                && let Some(live) = store.status(&key).await?.filter(|s| s.answering)
+            {
+                // Another forwarder owns the state file and answers: use it.
+                return Ok(live);
+            }
+            if code == Some(crate::error::Exit::Conflict.code()) {
                 return Err(ForwardError::PortInUse { port });
+            }
+            let tail = log_tail(&log_path, 10);
+            if code == Some(crate::error::Exit::Unreachable.code()) {
+                return Err(ForwardError::Host {
+                    context: opts.host_context.clone(),
+                    message: format!("the forwarder gave up (see {}):\n{tail}", log_path.display()),
+                });
             }
             return Err(ForwardError::ForwarderExited {
                 cluster,
                 status: status.to_string(),
                 log: log_path.clone(),
-                tail: log_tail(&log_path, 10),
+                tail,
             });
         }
-        if let Some(status) = store.status(&key).await.ok().flatten()
-            && status.state.pid == child_pid
-            && status.answering
+        if let Some(state) = store.read(&key).ok().flatten()
+            && state.pid == child_pid
+            && port_answers(state.port).await
         {
-            return Ok(status);
+            guard.disarm();
+            let log_file = store.log_path(&key);
+            return Ok(ForwardStatus { state, alive: true, answering: true, log_file });
         }
         if tokio::time::Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             return Err(ForwardError::NotReady {
                 cluster,
                 timeout: opts.ready_timeout,
@@ -442,6 +568,16 @@ pub async fn stop(key: &ForwardKey) -> Result<StopOutcome, ForwardError> {
 /// See [`ForwardStore::list_statuses`].
 pub async fn list_states() -> Result<Vec<ForwardStatus>, ForwardError> {
     ForwardStore::from_env()?.list_statuses().await
+}
+
+/// Every forward in the default state directory with whether its process is alive, without
+/// connecting to the local ports (`answering` equals `alive`): for callers that only need
+/// `alive`, such as `disconnect --all`.
+///
+/// # Errors
+/// See [`ForwardStore::list_statuses_with`].
+pub async fn list_states_alive() -> Result<Vec<ForwardStatus>, ForwardError> {
+    ForwardStore::from_env()?.list_statuses_with(false).await
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use std::io;
 use std::path::PathBuf;
 
 pub use forwarder::{
-    DEFAULT_GONE_AFTER, ForwarderExit, ForwarderOptions, SpawnOptions, list_states, run_forwarder,
-    run_forwarder_with_client, spawn_background, status, stop,
+    DEFAULT_GONE_AFTER, ForwarderExit, ForwarderOptions, HOST_GONE_AFTER, SpawnOptions,
+    list_states, list_states_alive, run_forwarder, run_forwarder_with_client, spawn_background,
+    status, stop,
 };
 pub use state::{
     ForwardKey, ForwardState, ForwardStatus, ForwardStore, StopOutcome, bind_local, pick_port,
@@ -52,6 +53,9 @@ pub enum ForwardError {
         #[source]
         source: kube::Error,
     },
+
+    #[error("no port-forward to pod {target} within {}s", after.as_secs_f64())]
+    StreamTimeout { target: String, after: std::time::Duration },
 
     #[error("pod {target} did not accept the forwarded connection: {message}")]
     Refused { target: String, message: String },
@@ -102,13 +106,9 @@ impl ForwardError {
     pub fn exit(&self) -> Exit {
         match self {
             Self::PortInUse { .. } => Exit::Conflict,
-            Self::NotReady { .. } => Exit::Timeout,
-            Self::Stream { source: kube::Error::Api(status), .. } => match status.code {
-                401 | 403 => Exit::Unreachable,
-                404 => Exit::NotFound,
-                _ => Exit::Failure,
-            },
-            Self::Stream { .. } | Self::Host { .. } => Exit::Unreachable,
+            Self::NotReady { .. } | Self::StreamTimeout { .. } => Exit::Timeout,
+            Self::Stream { source, .. } => crate::error::kube_exit(source),
+            Self::Host { .. } => Exit::Unreachable,
             _ => Exit::Failure,
         }
     }

@@ -217,7 +217,7 @@ impl ForwardStore {
     /// As [`ForwardStore::read`].
     pub async fn status(&self, key: &ForwardKey) -> Result<Option<ForwardStatus>, ForwardError> {
         match self.read(key)? {
-            Some(state) => Ok(Some(self.status_of(state).await)),
+            Some(state) => Ok(Some(self.status_of(state, true).await)),
             None => Ok(None),
         }
     }
@@ -227,15 +227,78 @@ impl ForwardStore {
     /// # Errors
     /// As [`ForwardStore::list`].
     pub async fn list_statuses(&self) -> Result<Vec<ForwardStatus>, ForwardError> {
-        let states = self.list()?;
-        Ok(futures::future::join_all(states.into_iter().map(|s| self.status_of(s))).await)
+        self.list_statuses_with(true).await
     }
 
-    async fn status_of(&self, state: ForwardState) -> ForwardStatus {
+    /// Every state file with its liveness; `check_port: false` skips connecting to the local
+    /// ports (`answering` is then the same as `alive`), for callers that only need `alive`.
+    ///
+    /// # Errors
+    /// As [`ForwardStore::list`].
+    pub async fn list_statuses_with(
+        &self,
+        check_port: bool,
+    ) -> Result<Vec<ForwardStatus>, ForwardError> {
+        let states = self.list()?;
+        Ok(futures::future::join_all(states.into_iter().map(|s| self.status_of(s, check_port)))
+            .await)
+    }
+
+    async fn status_of(&self, state: ForwardState, check_port: bool) -> ForwardStatus {
         let alive = state.is_alive();
-        let answering = alive && port_answers(state.port).await;
+        let answering = alive && (!check_port || port_answers(state.port).await);
         let log_file = self.log_path(&state.key());
         ForwardStatus { state, alive, answering, log_file }
+    }
+
+    pub(crate) fn lock_path(&self, key: &ForwardKey) -> PathBuf {
+        self.dir.join(format!("{}.lock", key.id()))
+    }
+
+    /// Takes the exclusive lock of `key` (a `.lock` file created with `create_new`), retrying
+    /// with backoff until `timeout`. A lock older than [`STALE_LOCK`] or whose holder's process
+    /// is gone is removed first. The lock is released when the guard is dropped.
+    ///
+    /// # Errors
+    /// [`ForwardError::Io`] when the lock cannot be created, or is still held after `timeout`.
+    pub(crate) async fn lock(
+        &self,
+        key: &ForwardKey,
+        timeout: Duration,
+    ) -> Result<LockGuard, ForwardError> {
+        self.ensure_dir()?;
+        let path = self.lock_path(key);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    let pid = std::process::id();
+                    let start = process_start_time(pid).unwrap_or_default();
+                    let _ = writeln!(file, "{pid} {start}");
+                    return Ok(LockGuard { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if lock_is_stale(&path) {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                }
+                Err(source) => return Err(ForwardError::Io { action: "lock", path, source }),
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(ForwardError::Io {
+                    action: "lock",
+                    path,
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "another vc is starting this forward",
+                    ),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
     }
 
     /// Stops the forwarder of `key`: SIGTERM, then SIGKILL if it has not exited after
@@ -267,6 +330,40 @@ impl ForwardStore {
                 .map_err(|source| ForwardError::Signal { pid, source })?;
         }
         Ok(StopOutcome::Stopped { pid })
+    }
+}
+
+/// A lock file older than this is left over from a process that died holding it.
+pub(crate) const STALE_LOCK: Duration = Duration::from_secs(60);
+
+/// Whether the lock file at `path` is older than [`STALE_LOCK`] or names a process that is gone.
+fn lock_is_stale(path: &Path) -> bool {
+    let old = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_LOCK);
+    if old {
+        return true;
+    }
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let mut parts = text.split_whitespace();
+    match (parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next()) {
+        (Some(pid), Some(start)) => process_start_time(pid).as_deref() != Some(start),
+        // Being written right now, or not ours: only age decides.
+        _ => false,
+    }
+}
+
+/// The held lock of one forward; dropping it removes the lock file.
+#[derive(Debug)]
+pub(crate) struct LockGuard {
+    path: PathBuf,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -381,13 +478,12 @@ impl Log {
         Self(None)
     }
 
-    /// Opens `path` for appending, moving an oversized old log aside first.
+    /// Opens `path` for appending (rotation is the starting side's job: see [`rotate_log`]).
     pub(crate) fn open(path: &Path) -> Result<Self, ForwardError> {
         let io_err = |source| ForwardError::Io { action: "open log", path: path.into(), source };
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err)?;
         }
-        rotate_log(path);
         let file = fs::OpenOptions::new().create(true).append(true).open(path).map_err(io_err)?;
         Ok(Self(Some(Arc::new(Mutex::new(file)))))
     }

@@ -294,3 +294,340 @@ async fn spawn_background_reports_an_early_exit() {
     assert!(matches!(err, ForwardError::NotReady { .. }), "{err}");
     assert_eq!(err.exit(), crate::error::Exit::Timeout);
 }
+
+fn spawn_options(dir: &std::path::Path, script: &std::path::Path) -> SpawnOptions {
+    SpawnOptions {
+        kubeconfig: None,
+        host_context: "fake".into(),
+        host_server: "http://127.0.0.1:1".into(),
+        namespace: NS.into(),
+        name: "dev".into(),
+        local_port: None,
+        ready_timeout: Duration::from_secs(10),
+        program: Some(script.to_path_buf()),
+        state_dir: Some(dir.join("state")),
+    }
+}
+
+fn write_script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A lock file serialises concurrent starts: the second waits until the first is released; a
+/// lock left by a dead process or older than a minute is taken over.
+#[tokio::test]
+async fn the_forward_lock_is_exclusive_and_stale_locks_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ForwardStore::at(dir.path());
+    let key = ForwardKey::new("h", NS, "dev");
+    let first = store.lock(&key, Duration::from_secs(1)).await.unwrap();
+    let err = store.lock(&key, Duration::from_millis(200)).await.unwrap_err();
+    assert!(matches!(err, ForwardError::Io { action: "lock", .. }), "{err}");
+    let waiting = {
+        let store = store.clone();
+        let key = key.clone();
+        tokio::spawn(async move { store.lock(&key, Duration::from_secs(5)).await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    drop(first);
+    waiting.await.unwrap().unwrap();
+    assert!(!store.lock_path(&key).exists(), "the lock file is removed on drop");
+
+    // Held by a process that has exited: taken over at once.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(store.lock_path(&key), format!("{gone_pid} 12345\n")).unwrap();
+    drop(store.lock(&key, Duration::from_millis(200)).await.unwrap());
+
+    // Unreadable holder but older than a minute: taken over.
+    std::fs::write(store.lock_path(&key), "").unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(store.lock_path(&key))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    drop(store.lock(&key, Duration::from_millis(200)).await.unwrap());
+}
+
+/// A forwarder that finds a live state file of another process steps aside instead of
+/// overwriting it.
+#[tokio::test]
+async fn forwarder_does_not_overwrite_a_live_state_file() {
+    let pf = PortForwards::new();
+    pf.set_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
+    let client = fake(&pf).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = pick_port(None, None).unwrap();
+    let opts = forwarder_options(dir.path(), port, Duration::from_secs(3600));
+    let store = ForwardStore::at(dir.path());
+    let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let live = ForwardState {
+        pid: other.id(),
+        port: 1,
+        host_context: "fake".into(),
+        host_server: opts.host_server.clone(),
+        namespace: NS.into(),
+        name: "dev".into(),
+        started: jiff::Timestamp::now(),
+        pid_start_time: state_start_time(other.id()),
+    };
+    store.write(&live).unwrap();
+    let run = run_forwarder_with_client(client, opts.clone(), std::future::pending());
+    let exit = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap();
+    assert_eq!(exit, ForwarderExit::Superseded { pid: other.id() });
+    assert_eq!(store.read(&opts.key()).unwrap(), Some(live));
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+fn state_start_time(pid: u32) -> String {
+    super::state::process_start_time(pid).unwrap()
+}
+
+/// 401/403 from the host end start-up at once instead of being retried until the timeout.
+#[tokio::test]
+async fn forwarder_start_up_ends_at_once_on_a_permanent_error() {
+    let fk = fakekube::FakeKube::start_async().await;
+    fk.put(statefulset("dev")).unwrap();
+    fk.set_port_forward_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
+    fk.fail(None, "portforward", 403);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    fk.write_kubeconfig(&kubeconfig, "fake-host").unwrap();
+    let port = pick_port(None, None).unwrap();
+    let mut opts = forwarder_options(dir.path(), port, Duration::from_secs(3600));
+    opts.kubeconfig = Some(kubeconfig);
+    opts.host_context = "fake-host".into();
+    let client = forwarder::host_client(&opts).await.unwrap();
+    let run = run_forwarder_with_client(client, opts.clone(), std::future::pending());
+    let err = tokio::time::timeout(Duration::from_secs(3), run)
+        .await
+        .expect("a 403 must not be retried")
+        .unwrap_err();
+    assert_eq!(err.exit(), crate::error::Exit::Unreachable, "{err}");
+    assert_eq!(ForwardStore::at(dir.path()).read(&opts.key()).unwrap(), None);
+}
+
+/// Dropping `spawn_background` (Ctrl-C) before the forwarder is ready kills the child.
+#[tokio::test]
+async fn dropping_spawn_background_kills_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fake-vc");
+    let pid_file = dir.path().join("pid");
+    write_script(&script, &format!("echo $$ > {}\nexec sleep 30", pid_file.display()));
+    let opts = spawn_options(dir.path(), &script);
+    let spawned = tokio::time::timeout(Duration::from_millis(500), spawn_background(&opts)).await;
+    assert!(spawned.is_err(), "still waiting for readiness");
+    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert_eq!(super::state::process_start_time(pid), None, "child {pid} still running");
+    // The lock went with it: the next start is not blocked.
+    let store = ForwardStore::at(dir.path().join("state"));
+    assert!(!store.lock_path(&opts.key()).exists());
+}
+
+/// Exit code 5 from the child is a host error; exit 6 on an auto-picked port is retried once
+/// on a new port.
+#[tokio::test]
+async fn spawn_background_maps_child_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fake-vc");
+    let count = dir.path().join("count");
+    let opts = spawn_options(dir.path(), &script);
+    write_script(&script, "echo 'cannot reach the host: 401' >&2\nexit 5");
+    let err = spawn_background(&opts).await.unwrap_err();
+    assert!(matches!(err, ForwardError::Host { .. }), "{err}");
+    assert_eq!(err.exit(), crate::error::Exit::Unreachable);
+
+    write_script(&script, &format!("echo \"$8 $9\" >> {}\nexit 6", count.display()));
+    let err = spawn_background(&opts).await.unwrap_err();
+    assert!(matches!(err, ForwardError::PortInUse { .. }), "{err}");
+    let runs = std::fs::read_to_string(&count).unwrap();
+    assert_eq!(runs.lines().count(), 2, "{runs}");
+
+    // With --local-port, no second try.
+    std::fs::remove_file(&count).unwrap();
+    let mut fixed = opts.clone();
+    fixed.local_port = Some(pick_port(None, None).unwrap());
+    let err = spawn_background(&fixed).await.unwrap_err();
+    assert!(matches!(err, ForwardError::PortInUse { .. }), "{err}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap().lines().count(), 1);
+}
+
+/// A connection closed before sending anything (a liveness check) opens no upstream stream.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_opens_no_stream() {
+    let pf = PortForwards::new();
+    pf.set_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
+    let client = fake(&pf).await;
+    let forward =
+        Forward::start(client, PodTarget::new(NS, POD, CONTROL_PLANE_PORT), 0).await.unwrap();
+    let port = forward.local_port();
+    for _ in 0..3 {
+        assert!(super::state::port_answers(port).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pf.opened(), 0);
+    assert_eq!(round_trip(port, b"hello").await.unwrap(), b"hello");
+    assert_eq!(pf.opened(), 1);
+}
+
+/// A host that accepts the connection but never answers the upgrade: the local connection is
+/// closed once the connect timeout has passed.
+#[tokio::test]
+async fn opening_a_stream_gives_up_at_the_connect_timeout() {
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let listener = bind_local(0).unwrap();
+    let options =
+        ForwardOptions { connect_timeout: Duration::from_millis(300), ..Default::default() };
+    let forward =
+        Forward::from_listener(client.clone(), PodTarget::new(NS, POD, 1), listener, options)
+            .unwrap();
+    let mut conn = TcpStream::connect(("127.0.0.1", forward.local_port())).await.unwrap();
+    conn.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed at the connect timeout")
+        .ok();
+
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        super::transport::probe(
+            &client,
+            &PodTarget::new(NS, POD, 1),
+            Duration::from_millis(10),
+            Duration::from_millis(300),
+        ),
+    )
+    .await
+    .expect("the probe gives up at its timeout")
+    .unwrap_err();
+    assert!(matches!(err, ForwardError::StreamTimeout { .. }), "{err}");
+    assert_eq!(err.exit(), crate::error::Exit::Timeout);
+}
+
+/// The forwarder gives up when the host stays unreachable for the host limit.
+#[tokio::test]
+async fn forwarder_exits_when_the_host_stays_unreachable() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let client =
+        Client::try_from(kube::Config::new(format!("http://{closed}").parse().unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = pick_port(None, None).unwrap();
+    let opts = forwarder_options(dir.path(), port, Duration::from_secs(3600));
+    let log = super::state::Log::none();
+    let run =
+        forwarder::serve(client, opts, std::future::pending(), log, Duration::from_millis(300));
+    let exit = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap();
+    assert_eq!(exit, ForwarderExit::HostGone);
+}
+
+/// One unmasked server frame (binary, final, payload under 126 bytes).
+fn pod_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x82, u8::try_from(payload.len()).unwrap()];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// A local connection pair: what the forward holds, and the client end.
+async fn local_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    (server, client)
+}
+
+/// The stream breaks (a cut frame) after the port frames but before the pod answered: the
+/// bytes sent so far are kept for a retry instead of failing the connection.
+#[tokio::test]
+async fn a_stream_broken_before_the_pod_answered_is_retried_with_the_replay() {
+    use super::transport::{Ended, relay};
+    let (mut local, _client) = local_pair().await;
+    let (ours, mut pod) = tokio::io::duplex(64 * 1024);
+    let mut wire = pod_frame(&[0, 0xfb, 0x20]);
+    wire.extend(pod_frame(&[1, 0xfb, 0x20]));
+    wire.extend([0x82, 10, 0, 1, 2]);
+    pod.write_all(&wire).await.unwrap();
+    drop(pod);
+    let mut replay = b"hello".to_vec();
+    let ended = tokio::time::timeout(Duration::from_secs(5), relay(ours, &mut local, &mut replay))
+        .await
+        .unwrap()
+        .expect("a broken stream before any answer is not a relay error");
+    match ended {
+        Ended::Refused { retry, .. } => assert!(retry),
+        Ended::Done(_) => panic!("the connection was ended"),
+    }
+    assert_eq!(replay, b"hello");
+}
+
+/// An error-channel message after the pod answered is reported, not dropped.
+#[tokio::test]
+async fn an_error_after_the_pod_answered_is_reported() {
+    use super::transport::{Ended, relay};
+    let (mut local, mut client) = local_pair().await;
+    let (ours, mut pod) = tokio::io::duplex(64 * 1024);
+    let mut wire = pod_frame(&[0, 0xfb, 0x20]);
+    wire.extend(pod_frame(&[1, 0xfb, 0x20]));
+    wire.extend(pod_frame(b"\x00hi"));
+    wire.extend(pod_frame(b"\x01connection reset by peer"));
+    wire.extend([0x88, 0]);
+    pod.write_all(&wire).await.unwrap();
+    let mut replay = b"hello".to_vec();
+    let ended = tokio::time::timeout(Duration::from_secs(5), relay(ours, &mut local, &mut replay))
+        .await
+        .unwrap()
+        .unwrap();
+    let Ended::Done(stats) = ended else { panic!("refused after an answer") };
+    assert_eq!(stats.error.as_deref(), Some("connection reset by peer"));
+    let mut got = [0u8; 2];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"hi");
+}
+
+/// A child that exits 0 before it is ready found another live forwarder: the parent reuses it.
+#[tokio::test]
+async fn spawn_background_reuses_the_forwarder_that_won_the_race() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fake-vc");
+    let opts = spawn_options(dir.path(), &script);
+    let store = ForwardStore::at(dir.path().join("state"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let live = ForwardState {
+        pid: other.id(),
+        port: listener.local_addr().unwrap().port(),
+        host_context: "fake".into(),
+        host_server: opts.host_server.clone(),
+        namespace: NS.into(),
+        name: "dev".into(),
+        started: jiff::Timestamp::now(),
+        pid_start_time: state_start_time(other.id()),
+    };
+    let prepared = dir.path().join("winner.json");
+    std::fs::write(&prepared, serde_json::to_vec(&live).unwrap()).unwrap();
+    let state_path = store.state_path(&opts.key());
+    write_script(&script, &format!("cp {} {}\nexit 0", prepared.display(), state_path.display()));
+    let status = spawn_background(&opts).await.unwrap();
+    assert_eq!(status.state, live);
+    assert!(status.alive && status.answering);
+    let _ = other.kill();
+    let _ = other.wait();
+}

@@ -172,41 +172,68 @@ async fn serve_connection(
     let _ = local.set_nodelay(true);
     let started = Instant::now();
     match forward_connection(&client, &target, &mut local, &options).await {
-        Ok(stats) => options.log.line(&format!(
-            "connection {id} from {peer} closed after {:.1}s: {} bytes up, {} bytes down{}",
-            started.elapsed().as_secs_f64(),
-            stats.up,
-            stats.down,
-            if stats.lingered { " (closed after the local side stopped sending)" } else { "" }
-        )),
+        Ok(stats) if !stats.opened => {}
+        Ok(stats) => {
+            if let Some(error) = &stats.error {
+                options
+                    .log
+                    .line(&format!("connection {id} from {peer}: the pod reported: {error}"));
+            }
+            options.log.line(&format!(
+                "connection {id} from {peer} closed after {:.1}s: {} bytes up, {} bytes down{}",
+                started.elapsed().as_secs_f64(),
+                stats.up,
+                stats.down,
+                if stats.lingered { " (closed after the local side stopped sending)" } else { "" }
+            ));
+        }
         Err(e) => options.log.line(&format!("connection {id} from {peer}: {e}")),
     }
 }
 
 /// Bytes moved over one local connection.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct RelayStats {
     pub up: u64,
     pub down: u64,
     pub lingered: bool,
+    /// Whether a stream was opened (not for a connection closed before sending anything).
+    pub opened: bool,
+    /// What the pod sent on the error channel after it had answered.
+    pub error: Option<String>,
 }
 
 /// Forwards one local connection, opening streams until one carries it or time runs out.
+///
+/// No stream is opened until the local client has sent its first bytes (the target speaks
+/// TLS, where the client speaks first): a connection closed before sending anything, such as
+/// a liveness check, costs no upstream stream.
 pub(crate) async fn forward_connection(
     client: &Client,
     target: &PodTarget,
     local: &mut TcpStream,
     options: &ForwardOptions,
 ) -> Result<RelayStats, ForwardError> {
-    let deadline = Instant::now() + options.connect_timeout;
+    let mut replay = vec![0u8; FIRST_FRAME_PAYLOAD];
+    let first = local
+        .read(&mut replay)
+        .await
+        .map_err(|source| ForwardError::Relay { target: target.to_string(), source })?;
+    if first == 0 {
+        return Ok(RelayStats::default());
+    }
+    replay.truncate(first);
+    let deadline = tokio::time::Instant::now() + options.connect_timeout;
     let mut delay = options.initial_backoff;
-    let mut replay = Vec::new();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let failure = match open_stream(client, target).await {
+        let failure = match open_stream(client, target, deadline).await {
             Ok(io) => match relay(io, local, &mut replay).await {
-                Ok(Ended::Done(stats)) => return Ok(stats),
+                Ok(Ended::Done(mut stats)) => {
+                    stats.up += first as u64;
+                    return Ok(stats);
+                }
                 Ok(Ended::Refused { message, retry }) => {
                     let refused = ForwardError::Refused { target: target.to_string(), message };
                     if !retry {
@@ -219,9 +246,10 @@ pub(crate) async fn forward_connection(
                 }
             },
             Err(e) if is_permanent(&e) => return Err(e),
+            Err(e @ ForwardError::StreamTimeout { .. }) => return Err(e),
             Err(e) => e,
         };
-        if Instant::now() + delay > deadline {
+        if tokio::time::Instant::now() + delay > deadline {
             return Err(failure);
         }
         options.log.line(&format!("attempt {attempt}: {failure}; retrying in {delay:?}"));
@@ -231,20 +259,29 @@ pub(crate) async fn forward_connection(
 }
 
 /// Errors no retry can fix: the caller may not do this at all.
-fn is_permanent(e: &ForwardError) -> bool {
+pub(crate) fn is_permanent(e: &ForwardError) -> bool {
     matches!(e, ForwardError::Stream { source: kube::Error::Api(s), .. } if s.code == 401 || s.code == 403)
 }
 
-/// Opens one port-forward WebSocket and hands back the raw upgraded connection.
+/// Opens one port-forward WebSocket and hands back the raw upgraded connection; gives up
+/// with [`ForwardError::StreamTimeout`] at `deadline`.
 pub(crate) async fn open_stream(
     client: &Client,
     target: &PodTarget,
+    deadline: tokio::time::Instant,
 ) -> Result<impl AsyncRead + AsyncWrite + Unpin + Send + 'static, ForwardError> {
     let stream_err = |source| ForwardError::Stream { target: target.to_string(), source };
     let request = kube::core::Request::new(format!("/api/v1/namespaces/{}/pods", target.namespace))
         .portforward(&target.pod, &[target.port])
         .map_err(|e| stream_err(kube::Error::BuildRequest(e)))?;
-    let connection = client.connect(request).await.map_err(stream_err)?;
+    let started = tokio::time::Instant::now();
+    let connection = tokio::time::timeout_at(deadline, client.connect(request))
+        .await
+        .map_err(|_| ForwardError::StreamTimeout {
+            target: target.to_string(),
+            after: started.elapsed(),
+        })?
+        .map_err(stream_err)?;
     // No frame has been read yet, so the raw connection carries the stream from its start
     // (hyper keeps any bytes it read past the 101 response inside the upgraded connection).
     Ok(connection.into_stream().into_inner())
@@ -256,8 +293,9 @@ pub(crate) async fn probe(
     client: &Client,
     target: &PodTarget,
     grace: Duration,
+    connect_timeout: Duration,
 ) -> Result<(), ForwardError> {
-    let io = open_stream(client, target).await?;
+    let io = open_stream(client, target, tokio::time::Instant::now() + connect_timeout).await?;
     let (r, mut w) = tokio::io::split(io);
     let mut reader = FrameReader::new(r, 4096);
     let mut prefix = [2usize; 2];
@@ -279,7 +317,7 @@ pub(crate) async fn probe(
                 Err(_) if error.is_empty() => break,
                 Err(_) => return Err(refused(&error)),
             },
-            None => tokio::time::timeout(Duration::from_secs(10), reader.next())
+            None => tokio::time::timeout(connect_timeout, reader.next())
                 .await
                 .map_err(|_| relay_err(std::io::ErrorKind::TimedOut.into()))?,
         };
@@ -314,7 +352,7 @@ fn strip_prefix<'a>(prefix: &mut [usize; 2], channel: u8, data: &'a [u8]) -> &'a
     }
 }
 
-enum Ended {
+pub(super) enum Ended {
     Done(RelayStats),
     /// The pod refused before answering anything; when `retry`, `replay` holds what to send on
     /// a new stream.
@@ -324,12 +362,25 @@ enum Ended {
     },
 }
 
+/// Which end of a relay failed.
+enum Broken {
+    /// The local connection: nothing to retry.
+    Local(std::io::Error),
+    /// The stream to the pod.
+    Stream(std::io::Error),
+}
+
 /// Relays one local connection over one stream.
 ///
 /// Until the pod sends its first byte, everything sent is kept in `replay` and re-sent first,
-/// so a connection refused by the pod (its server restarting) can be retried transparently: the
-/// pod never saw those bytes. Once the pod answered, a broken stream is an error.
-async fn relay<S>(io: S, local: &mut TcpStream, replay: &mut Vec<u8>) -> std::io::Result<Ended>
+/// so a connection refused by the pod (its server restarting), or whose stream breaks before
+/// the pod answered, can be retried transparently. Once the pod answered, a broken stream is
+/// an error.
+pub(super) async fn relay<S>(
+    io: S,
+    local: &mut TcpStream,
+    replay: &mut Vec<u8>,
+) -> std::io::Result<Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -340,20 +391,22 @@ where
     let answered = AtomicBool::new(false);
     let down = AtomicU64::new(0);
     let up = AtomicU64::new(0);
+    // Holds the replay for the whole relay (never emptied across an await) until the pod
+    // answers or it grows too large.
     let kept = Mutex::new(Some(std::mem::take(replay)));
     let (pong_tx, mut pong_rx) = mpsc::channel::<Vec<u8>>(4);
 
     let upload = async {
-        let pending = lock(&kept).take().unwrap_or_default();
-        writer.send(0, &pending, MAX_FRAME_PAYLOAD).await?;
-        *lock(&kept) = Some(pending);
+        let pending = lock(&kept).clone().unwrap_or_default();
+        writer.send(0, &pending, MAX_FRAME_PAYLOAD).await.map_err(Broken::Stream)?;
+        drop(pending);
         let mut frame = vec![0u8; HEADROOM + FIRST_FRAME_PAYLOAD];
         loop {
             tokio::select! {
                 read = local_r.read(&mut frame[HEADROOM..]) => {
-                    let n = read?;
+                    let n = read.map_err(Broken::Local)?;
                     if n == 0 {
-                        return Ok::<_, std::io::Error>(writer);
+                        return Ok::<_, Broken>(writer);
                     }
                     if !answered.load(Ordering::Acquire) {
                         let mut kept = lock(&kept);
@@ -365,13 +418,13 @@ where
                             _ => *kept = None,
                         }
                     }
-                    writer.send_in_place(&mut frame, 0, n).await?;
+                    writer.send_in_place(&mut frame, 0, n).await.map_err(Broken::Stream)?;
                     up.fetch_add(n as u64, Ordering::Relaxed);
                     if n == frame.len() - HEADROOM && n < MAX_FRAME_PAYLOAD {
                         frame.resize(HEADROOM + (2 * n).min(MAX_FRAME_PAYLOAD), 0);
                     }
                 }
-                Some(payload) = pong_rx.recv() => writer.pong(&payload).await?,
+                Some(payload) = pong_rx.recv() => writer.pong(&payload).await.map_err(Broken::Stream)?,
             }
         }
     };
@@ -380,7 +433,7 @@ where
         let mut prefix = [2usize; 2];
         let mut error = Vec::new();
         loop {
-            match reader.next().await? {
+            match reader.next().await.map_err(Broken::Stream)? {
                 Event::Data { channel, data } => {
                     let data = strip_prefix(&mut prefix, channel, data);
                     if data.is_empty() {
@@ -391,7 +444,7 @@ where
                             if !answered.swap(true, Ordering::AcqRel) {
                                 *lock(&kept) = None;
                             }
-                            local_w.write_all(data).await?;
+                            local_w.write_all(data).await.map_err(Broken::Local)?;
                             down.fetch_add(data.len() as u64, Ordering::Relaxed);
                         }
                         1 if error.len() < 4096 => error.extend_from_slice(data),
@@ -404,32 +457,47 @@ where
                 Event::Closed => break,
             }
         }
-        Ok::<_, std::io::Error>(error)
+        Ok::<_, Broken>(error)
     };
 
-    let (error, lingered) = {
+    let ended: Result<(Vec<u8>, bool), Broken> = async {
         tokio::pin!(upload, download);
         tokio::select! {
-            error = &mut download => (error?, false),
+            error = &mut download => Ok((error?, false)),
             uploaded = &mut upload => {
                 let mut writer = uploaded?;
                 loop {
                     let before = down.load(Ordering::Relaxed);
                     match tokio::time::timeout(HALF_CLOSE_LINGER, &mut download).await {
-                        Ok(error) => break (error?, false),
+                        Ok(error) => break Ok((error?, false)),
                         Err(_) if down.load(Ordering::Relaxed) == before => {
                             let _ = writer.close().await;
-                            break (Vec::new(), true);
+                            break Ok((Vec::new(), true));
                         }
                         Err(_) => {}
                     }
                 }
             }
         }
-    };
+    }
+    .await;
     let answered = answered.load(Ordering::Acquire);
-    if !error.is_empty() && !answered {
-        let message = String::from_utf8_lossy(&error).into_owned();
+    let (error, lingered) = match ended {
+        Ok(ended) => ended,
+        Err(Broken::Local(e)) => return Err(e),
+        Err(Broken::Stream(e)) if !answered => {
+            let kept = lock(&kept).take();
+            let retry = kept.is_some();
+            *replay = kept.unwrap_or_default();
+            let message = format!("the stream broke before the pod answered: {e}");
+            return Ok(Ended::Refused { message, retry });
+        }
+        Err(Broken::Stream(e)) => return Err(e),
+    };
+    let error = (!error.is_empty()).then(|| String::from_utf8_lossy(&error).into_owned());
+    if let Some(message) = error.clone()
+        && !answered
+    {
         let kept = lock(&kept).take();
         let retry = kept.is_some();
         *replay = kept.unwrap_or_default();
@@ -437,7 +505,7 @@ where
     }
     let _ = local_w.shutdown().await;
     let (up, down) = (up.load(Ordering::Relaxed), down.load(Ordering::Relaxed));
-    Ok(Ended::Done(RelayStats { up, down, lingered }))
+    Ok(Ended::Done(RelayStats { up, down, lingered, opened: true, error }))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -367,7 +367,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), KubeconfigEr
         let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid));
     }
     tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(&target).map_err(|e| write_err(e.error))?;
+    if let Err(e) = tmp.persist(&target) {
+        // A kubeconfig bind-mounted into a container cannot be renamed over (EBUSY), nor
+        // replaced across file systems (EXDEV). There, as kubectl does, write it in place:
+        // the content is already rendered and checked, and the lock is still held.
+        let in_place = matches!(e.error.raw_os_error(), Some(libc::EBUSY | libc::EXDEV));
+        if !in_place {
+            return Err(write_err(e.error));
+        }
+        let mut file =
+            OpenOptions::new().write(true).truncate(true).open(&target).map_err(write_err)?;
+        file.write_all(bytes).and_then(|()| file.sync_all()).map_err(write_err)?;
+        return Ok(());
+    }
     // The rename is durable only once the directory entry is; a failure here loses nothing.
     if let Ok(d) = File::open(&dir) {
         let _ = d.sync_all();

@@ -683,3 +683,47 @@ fn create_connects_by_default() {
     env.vc(&["disconnect", "dev2"]).code(0);
     assert_eq!(env.kubeconfig()["current-context"], "kind-host");
 }
+
+#[test]
+fn connect_to_an_exposed_server_writes_the_context_without_a_forward() {
+    let env = Env::new();
+    let api = VirtualApi::start("exposed");
+    env.create("dev", &api);
+    // The user exposes the virtual API server themselves (here: the stand-in's own address).
+    let server = format!("https://127.0.0.1:{}", api.addr().port());
+    let run = env.vc(&["connect", "dev", "--server", &server]);
+    run.code(0);
+    assert!(env.forwards().is_empty(), "no forward started: {:?}", env.forwards());
+    let config = env.kubeconfig();
+    assert_eq!(named(&config, "clusters", "vc-dev").unwrap()["cluster"]["server"], server.as_str());
+    assert_eq!(config["current-context"], "vc-dev");
+    assert_lists_virtual_namespaces(
+        &env.kubectl(&env.sandbox.kubeconfig(), &["get", "ns", "-o", "name"]),
+        "exposed",
+    );
+    // An address that does not answer is refused before anything is written.
+    env.vc(&["disconnect", "dev"]).code(0);
+    let before = std::fs::read(env.sandbox.kubeconfig()).unwrap();
+    let dead = env.vc(&["connect", "dev", "--server", "https://127.0.0.1:9", "--timeout", "3s"]);
+    dead.code(5);
+    assert!(dead.stderr.contains("does not reach the API server"), "{}", dead.stderr);
+    assert_eq!(std::fs::read(env.sandbox.kubeconfig()).unwrap(), before);
+}
+
+#[test]
+fn connect_reports_a_forward_that_cannot_reach_the_api_server() {
+    let env = Env::new();
+    let api = VirtualApi::start("unused");
+    env.create("dev", &api);
+    // The control-plane pod's port leads nowhere.
+    env.fake.port_forwards().remove_target("vc-dev", "dev-0", 8443);
+    let before = std::fs::read(env.sandbox.kubeconfig()).unwrap();
+    let run = env.vc(&["connect", "dev", "--timeout", "3s", "--", "kubectl", "get", "ns"]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("error:"), "one clear error line: {}", run.stderr);
+    let background = env.vc(&["connect", "dev", "--timeout", "3s"]);
+    assert_ne!(background.code, Some(0), "{background:?}");
+    assert_eq!(std::fs::read(env.sandbox.kubeconfig()).unwrap(), before, "nothing written");
+    let listed = env.vc(&["list", "-o", "json"]).json();
+    assert_eq!(listed[0]["connected"], false);
+}
