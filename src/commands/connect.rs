@@ -171,19 +171,29 @@ async fn run_command(
 /// Prints the background forwarder's log of every forward of that name.
 async fn show_logs(session: &Session, name: &str) -> anyhow::Result<()> {
     let namespace = session.global.namespace.as_deref();
-    let forwards: Vec<_> = forward::list_states()
+    let mut logs: Vec<std::path::PathBuf> = forward::list_states_alive()
         .await?
         .into_iter()
         .filter(|s| s.state.name == name && namespace.is_none_or(|ns| s.state.namespace == ns))
+        .map(|s| s.log_file)
         .collect();
-    if forwards.is_empty() {
+    if logs.is_empty() {
+        // A forwarder that failed before it was ready wrote a log but no state file: find the
+        // log through the cluster's key on the host.
+        let host = session.host().await?;
+        let record = host.find(name, namespace).await?;
+        let key = Target::new(&host, &record.namespace, &record.name).forward_key();
+        logs.push(forward::ForwardStore::from_env()?.log_path(&key));
+    }
+    let texts: Vec<String> =
+        logs.iter().filter_map(|path| std::fs::read_to_string(path).ok()).collect();
+    if texts.is_empty() {
         return Err(CliError::not_found(format!(
-            "no forward of virtual cluster {name:?} is known (start one with: vc connect {name})"
+            "virtual cluster {name:?} has no forward log yet (start a forward with: vc connect {name})"
         ))
         .into());
     }
-    for status in forwards {
-        let text = std::fs::read_to_string(&status.log_file).unwrap_or_default();
+    for text in texts {
         session.printer.data(&text);
     }
     Ok(())

@@ -727,3 +727,24 @@ fn connect_reports_a_forward_that_cannot_reach_the_api_server() {
     let listed = env.vc(&["list", "-o", "json"]).json();
     assert_eq!(listed[0]["connected"], false);
 }
+
+#[test]
+fn connect_logs_show_the_forwarder_log_even_after_a_failed_start() {
+    let env = Env::new();
+    let api = VirtualApi::start("logs");
+    env.create("dev", &api);
+    env.vc(&["connect", "dev"]).code(0);
+    let logs = env.vc(&["connect", "dev", "--logs"]);
+    logs.code(0);
+    assert!(logs.stdout.contains("ready on 127.0.0.1:"), "{}", logs.stdout);
+    env.vc(&["disconnect", "dev"]).code(0);
+
+    // A forwarder that never got ready leaves no live state, yet its log is found.
+    env.vc(&["create", "lost", "--no-connect"]).code(0);
+    let failed = env.vc(&["connect", "lost", "--timeout", "3s"]);
+    assert_ne!(failed.code, Some(0));
+    let logs = env.vc(&["connect", "lost", "--logs"]);
+    logs.code(0);
+    assert!(!logs.stdout.trim().is_empty(), "the failed start left a log");
+    env.vc(&["connect", "missing", "--logs"]).code(3);
+}
