@@ -31,8 +31,10 @@ pub const HOST_GONE_AFTER: Duration = Duration::from_secs(30 * 60);
 const PROBE_CONNECT: Duration = Duration::from_secs(30);
 /// How often the forwarder checks that the virtual cluster still exists (at most).
 const WATCHDOG_PERIOD: Duration = Duration::from_secs(10);
-/// How long a probe stream waits for the pod to refuse the connection.
-const PROBE_GRACE: Duration = Duration::from_millis(300);
+/// How long a probe stream waits for the pod to refuse the connection. Short: `vc connect`
+/// then proves the whole path itself (a TLS request through the forward) before it reports
+/// success, so this only has to catch a refusal that is already on its way.
+const PROBE_GRACE: Duration = Duration::from_millis(50);
 /// How long `stop` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
