@@ -543,7 +543,9 @@ async fn start_and_wait(
                 log: log_path,
             });
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The child signals readiness by writing its state file; reading a small file every
+        // 10 ms costs nothing and keeps the wait close to the child's own start-up time.
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
