@@ -130,6 +130,22 @@ fn forwarder_options(dir: &std::path::Path, port: u16, gone_after: Duration) -> 
     }
 }
 
+/// Options and a client for a forwarder whose host is `fk`, through a kubeconfig file in `dir`.
+async fn fake_host_forwarder(
+    fk: &fakekube::FakeKube,
+    dir: &std::path::Path,
+    gone_after: Duration,
+) -> (ForwarderOptions, Client) {
+    let kubeconfig = dir.join("config");
+    fk.write_kubeconfig(&kubeconfig, "fake-host").unwrap();
+    let port = pick_port(None, None).unwrap();
+    let mut opts = forwarder_options(dir, port, gone_after);
+    opts.kubeconfig = Some(kubeconfig);
+    opts.host_context = "fake-host".into();
+    let client = forwarder::host_client(&opts).await.unwrap();
+    (opts, client)
+}
+
 #[tokio::test]
 async fn forwarder_records_its_state_serves_and_stops_when_asked() {
     let pf = PortForwards::new();
@@ -221,14 +237,8 @@ async fn forwarder_survives_a_pod_restart_and_exits_when_the_cluster_is_deleted(
     fk.put(statefulset("dev")).unwrap();
     fk.set_port_forward_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("config");
-    fk.write_kubeconfig(&kubeconfig, "fake-host").unwrap();
-
-    let port = pick_port(None, None).unwrap();
-    let mut opts = forwarder_options(dir.path(), port, Duration::from_millis(500));
-    opts.kubeconfig = Some(kubeconfig);
-    opts.host_context = "fake-host".into();
-    let client = forwarder::host_client(&opts).await.unwrap();
+    let (opts, client) = fake_host_forwarder(&fk, dir.path(), Duration::from_millis(500)).await;
+    let port = opts.local_port;
     let store = ForwardStore::at(dir.path());
     let key = opts.key();
     let run = tokio::spawn(run_forwarder_with_client(client, opts, std::future::pending()));
@@ -398,13 +408,7 @@ async fn forwarder_start_up_ends_at_once_on_a_permanent_error() {
     fk.set_port_forward_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
     fk.fail(None, "portforward", 403);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("config");
-    fk.write_kubeconfig(&kubeconfig, "fake-host").unwrap();
-    let port = pick_port(None, None).unwrap();
-    let mut opts = forwarder_options(dir.path(), port, Duration::from_secs(3600));
-    opts.kubeconfig = Some(kubeconfig);
-    opts.host_context = "fake-host".into();
-    let client = forwarder::host_client(&opts).await.unwrap();
+    let (opts, client) = fake_host_forwarder(&fk, dir.path(), Duration::from_secs(3600)).await;
     let run = run_forwarder_with_client(client, opts.clone(), std::future::pending());
     let err = tokio::time::timeout(Duration::from_secs(3), run)
         .await
