@@ -3,12 +3,12 @@
 use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionsArgs};
-use crate::commands::Session;
+use crate::commands::Invocation;
 
-pub fn run(session: &Session, args: &CompletionsArgs) -> anyhow::Result<()> {
+pub fn run(invocation: &Invocation, args: &CompletionsArgs) -> anyhow::Result<()> {
     let mut command = Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "vc", &mut script);
-    session.printer.data(&String::from_utf8_lossy(&script));
+    invocation.printer.data(&String::from_utf8_lossy(&script));
     Ok(())
 }

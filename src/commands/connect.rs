@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cli::{ConnectArgs, OutputFormat};
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::connection::{self, Target};
 use crate::error::CliError;
 use crate::forward::{self, CONTROL_PLANE_PORT, Forward, PodTarget};
@@ -25,15 +25,15 @@ struct ConnectResult {
     switched: bool,
 }
 
-pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
+pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<()> {
     crate::spec::validate_name(&args.name)?;
     if args.logs {
-        return show_logs(session, &args.name).await;
+        return show_logs(invocation, &args.name).await;
     }
     let deadline = Instant::now() + args.timeout;
-    let (paths, _) = session.kubeconfigs()?;
-    let host = session.host().await?;
-    let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+    let (paths, _) = invocation.kubeconfigs()?;
+    let host = invocation.host().await?;
+    let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
     if record.replicas == 0 {
         return Err(CliError::conflict(format!(
             "virtual cluster {:?} is paused (its control plane is scaled to zero); resume it before connecting",
@@ -44,7 +44,7 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
     let target = Target::new(&host, &record.namespace, &record.name);
     let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
     let remaining = || deadline.saturating_duration_since(Instant::now());
-    let printer = &session.printer;
+    let printer = &invocation.printer;
 
     if !args.command.is_empty() {
         return run_command(&host, &target, &admin, &args.command, remaining()).await;
@@ -54,7 +54,7 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
             Some(url) => url.clone(),
             None => connection::local_url(
                 connection::start_forwarder(
-                    session.global.kubeconfig.clone(),
+                    invocation.global.kubeconfig.clone(),
                     &target,
                     args.local_port,
                     remaining(),
@@ -85,7 +85,7 @@ pub async fn run(session: &Session, args: ConnectArgs) -> anyhow::Result<()> {
     }
     let connected = connection::connect_background(
         &paths,
-        session.global.kubeconfig.clone(),
+        invocation.global.kubeconfig.clone(),
         &target,
         &admin,
         args.local_port,
@@ -169,8 +169,8 @@ async fn run_command(
 }
 
 /// Prints the background forwarder's log of every forward of that name.
-async fn show_logs(session: &Session, name: &str) -> anyhow::Result<()> {
-    let namespace = session.global.namespace.as_deref();
+async fn show_logs(invocation: &Invocation, name: &str) -> anyhow::Result<()> {
+    let namespace = invocation.global.namespace.as_deref();
     let mut logs: Vec<std::path::PathBuf> = forward::list_states_alive()
         .await?
         .into_iter()
@@ -180,7 +180,7 @@ async fn show_logs(session: &Session, name: &str) -> anyhow::Result<()> {
     if logs.is_empty() {
         // A forwarder that failed before it was ready wrote a log but no state file: find the
         // log through the cluster's key on the host.
-        let host = session.host().await?;
+        let host = invocation.host().await?;
         let record = host.find(name, namespace).await?;
         let key = Target::new(&host, &record.namespace, &record.name).forward_key();
         logs.push(forward::ForwardStore::from_env()?.log_path(&key));
@@ -194,7 +194,7 @@ async fn show_logs(session: &Session, name: &str) -> anyhow::Result<()> {
         .into());
     }
     for text in texts {
-        session.printer.data(&text);
+        invocation.printer.data(&text);
     }
     Ok(())
 }

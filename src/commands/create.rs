@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use serde::Serialize;
 
 use crate::cli::{CreateArgs, OutputFormat};
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::connection;
 use crate::engine::{self, Placement};
 use crate::error::{CliError, Exit};
@@ -99,11 +99,11 @@ fn one_line(text: &str) -> String {
     first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
-pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
-    let printer = &session.printer;
+pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()> {
+    let printer = &invocation.printer;
     spec::validate_name(&args.name)?;
     let spec = build_spec(&args)?;
-    let (namespace, own_namespace) = match &session.global.namespace {
+    let (namespace, own_namespace) = match &invocation.global.namespace {
         Some(ns) => {
             spec::validate_namespace(ns)?;
             (ns.clone(), false)
@@ -128,7 +128,7 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
         };
     }
 
-    let host = session.host().await?;
+    let host = invocation.host().await?;
     let name = args.name.as_str();
     if let Some(created) = check_existing(&host, &placement, args.upsert).await? {
         // The record keeps its creation time across re-applies, and with it the expiry.
@@ -143,13 +143,13 @@ pub async fn run(session: &Session, args: CreateArgs) -> anyhow::Result<()> {
     ));
     progress.phase("applying");
     let outcome = tokio::select! {
-        result = apply_wait_connect(session, &host, &rendered, &args, deadline, &mut progress) => result,
+        result = apply_wait_connect(invocation, &host, &rendered, &args, deadline, &mut progress) => result,
         _ = tokio::signal::ctrl_c() => Err(Stop::Interrupted),
     };
     let stop = match outcome {
         Ok((ready, connected)) => {
             let timings = progress.finish();
-            return report(session, &rendered, &placement, ready, connected.as_ref(), &timings);
+            return report(invocation, &rendered, &placement, ready, connected.as_ref(), &timings);
         }
         Err(stop) => {
             progress.abandon();
@@ -304,18 +304,18 @@ async fn cleanup(host: &Host, placement: &Placement) -> Result<bool, HostError> 
 
 /// Connects to the new cluster: background forward and kubeconfig context.
 async fn connect(
-    session: &Session,
+    invocation: &Invocation,
     host: &Host,
     args: &CreateArgs,
     deadline: Instant,
 ) -> anyhow::Result<connection::Connected> {
-    let (paths, _) = session.kubeconfigs()?;
-    let target = connection::Target::new(host, &namespace_of(session, &args.name), &args.name);
+    let (paths, _) = invocation.kubeconfigs()?;
+    let target = connection::Target::new(host, &namespace_of(invocation, &args.name), &args.name);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let admin = connection::ready_admin_kubeconfig(host, &target, remaining).await?;
     connection::connect_background(
         &paths,
-        session.global.kubeconfig.clone(),
+        invocation.global.kubeconfig.clone(),
         &target,
         &admin,
         args.local_port,
@@ -325,8 +325,8 @@ async fn connect(
     .await
 }
 
-fn namespace_of(session: &Session, name: &str) -> String {
-    session.global.namespace.clone().unwrap_or_else(|| engine::default_namespace(name))
+fn namespace_of(invocation: &Invocation, name: &str) -> String {
+    invocation.global.namespace.clone().unwrap_or_else(|| engine::default_namespace(name))
 }
 
 enum Stop {
@@ -345,7 +345,7 @@ impl From<host::HostError> for Stop {
 /// Applies the objects, then (unless `--no-wait`) watches until ready, then (unless
 /// `--no-connect`) connects. Returns whether it waited for readiness, and the connection.
 async fn apply_wait_connect(
-    session: &Session,
+    invocation: &Invocation,
     host: &Host,
     rendered: &engine::Rendered,
     args: &CreateArgs,
@@ -353,7 +353,7 @@ async fn apply_wait_connect(
     progress: &mut Progress,
 ) -> Result<(bool, Option<connection::Connected>), Stop> {
     let name = args.name.as_str();
-    let namespace = namespace_of(session, name);
+    let namespace = namespace_of(invocation, name);
     host.apply_all(&rendered.objects, args.upsert).await?;
     if args.no_wait {
         return Ok((false, None));
@@ -382,21 +382,21 @@ async fn apply_wait_connect(
         return Ok((true, None));
     }
     progress.phase("connected");
-    match connect(session, host, args, deadline).await {
+    match connect(invocation, host, args, deadline).await {
         Ok(connected) => Ok((true, Some(connected))),
         Err(e) => Err(Stop::Connect(e)),
     }
 }
 
 fn report(
-    session: &Session,
+    invocation: &Invocation,
     rendered: &engine::Rendered,
     placement: &Placement,
     ready: bool,
     connected: Option<&connection::Connected>,
     timings: &[(&'static str, Duration)],
 ) -> anyhow::Result<()> {
-    let printer = &session.printer;
+    let printer = &invocation.printer;
     let name = placement.name.as_str();
     let expires_at = rendered.expires_at.map(|t| t.to_string());
     let result = CreateResult {

@@ -2,14 +2,14 @@
 //! cluster (its namespace, or its labelled objects and PVCs), and waits until they are gone.
 
 use crate::cli::{DeleteArgs, OutputFormat};
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::connection;
 use crate::error::{CliError, Exit};
 use crate::host::{ClusterRecord, HostError, MadeBy};
 
-pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
-    let printer = &session.printer;
-    let namespace = session.global.namespace.as_deref();
+pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()> {
+    let printer = &invocation.printer;
+    let namespace = invocation.global.namespace.as_deref();
     for name in &args.names {
         crate::spec::validate_name(name)?;
     }
@@ -19,7 +19,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     if let Some(ns) = namespace {
         crate::spec::validate_namespace(ns)?;
     }
-    let host = session.host().await?;
+    let host = invocation.host().await?;
     let mut targets: Vec<ClusterRecord> = Vec::new();
     if args.all || args.selector.is_some() {
         let (records, _) = host.list(namespace, args.selector.as_deref()).await?;
@@ -49,7 +49,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if !args.yes {
-        confirm(session, &targets)?;
+        confirm(invocation, &targets)?;
     }
     // Delete every target first, then wait for all of them under one timeout.
     let mut started = Vec::new();
@@ -57,7 +57,7 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
         let own = host.owns_namespace(&record.namespace, &record.name).await?;
         host.delete_cluster(record, own).await?;
         let target = connection::Target::new(&host, &record.namespace, &record.name);
-        if let Err(e) = disconnect(session, &target).await {
+        if let Err(e) = disconnect(invocation, &target).await {
             printer.warn(&format!(
                 "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
                 record.name, record.name
@@ -122,16 +122,16 @@ pub async fn run(session: &Session, args: DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn disconnect(session: &Session, target: &connection::Target) -> anyhow::Result<()> {
-    let (paths, _) = session.kubeconfigs()?;
+async fn disconnect(invocation: &Invocation, target: &connection::Target) -> anyhow::Result<()> {
+    let (paths, _) = invocation.kubeconfigs()?;
     connection::disconnect(&paths, target, true).await?;
     Ok(())
 }
 
-fn confirm(session: &Session, targets: &[ClusterRecord]) -> anyhow::Result<()> {
+fn confirm(invocation: &Invocation, targets: &[ClusterRecord]) -> anyhow::Result<()> {
     let list: Vec<String> =
         targets.iter().map(|r| format!("{} (namespace {})", r.name, r.namespace)).collect();
-    if !session.printer.stdin_tty || !session.printer.stderr_tty {
+    if !invocation.printer.stdin_tty || !invocation.printer.stderr_tty {
         return Err(CliError::usage(format!(
             "refusing to delete {} without confirmation and there is no terminal to ask on: pass --yes",
             list.join(", ")

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::cli::{DescribeArgs, OutputFormat};
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::host::{MadeBy, ObjectState, QuotaUsage};
 use crate::spec::VirtualClusterSpec;
 
@@ -29,10 +29,10 @@ struct Description {
     connect: String,
 }
 
-pub async fn run(session: &Session, args: DescribeArgs) -> anyhow::Result<()> {
-    let printer = &session.printer;
-    let host = session.host().await?;
-    let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<()> {
+    let printer = &invocation.printer;
+    let host = invocation.host().await?;
+    let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
     let (objects, quota) = host.cluster_objects(&record).await?;
     let pods = host.control_plane_pods(Some(&record.namespace)).await?;
     let name = record.name.as_str();

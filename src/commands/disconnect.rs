@@ -3,21 +3,21 @@
 //! kubeconfig's metadata and the forward state files.
 
 use crate::cli::{DisconnectArgs, OutputFormat};
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::connection::{self, Target};
 use crate::forward;
 use crate::kubeconfig::{CurrentContextChange, list_virtual_cluster_entries};
 
-pub async fn run(session: &Session, args: DisconnectArgs) -> anyhow::Result<()> {
+pub async fn run(invocation: &Invocation, args: DisconnectArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.name {
         crate::spec::validate_name(name)?;
     }
-    let printer = &session.printer;
-    let namespace = session.global.namespace.as_deref();
+    let printer = &invocation.printer;
+    let namespace = invocation.global.namespace.as_deref();
     let wanted = |name: &str, ns: &str| {
         args.name.as_deref().is_none_or(|n| n == name) && namespace.is_none_or(|n| n == ns)
     };
-    let (paths, loaded) = session.kubeconfigs()?;
+    let (paths, loaded) = invocation.kubeconfigs()?;
     let mut targets: Vec<Target> = Vec::new();
     let mut add = |t: Target| {
         let same = |o: &Target| {

@@ -3,18 +3,18 @@
 use std::time::Duration;
 
 use crate::cli::ForwarderArgs;
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::error::CliError;
 use crate::forward::{self, DEFAULT_GONE_AFTER, ForwarderOptions};
 
-pub async fn run(session: &Session, args: ForwarderArgs) -> anyhow::Result<()> {
+pub async fn run(invocation: &Invocation, args: ForwarderArgs) -> anyhow::Result<()> {
     let (Some(host_context), Some(namespace)) =
-        (session.global.context.clone(), session.global.namespace.clone())
+        (invocation.global.context.clone(), invocation.global.namespace.clone())
     else {
         return Err(CliError::usage("the forwarder needs --context and --namespace").into());
     };
     let options = ForwarderOptions {
-        kubeconfig: session.global.kubeconfig.clone(),
+        kubeconfig: invocation.global.kubeconfig.clone(),
         host_context,
         host_server: args.host_server,
         namespace,

@@ -2,16 +2,16 @@
 //! nothing. The server is `--server`, else the running forward's URL, else the engine's own.
 
 use crate::cli::KubeconfigArgs;
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::connection::{self, Target};
 use crate::error::CliError;
 use crate::forward;
 use crate::kubeconfig;
 
-pub async fn run(session: &Session, args: KubeconfigArgs) -> anyhow::Result<()> {
+pub async fn run(invocation: &Invocation, args: KubeconfigArgs) -> anyhow::Result<()> {
     crate::spec::validate_name(&args.name)?;
-    let host = session.host().await?;
-    let record = host.find(&args.name, session.global.namespace.as_deref()).await?;
+    let host = invocation.host().await?;
+    let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
     let target = Target::new(&host, &record.namespace, &record.name);
     let text = host.admin_kubeconfig(&target.namespace, &target.name).await?.ok_or_else(|| {
         CliError::not_found(format!(
@@ -33,6 +33,6 @@ pub async fn run(session: &Session, args: KubeconfigArgs) -> anyhow::Result<()> 
         },
     };
     let config = kubeconfig::standalone_kubeconfig(&admin, &target.context_name(), &server)?;
-    session.printer.data(&kubeconfig::render_kubeconfig(&config)?);
+    invocation.printer.data(&kubeconfig::render_kubeconfig(&config)?);
     Ok(())
 }

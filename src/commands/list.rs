@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::cli::{ListArgs, OutputFormat};
-use crate::commands::Session;
+use crate::commands::Invocation;
 use crate::host::MadeBy;
 use crate::output::human_age;
 
@@ -28,16 +28,16 @@ struct ListItem {
     local_port: Option<u16>,
 }
 
-pub async fn run(session: &Session, args: ListArgs) -> anyhow::Result<()> {
-    let printer = &session.printer;
-    let namespace = session.global.namespace.as_deref();
+pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> {
+    let printer = &invocation.printer;
+    let namespace = invocation.global.namespace.as_deref();
     if let Some(selector) = &args.selector {
         crate::spec::validate_selector(selector)?;
     }
     if let Some(ns) = namespace {
         crate::spec::validate_namespace(ns)?;
     }
-    let host = session.host().await?;
+    let host = invocation.host().await?;
     let (records, scope) = host.list(namespace, args.selector.as_deref()).await?;
     if namespace.is_none()
         && let Some(ns) = &scope

@@ -18,12 +18,12 @@ use crate::kubeconfig::{KubeconfigPaths, LoadedKubeconfigs};
 use crate::output::Printer;
 
 /// What every command gets: the global flags and the printer.
-pub struct Session {
+pub struct Invocation {
     pub global: GlobalArgs,
     pub printer: Printer,
 }
 
-impl Session {
+impl Invocation {
     /// Resolves the kubeconfig files the way kubectl does and reads them.
     pub fn kubeconfigs(&self) -> anyhow::Result<(KubeconfigPaths, LoadedKubeconfigs)> {
         let paths = KubeconfigPaths::resolve(self.global.kubeconfig.as_deref())?;
@@ -50,16 +50,16 @@ impl Session {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let printer =
         Printer::new(cli.global.output, cli.global.quiet, cli.global.verbose, cli.global.no_color);
-    let session = Session { global: cli.global, printer };
+    let invocation = Invocation { global: cli.global, printer };
     match cli.command {
         // These handle Ctrl-C themselves: create says what it left behind; `connect -- CMD`
         // lets the command decide and exits with its code; the forwarder stops cleanly.
-        Command::Create(args) => create::run(&session, args).await,
-        Command::Connect(args) if !args.command.is_empty() => connect::run(&session, args).await,
-        Command::Forwarder(args) => forwarder::run(&session, args).await,
+        Command::Create(args) => create::run(&invocation, args).await,
+        Command::Connect(args) if !args.command.is_empty() => connect::run(&invocation, args).await,
+        Command::Forwarder(args) => forwarder::run(&invocation, args).await,
         command => {
             tokio::select! {
-                result = run_interruptible(&session, command) => result,
+                result = run_interruptible(&invocation, command) => result,
                 _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(
                     "interrupted; kubeconfig files are only ever replaced whole, so none is half-written; run the command again to finish",
                 ).into()),
@@ -68,20 +68,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn run_interruptible(session: &Session, command: Command) -> anyhow::Result<()> {
+async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::List(args) => list::run(session, args).await,
-        Command::Describe(args) => describe::run(session, args).await,
-        Command::Delete(args) => delete::run(session, args).await,
-        Command::Connect(args) => connect::run(session, args).await,
-        Command::Disconnect(args) => disconnect::run(session, args).await,
-        Command::Kubeconfig(args) => kubeconfig::run(session, args).await,
-        Command::Completions(args) => completions::run(session, &args),
+        Command::List(args) => list::run(invocation, args).await,
+        Command::Describe(args) => describe::run(invocation, args).await,
+        Command::Delete(args) => delete::run(invocation, args).await,
+        Command::Connect(args) => connect::run(invocation, args).await,
+        Command::Disconnect(args) => disconnect::run(invocation, args).await,
+        Command::Kubeconfig(args) => kubeconfig::run(invocation, args).await,
+        Command::Completions(args) => completions::run(invocation, &args),
         Command::Version => {
-            session.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
+            invocation.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
             Ok(())
         }
-        Command::Create(args) => create::run(session, args).await,
-        Command::Forwarder(args) => forwarder::run(session, args).await,
+        Command::Create(args) => create::run(invocation, args).await,
+        Command::Forwarder(args) => forwarder::run(invocation, args).await,
     }
 }
