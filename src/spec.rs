@@ -200,13 +200,58 @@ pub fn validate_selector(selector: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// Checks an image reference: non-empty, no whitespace.
+/// Checks an image reference the way the container runtime parses it (`[domain/]path[:tag]
+/// [@digest]`, lowercase path), so a typo fails here instead of as `InvalidImageName` on the host.
 pub fn validate_image(image: &str) -> Result<(), SpecError> {
+    let fail = |why: &str| Err(SpecError::Image(image.to_string(), why.to_string()));
     if image.trim().is_empty() {
-        return Err(SpecError::Image(image.to_string(), "it is empty".into()));
+        return fail("it is empty");
     }
     if image.chars().any(char::is_whitespace) {
-        return Err(SpecError::Image(image.to_string(), "it contains whitespace".into()));
+        return fail("it contains whitespace");
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let ok = digest.split_once(':').is_some_and(|(algo, hex)| {
+            !algo.is_empty()
+                && algo.chars().all(|c| c.is_ascii_alphanumeric() || "+._-".contains(c))
+                && hex.len() >= 32
+                && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        if !ok {
+            return fail("the digest must look like sha256:<hex>");
+        }
+    }
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return fail("the tag may hold letters, digits, '_', '.' and '-' (at most 128)");
+        }
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // A first part with a dot, a port or `localhost` is a registry host, which may differ.
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        parts.remove(0);
+    }
+    let path_ok = parts.iter().all(|p| {
+        !p.is_empty()
+            && p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    });
+    if !path_ok {
+        return fail("the repository path must be lowercase letters, digits, '.', '_' and '-'");
     }
     Ok(())
 }
@@ -455,9 +500,28 @@ mod tests {
         for bad in ["", "Team", "team_a", "-a", &"a".repeat(64)] {
             assert!(validate_namespace(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(validate_image("ghcr.io/loft-sh/vcluster-oss:0.36.1").is_ok());
-        assert!(validate_image("").is_err());
-        assert!(validate_image("a b").is_err());
+        for ok in [
+            "ghcr.io/loft-sh/vcluster-oss:0.36.1",
+            "localhost:5000/mirror/kubernetes:v1.33.4",
+            "registry.example.com:443/a/b_c-d.e",
+            "busybox",
+            "ghcr.io/loft-sh/kubernetes@sha256:0123456789abcdef0123456789abcdef",
+            "ghcr.io/loft-sh/kubernetes:v1.36.0@sha256:0123456789abcdef0123456789abcdef",
+        ] {
+            assert!(validate_image(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in [
+            "",
+            "a b",
+            "GHCR.io/Loft-SH/vcluster",
+            "ghcr.io/loft-sh/vcluster:",
+            "repo:ta$g",
+            "x@sha256:zz",
+            "a//b",
+            "repo:-tag",
+        ] {
+            assert!(validate_image(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
