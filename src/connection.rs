@@ -175,17 +175,9 @@ pub async fn verify_server(
         .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(fail(root_message(&e))),
+        Ok(Err(e)) => Err(fail(crate::host::root_cause(&e))),
         Err(_) => Err(fail(format!("no answer within {}", crate::output::human_duration(timeout)))),
     }
-}
-
-fn root_message(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// Writes the context for an address the user already exposes (`--server`), without a forward.

@@ -697,7 +697,8 @@ fn not_found(name: &str, namespace: Option<&str>, host: &Host) -> HostError {
     ))
 }
 
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost message of an error chain ("Connection refused" rather than the wrappers).
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cause: &dyn std::error::Error = err;
     while let Some(next) = cause.source() {
         cause = next;
@@ -884,11 +885,12 @@ pub struct QuotaUsage {
 }
 
 impl Host {
-    /// The host objects of a cluster with their state, and the quota usage of its namespace.
+    /// The host objects of a cluster with their state, the quota usage of its namespace, and
+    /// its control-plane pods.
     pub async fn cluster_objects(
         &self,
         record: &ClusterRecord,
-    ) -> Result<(Vec<ObjectState>, Vec<QuotaUsage>), HostError> {
+    ) -> Result<(Vec<ObjectState>, Vec<QuotaUsage>, Vec<Pod>), HostError> {
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
         let ours = ListParams::default().labels(&format!("{LABEL_CLUSTER}={name}"));
         let engine_labels = ListParams::default()
@@ -946,9 +948,9 @@ impl Host {
                 ),
             });
         }
-        for pod in pods.items {
+        for pod in &pods.items {
             let mut state = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-            for event in pod_progress(&pod) {
+            for event in pod_progress(pod) {
                 match event {
                     ReadyEvent::PodReady => state.push_str(", Ready"),
                     ReadyEvent::Unschedulable(m) => {
@@ -960,7 +962,7 @@ impl Host {
             }
             objects.push(ObjectState {
                 kind: "Pod",
-                name: pod.metadata.name.unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
                 state,
             });
         }
@@ -1003,7 +1005,7 @@ impl Host {
                 });
             }
         }
-        Ok((objects, usage))
+        Ok((objects, usage, pods.items))
     }
 }
 

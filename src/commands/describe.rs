@@ -33,8 +33,7 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
     let printer = &invocation.printer;
     let host = invocation.host().await?;
     let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
-    let (objects, quota) = host.cluster_objects(&record).await?;
-    let pods = host.control_plane_pods(Some(&record.namespace)).await?;
+    let (objects, quota, pods) = host.cluster_objects(&record).await?;
     let name = record.name.as_str();
     let (pod, claim, headless) =
         (format!("{name}-0"), format!("data-{name}-0"), format!("{name}-headless"));
