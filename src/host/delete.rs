@@ -1,0 +1,159 @@
+//! Deleting a virtual cluster's host objects and waiting until they are gone.
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
+    ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+
+use crate::engine::{self, LABEL_CLUSTER};
+
+use super::{ClusterRecord, Host, HostError, LABEL_SYNCED_BY, control_plane_selector};
+
+impl Host {
+    /// Deletes everything `vc` created for a cluster: its namespace when `vc` created it,
+    /// otherwise every object labelled for it (PVCs included) and the objects the engine synced.
+    pub async fn delete_cluster(
+        &self,
+        record: &ClusterRecord,
+        own_namespace: bool,
+    ) -> Result<(), HostError> {
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        if own_namespace {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            return match api.delete(ns, &DeleteParams::background()).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(self.explain(&format!("deleting namespace {ns}"), e)),
+            };
+        }
+        let ours = format!("{LABEL_CLUSTER}={name}");
+        let synced = format!("{LABEL_SYNCED_BY}={name}");
+        let claims = control_plane_selector(name);
+        let results = futures::future::join_all([
+            self.delete_labelled::<StatefulSet>(ns, &ours).boxed_local(),
+            self.delete_labelled::<Service>(ns, &ours).boxed_local(),
+            self.delete_labelled::<Secret>(ns, &ours).boxed_local(),
+            self.delete_labelled::<ServiceAccount>(ns, &ours).boxed_local(),
+            self.delete_labelled::<Role>(ns, &ours).boxed_local(),
+            self.delete_labelled::<RoleBinding>(ns, &ours).boxed_local(),
+            self.delete_labelled::<NetworkPolicy>(ns, &ours).boxed_local(),
+            self.delete_labelled::<ResourceQuota>(ns, &ours).boxed_local(),
+            self.delete_labelled::<LimitRange>(ns, &ours).boxed_local(),
+            self.delete_labelled::<PersistentVolumeClaim>(ns, &claims).boxed_local(),
+            self.delete_labelled::<Pod>(ns, &synced).boxed_local(),
+            self.delete_labelled::<Service>(ns, &synced).boxed_local(),
+            self.delete_labelled::<Secret>(ns, &synced).boxed_local(),
+            self.delete_labelled::<PersistentVolumeClaim>(ns, &synced).boxed_local(),
+            self.delete_labelled::<ConfigMap>(ns, &synced).boxed_local(),
+            self.delete_labelled::<ServiceAccount>(ns, &synced).boxed_local(),
+            self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).boxed_local(),
+        ])
+        .await;
+        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(())
+    }
+
+    async fn delete_labelled<K>(&self, namespace: &str, selector: &str) -> Result<(), HostError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let kind = K::kind(&());
+        let list = match api.list_metadata(&ListParams::default().labels(selector)).await {
+            Ok(list) => list,
+            Err(e) => return Err(self.explain(&format!("listing {kind}s in {namespace}"), e)),
+        };
+        for item in list.items {
+            let Some(name) = item.metadata.name else { continue };
+            self.delete_named::<K>(namespace, &name).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_named<K>(&self, namespace: &str, name: &str) -> Result<(), HostError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => {
+                Err(self.explain(&format!("deleting {} {namespace}/{name}", K::kind(&())), e))
+            }
+        }
+    }
+
+    async fn uid_of<K>(&self, api: &Api<K>, name: &str) -> Result<Option<String>, HostError>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        match api.get_metadata_opt(name).await {
+            Ok(found) => Ok(found.and_then(|m| m.metadata.uid)),
+            Err(e) => Err(self.explain(&format!("reading {name}"), e)),
+        }
+    }
+
+    /// Waits until what `delete_cluster` removed is gone (the namespace, else the StatefulSet
+    /// and its PVCs). The caller bounds it with a timeout.
+    pub async fn wait_deleted(
+        &self,
+        record: &ClusterRecord,
+        own_namespace: bool,
+    ) -> Result<(), HostError> {
+        use kube::runtime::wait::{await_condition, conditions};
+        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let gone = |what: String| {
+            move |e: kube::runtime::wait::Error| HostError::Api {
+                what: what.clone(),
+                message: e.to_string(),
+            }
+        };
+        if own_namespace {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            let Some(uid) = self.uid_of(&api, ns).await? else { return Ok(()) };
+            await_condition(api, ns, conditions::is_deleted::<Namespace>(&uid))
+                .await
+                .map_err(gone(format!("waiting for namespace {ns} to go")))?;
+            return Ok(());
+        }
+        let sts: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        if let Some(uid) = self.uid_of(&sts, name).await? {
+            await_condition(sts, name, conditions::is_deleted::<StatefulSet>(&uid))
+                .await
+                .map_err(gone(format!("waiting for StatefulSet {ns}/{name} to go")))?;
+        }
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+        let selector = control_plane_selector(name);
+        let params = watcher::Config::default().labels(&selector);
+        let mut stream = watcher(claims.clone(), params).default_backoff().boxed();
+        loop {
+            let left = claims
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| self.explain("listing PVCs", e))?;
+            if left.items.is_empty() {
+                return Ok(());
+            }
+            // A watch error is transient (the watcher backs off and restarts); only the end of
+            // the stream ends the wait.
+            if let Ok(None) = stream.try_next().await {
+                return Ok(());
+            }
+        }
+    }
+}

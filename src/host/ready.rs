@@ -1,0 +1,238 @@
+//! Watching a control plane towards ready, and explaining why it is not.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use kube::api::{Api, ListParams, LogParams};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::engine::{self};
+
+use super::{Host, HostError, control_plane_selector};
+
+/// Progress of a virtual cluster towards ready, as seen on the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadyEvent {
+    /// The control-plane pod exists and is bound to a node.
+    Scheduled,
+    /// The pod is not scheduled yet; the scheduler's message.
+    Unschedulable(String),
+    /// The control-plane pod passes its readiness probe.
+    PodReady,
+    /// A container is waiting for a reason worth showing (image pull, crash loop).
+    Waiting { reason: String, message: String },
+}
+
+impl Host {
+    /// Watches until the control-plane pod is Ready and the engine's kubeconfig Secret
+    /// exists, reporting progress through `on_event`. The caller bounds it with a timeout.
+    pub async fn wait_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        mut on_event: impl FnMut(ReadyEvent),
+    ) -> Result<(), HostError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let pod_config = watcher::Config::default().labels(&control_plane_selector(name));
+        let secret_config = watcher::Config::default()
+            .fields(&format!("metadata.name={}", engine::kubeconfig_secret_name(name)));
+        let mut pod_events = watcher(pods, pod_config).default_backoff().boxed();
+        let mut secret_events = watcher(secrets, secret_config).default_backoff().boxed();
+        let (mut pod_ready, mut secret_present) = (false, false);
+        let mut last_seen: Option<ReadyEvent> = None;
+        let pod_name = format!("{name}-0");
+        while !(pod_ready && secret_present) {
+            tokio::select! {
+                event = pod_events.next() => match event {
+                    Some(Ok(event)) => {
+                        for pod in applied(event) {
+                            if pod.metadata.name.as_deref() != Some(pod_name.as_str()) {
+                                continue;
+                            }
+                            for e in pod_progress(&pod) {
+                                if last_seen.as_ref() != Some(&e) {
+                                    last_seen = Some(e.clone());
+                                    on_event(e.clone());
+                                }
+                                if e == ReadyEvent::PodReady {
+                                    pod_ready = true;
+                                }
+                            }
+                        }
+                    }
+                    Some(Err(e)) => self.watch_error("watching the control-plane pod", e)?,
+                    None => return Err(HostError::Api { what: "watching the control-plane pod".into(), message: "the watch ended".into() }),
+                },
+                event = secret_events.next(), if !secret_present => match event {
+                    Some(Ok(event)) => {
+                        if !applied(event).is_empty() {
+                            secret_present = true;
+                        }
+                    }
+                    Some(Err(e)) => self.watch_error("watching the kubeconfig Secret", e)?,
+                    None => return Err(HostError::Api { what: "watching the kubeconfig Secret".into(), message: "the watch ended".into() }),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// A watch error: fatal when access is refused, otherwise the watcher retries.
+    fn watch_error(&self, what: &str, err: watcher::Error) -> Result<(), HostError> {
+        match err {
+            watcher::Error::InitialListFailed(e)
+            | watcher::Error::WatchStartFailed(e)
+            | watcher::Error::WatchFailed(e) => match &e {
+                kube::Error::Api(s) if s.code == 401 || s.code == 403 => Err(self.explain(what, e)),
+                // Transient: the watcher backs off and restarts the watch itself.
+                _ => Ok(()),
+            },
+            watcher::Error::WatchError(status) if status.code == 401 || status.code == 403 => {
+                Err(self.explain(what, kube::Error::Api(status)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Explains why a cluster is not ready, from what the host reports.
+    pub async fn diagnose(&self, namespace: &str, name: &str) -> String {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pod_name = format!("{name}-0");
+        let pod = match pods.get_opt(&pod_name).await {
+            Ok(Some(pod)) => pod,
+            Ok(None) => {
+                // Usually the StatefulSet controller says why (a quota or LimitRange refusing
+                // the pod, a missing ServiceAccount).
+                let warnings = self.warning_events(namespace, &[name]).await;
+                let why = warnings.first().map_or_else(String::new, |w| format!(": {w}"));
+                return format!(
+                    "no control-plane pod {pod_name} was created{why}; check the StatefulSet: kubectl -n {namespace} describe statefulset {name}"
+                );
+            }
+            Err(e) => {
+                return format!(
+                    "could not read pod {namespace}/{pod_name}: {}",
+                    self.explain("", e)
+                );
+            }
+        };
+        let mut reasons = Vec::new();
+        for event in pod_progress(&pod) {
+            match event {
+                ReadyEvent::Unschedulable(msg) => {
+                    reasons.push(format!("pod {pod_name} is Pending: {msg}"));
+                }
+                ReadyEvent::Waiting { reason, message } => {
+                    let mut line = format!("pod {pod_name}: {reason}");
+                    if !message.is_empty() {
+                        line.push_str(&format!(": {message}"));
+                    }
+                    if reason == "CrashLoopBackOff" || reason == "Error" {
+                        let logs = self.last_log_lines(namespace, &pod_name, 5).await;
+                        if !logs.is_empty() {
+                            line.push_str(&format!(
+                                "; last log lines:\n    {}",
+                                logs.join("\n    ")
+                            ));
+                        }
+                    }
+                    reasons.push(line);
+                }
+                _ => {}
+            }
+        }
+        if reasons.is_empty() {
+            for warning in self.warning_events(namespace, &[&pod_name]).await.into_iter().take(3) {
+                reasons.push(warning);
+            }
+        }
+        if reasons.is_empty() {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+            reasons.push(format!("pod {pod_name} is {phase} but not Ready yet"));
+        }
+        reasons.join("; ")
+    }
+
+    async fn last_log_lines(&self, namespace: &str, pod: &str, lines: i64) -> Vec<String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams { tail_lines: Some(lines), ..Default::default() };
+        match pods.logs(pod, &params).await {
+            Ok(text) => text.lines().map(str::to_string).filter(|l| !l.is_empty()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Recent Warning events about the named objects, newest first, as "Reason: message".
+    pub async fn warning_events(&self, namespace: &str, objects: &[&str]) -> Vec<String> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let Ok(list) = api.list(&ListParams::default()).await else { return Vec::new() };
+        let mut events: Vec<&Event> = list
+            .items
+            .iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| objects.contains(&n)))
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp.clone().map(|t| t.0)));
+        events
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.as_deref().unwrap_or("Warning"),
+                    e.message.as_deref().unwrap_or_default().trim()
+                )
+            })
+            .collect()
+    }
+}
+
+/// Objects added or changed by one watcher event.
+fn applied<K>(event: watcher::Event<K>) -> Vec<K> {
+    match event {
+        watcher::Event::Apply(obj) | watcher::Event::InitApply(obj) => vec![obj],
+        _ => Vec::new(),
+    }
+}
+
+/// What a control-plane pod says about its progress.
+pub fn pod_progress(pod: &Pod) -> Vec<ReadyEvent> {
+    let mut out = Vec::new();
+    let Some(status) = &pod.status else { return out };
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let condition = |kind: &str| conditions.iter().find(|c| c.type_ == kind);
+    match condition("PodScheduled") {
+        Some(c) if c.status == "True" => out.push(ReadyEvent::Scheduled),
+        Some(c) => out.push(ReadyEvent::Unschedulable(
+            c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default(),
+        )),
+        None => {}
+    }
+    let statuses = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    for cs in statuses {
+        if let Some(waiting) = cs.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            let reason = waiting.reason.clone().unwrap_or_default();
+            if matches!(
+                reason.as_str(),
+                "ErrImagePull"
+                    | "ImagePullBackOff"
+                    | "CrashLoopBackOff"
+                    | "InvalidImageName"
+                    | "CreateContainerConfigError"
+                    | "CreateContainerError"
+            ) {
+                out.push(ReadyEvent::Waiting {
+                    reason,
+                    message: waiting.message.clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    if condition("Ready").is_some_and(|c| c.status == "True") {
+        out.push(ReadyEvent::PodReady);
+    }
+    out
+}

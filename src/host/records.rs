@@ -1,0 +1,317 @@
+//! Finding and listing virtual clusters by their records (the control-plane StatefulSet),
+//! and the namespace facts create and delete decide on.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ListParams};
+
+use crate::engine::{
+    self, ANNOTATION_CREATED_AT, ANNOTATION_EXPIRES_AT, ANNOTATION_KUBERNETES_VERSION,
+    ANNOTATION_SPEC, APP_VCLUSTER, LABEL_APP, LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_RELEASE,
+    MANAGED_BY,
+};
+use crate::spec::VirtualClusterSpec;
+
+use super::{Host, HostError, NamespaceState, ReadyEvent, control_plane_selector, pod_progress};
+
+/// Who made a virtual cluster found on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MadeBy {
+    Vc,
+    Vcluster,
+}
+
+/// A virtual cluster as recorded on the host (its control-plane StatefulSet).
+#[derive(Clone, Debug)]
+pub struct ClusterRecord {
+    pub name: String,
+    pub namespace: String,
+    pub made_by: MadeBy,
+    pub spec: Option<VirtualClusterSpec>,
+    pub created_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub kubernetes_version: Option<String>,
+    pub replicas: i32,
+    pub ready_replicas: i32,
+    pub labels: BTreeMap<String, String>,
+    pub uid: String,
+    /// The StatefulSet is being deleted.
+    pub deleting: bool,
+}
+
+impl Host {
+    /// The control-plane StatefulSet of `name` in `namespace`, if there is one.
+    pub async fn get_record(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ClusterRecord>, HostError> {
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(Some(sts)) if is_control_plane(&sts) => Ok(record_from(&sts)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(self.explain(&format!("reading StatefulSet {namespace}/{name}"), e)),
+        }
+    }
+
+    /// Finds a virtual cluster by name: in `namespace` when given, else with one cluster-wide
+    /// LIST (assuming `vc-<name>` when that LIST is forbidden).
+    pub async fn find(
+        &self,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Result<ClusterRecord, HostError> {
+        if let Some(ns) = namespace {
+            return self.get_record(ns, name).await?.ok_or_else(|| not_found(name, Some(ns), self));
+        }
+        let api: Api<StatefulSet> = Api::all(self.client.clone());
+        let params = ListParams::default().labels(&control_plane_selector(name));
+        match api.list(&params).await {
+            Ok(list) => {
+                let mut found: Vec<ClusterRecord> =
+                    list.items.iter().filter_map(record_from).filter(|r| r.name == name).collect();
+                match found.len() {
+                    0 => Err(not_found(name, None, self)),
+                    1 => Ok(found.remove(0)),
+                    _ => Err(HostError::Ambiguous(format!(
+                        "{} virtual clusters are named {name:?} (in namespaces {}): pass -n NAMESPACE",
+                        found.len(),
+                        found.iter().map(|r| r.namespace.as_str()).collect::<Vec<_>>().join(", ")
+                    ))),
+                }
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                let ns = engine::default_namespace(name);
+                self.get_record(&ns, name).await?.ok_or_else(|| not_found(name, Some(&ns), self))
+            }
+            Err(e) => Err(self.explain("listing virtual clusters", e)),
+        }
+    }
+
+    /// Lists virtual clusters (vc's and the upstream CLI's) with one LIST call, in all
+    /// namespaces unless `namespace` is given (falling back to the context's namespace on 403).
+    pub async fn list(
+        &self,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<(Vec<ClusterRecord>, Option<String>), HostError> {
+        let mut labels = format!("{LABEL_APP}={APP_VCLUSTER}");
+        if let Some(sel) = selector.filter(|s| !s.trim().is_empty()) {
+            labels.push(',');
+            labels.push_str(sel);
+        }
+        let params = ListParams::default().labels(&labels);
+        let (result, scope) = match namespace {
+            Some(ns) => (self.list_in(Some(ns), &params).await, Some(ns.to_string())),
+            None => match self.list_in(None, &params).await {
+                Err(kube::Error::Api(s)) if s.code == 403 => {
+                    let ns = self.default_namespace.clone();
+                    (self.list_in(Some(&ns), &params).await, Some(ns))
+                }
+                other => (other, None),
+            },
+        };
+        let items = result.map_err(|e| self.explain("listing virtual clusters", e))?;
+        let mut records: Vec<ClusterRecord> = items.iter().filter_map(record_from).collect();
+        records.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok((records, scope))
+    }
+
+    async fn list_in(
+        &self,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Vec<StatefulSet>, kube::Error> {
+        let api: Api<StatefulSet> = match namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        Ok(api.list(params).await?.items)
+    }
+
+    /// Control-plane pods of all virtual clusters in scope (one LIST), for status display.
+    pub async fn control_plane_pods(&self, namespace: Option<&str>) -> Result<Vec<Pod>, HostError> {
+        let api: Api<Pod> = match namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let params = ListParams::default().labels(&format!("{LABEL_APP}={APP_VCLUSTER}"));
+        api.list(&params)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| self.explain("listing control-plane pods", e))
+    }
+
+    /// What the host says about a namespace.
+    pub async fn namespace_state(&self, namespace: &str) -> Result<NamespaceState, HostError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.get_opt(namespace).await {
+            Ok(Some(ns)) => {
+                let labels = ns.metadata.labels.unwrap_or_default();
+                let made_for = (labels.get(LABEL_MANAGED_BY).map(String::as_str)
+                    == Some(MANAGED_BY))
+                .then(|| labels.get(LABEL_CLUSTER).cloned())
+                .flatten();
+                Ok(NamespaceState::Present {
+                    made_for,
+                    terminating: ns.metadata.deletion_timestamp.is_some()
+                        || ns.status.and_then(|s| s.phase).as_deref() == Some("Terminating"),
+                })
+            }
+            Ok(None) => Ok(NamespaceState::Absent),
+            // Without rights to read namespaces, let the apply find out.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(NamespaceState::Unknown),
+            Err(e) => Err(self.explain(&format!("reading namespace {namespace}"), e)),
+        }
+    }
+
+    /// Whether `vc` created `namespace` for cluster `name` and no other virtual cluster lives
+    /// in it, so deleting the cluster may delete the namespace.
+    pub async fn owns_namespace(&self, namespace: &str, name: &str) -> Result<bool, HostError> {
+        let made_for_this = matches!(
+            self.namespace_state(namespace).await?,
+            NamespaceState::Present { made_for: Some(ref n), .. } if n == name
+        );
+        if !made_for_this {
+            return Ok(false);
+        }
+        let others = self
+            .list_in(
+                Some(namespace),
+                &ListParams::default().labels(&format!("{LABEL_APP}={APP_VCLUSTER}")),
+            )
+            .await
+            .map_err(|e| self.explain(&format!("listing virtual clusters in {namespace}"), e))?;
+        Ok(others.iter().filter_map(record_from).all(|r| r.name == name))
+    }
+
+    /// A StatefulSet of that name, whoever made it.
+    pub async fn statefulset(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<StatefulSet>, HostError> {
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name)
+            .await
+            .map_err(|e| self.explain(&format!("reading StatefulSet {namespace}/{name}"), e))
+    }
+}
+
+fn not_found(name: &str, namespace: Option<&str>, host: &Host) -> HostError {
+    let place = match namespace {
+        Some(ns) => format!("in namespace {ns:?}"),
+        None => "in any namespace".to_string(),
+    };
+    HostError::NotFound(format!(
+        "virtual cluster {name:?} not found {place} on context {:?} (see: vc list)",
+        host.context
+    ))
+}
+
+fn is_control_plane(sts: &StatefulSet) -> bool {
+    sts.metadata.labels.as_ref().and_then(|l| l.get(LABEL_APP)).map(String::as_str)
+        == Some(APP_VCLUSTER)
+}
+
+/// The record of a virtual cluster read off its StatefulSet.
+pub fn record_from(sts: &StatefulSet) -> Option<ClusterRecord> {
+    let meta = &sts.metadata;
+    let labels = meta.labels.clone().unwrap_or_default();
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    let name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
+    let made_by = if labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY) {
+        MadeBy::Vc
+    } else {
+        MadeBy::Vcluster
+    };
+    let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
+    let status = sts.status.as_ref();
+    Some(ClusterRecord {
+        name,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        made_by,
+        spec: annotations.get(ANNOTATION_SPEC).and_then(|s| serde_json::from_str(s).ok()),
+        created_at: time(ANNOTATION_CREATED_AT)
+            .or_else(|| meta.creation_timestamp.as_ref().map(|t| t.0)),
+        expires_at: time(ANNOTATION_EXPIRES_AT),
+        kubernetes_version: annotations.get(ANNOTATION_KUBERNETES_VERSION).cloned(),
+        replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        labels,
+        uid: meta.uid.clone().unwrap_or_default(),
+        deleting: meta.deletion_timestamp.is_some(),
+    })
+}
+
+/// Status shown by `vc list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum ClusterStatus {
+    Running,
+    Starting,
+    Paused,
+    Failed,
+    Expired,
+    Deleting,
+}
+
+impl ClusterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Starting => "Starting",
+            Self::Paused => "Paused",
+            Self::Failed => "Failed",
+            Self::Expired => "Expired",
+            Self::Deleting => "Deleting",
+        }
+    }
+}
+
+impl ClusterRecord {
+    /// A record for a cluster whose StatefulSet was never applied, for cleaning up the rest.
+    pub fn placeholder(name: &str, namespace: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            made_by: MadeBy::Vc,
+            spec: None,
+            created_at: None,
+            expires_at: None,
+            kubernetes_version: None,
+            replicas: 0,
+            ready_replicas: 0,
+            labels: BTreeMap::new(),
+            uid: String::new(),
+            deleting: false,
+        }
+    }
+
+    /// The status from the workload's replicas, its control-plane pod and the clock.
+    pub fn status(&self, pods: &[Pod], now: Timestamp) -> ClusterStatus {
+        if self.deleting {
+            return ClusterStatus::Deleting;
+        }
+        if self.expires_at.is_some_and(|t| t <= now) {
+            return ClusterStatus::Expired;
+        }
+        if self.replicas == 0 {
+            return ClusterStatus::Paused;
+        }
+        if self.ready_replicas >= 1 {
+            return ClusterStatus::Running;
+        }
+        let pod_name = format!("{}-0", self.name);
+        let failing = pods
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(self.namespace.as_str()))
+            .filter(|p| p.metadata.name.as_deref() == Some(pod_name.as_str()))
+            .flat_map(pod_progress)
+            .any(|e| matches!(e, ReadyEvent::Waiting { .. }));
+        if failing { ClusterStatus::Failed } else { ClusterStatus::Starting }
+    }
+}
