@@ -174,6 +174,7 @@ struct Ctx {
     content_type: String,
     user_agent: String,
     body: Bytes,
+    user: Option<Arc<crate::rbac::User>>,
 }
 
 impl Ctx {
@@ -207,6 +208,8 @@ impl Ctx {
             dry_run: self.q("dryRun").is_some(),
             subresource: sub.map(str::to_string),
             keep_status: false,
+            user: self.user.clone(),
+            skip_admission: false,
         }
     }
 
@@ -247,6 +250,7 @@ pub async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request) -> Resp
         content_type: header_str(&parts.headers, header::CONTENT_TYPE.as_str()),
         user_agent: header_str(&parts.headers, header::USER_AGENT.as_str()),
         body,
+        user: shared.user(),
     };
     match route(&shared, parts.uri.path(), ctx).await {
         Ok(r) => r,
@@ -338,6 +342,12 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
     if sub.is_some_and(|s| !def.subresources.iter().any(|x| x == s)) {
         return Err(ApiError::path_not_found());
     }
+    if let Some(user) = &ctx.user {
+        let attrs = request_attributes(&rp, &ctx);
+        if !user.can(&attrs) {
+            return Err(user.forbidden(&attrs));
+        }
+    }
     match (&ctx.method, rp.name.as_deref(), sub) {
         (&Method::GET, None, _) if ctx.flag("watch") => watch(shared, def, rp.namespace, &ctx),
         (&Method::GET, None, _) => list(shared, &def, rp.namespace.as_deref(), &ctx),
@@ -359,6 +369,10 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
                 )),
                 None => ok(&served(&def, obj)),
             })
+        }
+        (&Method::POST, None, _) if def.plural == "selfsubjectrulesreviews" => {
+            let review = rules_review(shared, ctx.body_value()?);
+            Ok(json_response(StatusCode::CREATED, &review))
         }
         (&Method::POST, None, _) if def.create_only => {
             let review = access_review(shared, ctx.body_value()?);
@@ -422,6 +436,34 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
     }
 }
 
+/// What the authorizer sees of a resource request.
+fn request_attributes(rp: &ResourcePath, ctx: &Ctx) -> crate::rbac::Attributes {
+    let verb = match (&ctx.method, rp.name.is_some()) {
+        (&Method::GET, false) if ctx.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, false) => "deletecollection",
+        (&Method::DELETE, true) => "delete",
+        _ => "get",
+    };
+    let mut namespace = rp.namespace.clone().unwrap_or_default();
+    if rp.group.is_empty() && rp.plural == "namespaces" {
+        namespace = rp.name.clone().unwrap_or_default();
+    }
+    crate::rbac::Attributes {
+        verb: verb.to_string(),
+        group: rp.group.clone(),
+        resource: rp.plural.clone(),
+        subresource: rp.sub.clone(),
+        name: rp.name.clone(),
+        namespace,
+        path: None,
+    }
+}
+
 /// Answers a SelfSubjectAccessReview: denied when an injected 403 fault would refuse the
 /// request the review describes, allowed otherwise.
 fn access_review(shared: &Arc<Shared>, mut review: Value) -> Value {
@@ -462,6 +504,31 @@ fn access_review(shared: &Arc<Shared>, mut review: Value) -> Value {
             };
             forbids && r.matches(method, &verb, &path)
         });
+    let denied = match shared.user() {
+        Some(user) => {
+            let non = &review["spec"]["nonResourceAttributes"];
+            let a = if non.is_object() {
+                crate::rbac::Attributes {
+                    verb: non["verb"].as_str().unwrap_or_default().to_string(),
+                    path: Some(non["path"].as_str().unwrap_or_default().to_string()),
+                    ..Default::default()
+                }
+            } else {
+                let sub = attrs["subresource"].as_str().filter(|s| !s.is_empty());
+                crate::rbac::Attributes {
+                    verb: verb.clone(),
+                    group: group.clone(),
+                    resource: resource.clone(),
+                    subresource: sub.map(str::to_string),
+                    name: (!name.is_empty()).then(|| name.clone()),
+                    namespace: ns.clone(),
+                    path: None,
+                }
+            };
+            denied || !user.can(&a)
+        }
+        None => denied,
+    };
     review["apiVersion"] = json!("authorization.k8s.io/v1");
     review["kind"] = json!("SelfSubjectAccessReview");
     if review["metadata"].is_null() {
@@ -469,6 +536,20 @@ fn access_review(shared: &Arc<Shared>, mut review: Value) -> Value {
     }
     review["metadata"]["creationTimestamp"] = Value::Null;
     review["status"] = if denied { json!({"allowed": false}) } else { json!({"allowed": true}) };
+    review
+}
+
+/// Answers a SelfSubjectRulesReview for `spec.namespace`.
+fn rules_review(shared: &Arc<Shared>, mut review: Value) -> Value {
+    let ns = review["spec"]["namespace"].as_str().unwrap_or_default().to_string();
+    let user = shared.user();
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectRulesReview");
+    if review["metadata"].is_null() {
+        review["metadata"] = json!({});
+    }
+    review["metadata"]["creationTimestamp"] = Value::Null;
+    review["status"] = crate::rbac::rules_review_status(user.as_deref(), &ns);
     review
 }
 

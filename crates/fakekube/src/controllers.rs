@@ -24,7 +24,7 @@ fn def(state: &State, api_version: &str, kind: &str) -> ResourceDef {
 pub fn node_object(name: &str) -> Value {
     json!({
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""}},
-        "spec": {"podCIDR": "10.244.0.0/24"},
+        "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]},
         "status": {
             "capacity": {"cpu": "8", "memory": "16Gi", "pods": "110"},
             "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},

@@ -11,6 +11,7 @@ mod faults;
 mod fields;
 pub mod portforward;
 mod protobuf;
+pub mod rbac;
 mod registry;
 mod selector;
 mod server;
@@ -18,8 +19,10 @@ mod state;
 mod status;
 mod table;
 mod util;
+mod validation;
 
 pub use faults::{Fault, FaultAction, RequestRecord};
+pub use rbac::{PolicyRule, User};
 pub use server::{Builder, FakeKube};
 pub use state::PodBehaviour;
 pub use status::ApiError;

@@ -135,7 +135,8 @@ fn def(
     subs: &[&str],
     rule: NameRule,
 ) -> ResourceDef {
-    let tracks_generation = matches!(group, "apps" | "networking.k8s.io")
+    let tracks_generation = matches!(group, "apps")
+        || plural == "networkpolicies"
         || matches!(plural, "customresourcedefinitions");
     ResourceDef {
         group: group.to_string(),
@@ -171,6 +172,7 @@ pub fn builtin() -> Vec<ResourceDef> {
         def("", "resourcequotas", "resourcequota", "ResourceQuota", true, &["quota"], &["status"], Subdomain),
         def("", "limitranges", "limitrange", "LimitRange", true, &["limits"], &[], Subdomain),
         def("", "endpoints", "endpoints", "Endpoints", true, &["ep"], &[], Subdomain),
+        def("discovery.k8s.io", "endpointslices", "endpointslice", "EndpointSlice", true, &[], &[], Subdomain),
         def("apps", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], &["scale", "status"], Subdomain),
         def("apps", "deployments", "deployment", "Deployment", true, &["deploy"], &["scale", "status"], Subdomain),
         def("apps", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], &["scale", "status"], Subdomain),
@@ -179,9 +181,11 @@ pub fn builtin() -> Vec<ResourceDef> {
         def("rbac.authorization.k8s.io", "clusterroles", "clusterrole", "ClusterRole", false, &[], &[], PathSegment),
         def("rbac.authorization.k8s.io", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, &[], &[], PathSegment),
         def("networking.k8s.io", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], &[], Subdomain),
+        def("networking.k8s.io", "servicecidrs", "servicecidr", "ServiceCIDR", false, &[], &["status"], Subdomain),
         def("events.k8s.io", "events", "event", "Event", true, &["ev"], &[], Subdomain),
         def("coordination.k8s.io", "leases", "lease", "Lease", true, &[], &[], Subdomain),
         def("authorization.k8s.io", "selfsubjectaccessreviews", "", "SelfSubjectAccessReview", false, &[], &[], Subdomain),
+        def("authorization.k8s.io", "selfsubjectrulesreviews", "", "SelfSubjectRulesReview", false, &[], &[], Subdomain),
         def("apiextensions.k8s.io", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, &["crd", "crds"], &["status"], Subdomain),
     ];
     for d in &mut defs {

@@ -21,6 +21,8 @@ use crate::status::ApiError;
 pub struct Shared {
     state: Mutex<State>,
     faults: Mutex<Faults>,
+    /// The identity HTTP requests are treated as coming from (`None`: cluster-admin).
+    user: Mutex<Option<Arc<crate::rbac::User>>>,
     /// Bumped to end every open watch stream.
     pub watch_drop: watch::Sender<u64>,
     /// `true` while connections are refused.
@@ -39,12 +41,21 @@ impl Shared {
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    pub fn user(&self) -> Option<Arc<crate::rbac::User>> {
+        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_user(&self, user: Option<crate::rbac::User>) {
+        *self.user.lock().unwrap_or_else(|e| e.into_inner()) = user.map(Arc::new);
+    }
 }
 
 /// Options for starting a fake; see [`FakeKube::builder`].
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     settings: Settings,
+    user: Option<crate::rbac::User>,
     port: u16,
     objects: Vec<Value>,
 }
@@ -84,6 +95,12 @@ impl Builder {
     /// Listens on this port instead of a random one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Treats HTTP requests as coming from `user` with its rules (see [`FakeKube::act_as`]).
+    pub fn user(mut self, user: crate::rbac::User) -> Self {
+        self.user = Some(user);
         self
     }
 
@@ -134,6 +151,7 @@ impl Builder {
             Shared {
                 state: Mutex::new(state),
                 faults: Mutex::new(Faults::default()),
+                user: Mutex::new(self.user.map(Arc::new)),
                 watch_drop,
                 refusing,
                 connections: std::sync::atomic::AtomicUsize::new(0),
@@ -245,7 +263,12 @@ fn put_object(state: &mut State, obj: Value) -> Result<Value, ApiError> {
     })?;
     let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
     let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let opts = WriteOpts { manager: "fakekube".into(), keep_status: true, ..Default::default() };
+    let opts = WriteOpts {
+        manager: "fakekube".into(),
+        keep_status: true,
+        skip_admission: true,
+        ..Default::default()
+    };
     match state.get(&def, &ns, &name).cloned() {
         None => {
             if def.namespaced
@@ -414,6 +437,14 @@ impl FakeKube {
         );
     }
 
+    /// Points the `kubernetes` Endpoints and EndpointSlice in namespace `default` at these
+    /// API server addresses `(ip, port)` (default `[("172.18.0.2", 6443)]`).
+    pub fn set_api_endpoints(&self, endpoints: &[(&str, u16)]) {
+        let owned: Vec<(String, u16)> =
+            endpoints.iter().map(|(ip, p)| (ip.to_string(), *p)).collect();
+        self.state().set_api_endpoints(&owned);
+    }
+
     // ----- behaviours -----
 
     /// Pod behaviour for the virtual cluster `cluster` (pods labelled `release=<cluster>` or
@@ -465,6 +496,21 @@ impl FakeKube {
     /// `active()`, `opened()`.
     pub fn port_forwards(&self) -> crate::portforward::PortForwards {
         self.shared.port_forwards.clone()
+    }
+
+    // ----- identity (RBAC) -----
+
+    /// From now on, HTTP requests are treated as coming from `user`: anything its rules do
+    /// not allow is refused with the real RBAC 403, and Role / RoleBinding writes granting
+    /// more than it holds are refused as escalation. State access from the test is not
+    /// affected.
+    pub fn act_as(&self, user: crate::rbac::User) {
+        self.shared.set_user(Some(user));
+    }
+
+    /// Back to the default identity (cluster-admin: everything allowed).
+    pub fn act_as_admin(&self) {
+        self.shared.set_user(None);
     }
 
     // ----- faults -----

@@ -15,6 +15,7 @@ use crate::fields::{self, MergeMode};
 use crate::registry::{self, ResourceDef};
 use crate::status::{ApiError, FieldError};
 use crate::util;
+use crate::validation;
 
 /// One change, as sent to watchers.
 #[derive(Debug)]
@@ -123,6 +124,11 @@ pub struct WriteOpts {
     pub subresource: Option<String>,
     /// Keep `status` from the body on create (state access from tests).
     pub keep_status: bool,
+    /// The requesting user when `act_as` is on (RBAC escalation checks).
+    pub user: Option<Arc<crate::rbac::User>>,
+    /// Skip admission plugins (state access from tests).
+    #[allow(dead_code)] // read by the admission plugins (next step)
+    pub skip_admission: bool,
 }
 
 /// Patch flavours.
@@ -207,6 +213,42 @@ fn validate_labels(obj: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// The `kubernetes` Endpoints and EndpointSlice for API server addresses (ip, port).
+fn api_endpoint_objects(endpoints: &[(String, u16)]) -> (Value, Value) {
+    let mut subsets: Vec<Value> = Vec::new();
+    for (ip, port) in endpoints {
+        match subsets.iter_mut().find(|s| s["ports"][0]["port"] == *port) {
+            Some(s) => {
+                if let Some(a) = s["addresses"].as_array_mut() {
+                    a.push(json!({"ip": ip}));
+                }
+            }
+            None => subsets.push(json!({
+                "addresses": [{"ip": ip}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+            })),
+        }
+    }
+    let ep = json!({
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": subsets,
+    });
+    let port = endpoints.first().map_or(6443, |(_, p)| *p);
+    let ipv6 = endpoints.first().is_some_and(|(ip, _)| ip.contains(':'));
+    let addrs: Vec<Value> = endpoints
+        .iter()
+        .filter(|(_, p)| *p == port)
+        .map(|(ip, _)| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        .collect();
+    let slice = json!({
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": if ipv6 { "IPv6" } else { "IPv4" },
+        "endpoints": addrs,
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    (ep, slice)
+}
+
 /// Everything but `resourceVersion` and managed-field timestamps, to detect no-op writes.
 fn comparable(obj: &Value) -> Value {
     let mut o = obj.clone();
@@ -252,12 +294,55 @@ impl State {
             let _ = self.create(&ns, "", json!({"metadata": {"name": name}}), &opts);
         }
         let node = self.def_for("v1", "Node").expect("built in");
+        let keep = WriteOpts { keep_status: true, ..opts.clone() };
+        let _ = self.create(&node, "", controllers::node_object("fake-node"), &keep);
+        let svc = self.def_for("v1", "Service").expect("built in");
         let _ = self.create(
-            &node,
-            "",
-            controllers::node_object("fake-node"),
-            &WriteOpts { keep_status: true, ..opts.clone() },
+            &svc,
+            "default",
+            json!({
+                "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+                "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
+            }),
+            &opts,
         );
+        let ep = self.def_for("v1", "Endpoints").expect("built in");
+        let (ep_obj, slice_obj) = api_endpoint_objects(&[("172.18.0.2".to_string(), 6443)]);
+        let _ = self.create(&ep, "default", ep_obj, &opts);
+        let slice = self.def_for("discovery.k8s.io/v1", "EndpointSlice").expect("built in");
+        let _ = self.create(&slice, "default", slice_obj, &opts);
+        let cidr = self.def_for("networking.k8s.io/v1", "ServiceCIDR").expect("built in");
+        let _ = self.create(
+            &cidr,
+            "",
+            json!({
+                "metadata": {"name": "kubernetes", "finalizers": ["networking.k8s.io/service-cidr-finalizer"]},
+                "spec": {"cidrs": ["10.96.0.0/12"]},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "", "message": "Kubernetes Service CIDR is ready", "lastTransitionTime": util::now_rfc3339()}]},
+            }),
+            &keep,
+        );
+    }
+
+    /// Points the `kubernetes` Endpoints and EndpointSlice in `default` at these addresses.
+    pub fn set_api_endpoints(&mut self, endpoints: &[(String, u16)]) {
+        let (ep_obj, slice_obj) = api_endpoint_objects(endpoints);
+        for (api_version, kind, mut obj) in
+            [("v1", "Endpoints", ep_obj), ("discovery.k8s.io/v1", "EndpointSlice", slice_obj)]
+        {
+            let Some(def) = self.def_for(api_version, kind) else { continue };
+            let opts = WriteOpts { manager: "kube-apiserver".into(), ..Default::default() };
+            match self.get(&def, "default", "kubernetes").cloned() {
+                Some(old) => {
+                    obj["metadata"] = old["metadata"].clone();
+                    let _ = self.finish_update(&def, &old, obj, &opts, false);
+                }
+                None => {
+                    let _ = self.create(&def, "default", obj, &opts);
+                }
+            }
+        }
+        self.drain();
     }
 
     pub fn set_spawner(&mut self, spawner: Spawner) {
@@ -493,6 +578,9 @@ impl State {
                 _ => {}
             }
         }
+        if let Some(user) = &opts.user {
+            self.check_escalation(def, ns, &name, &obj, None, user)?;
+        }
         if self.get(def, ns, &name).is_some() {
             return Err(ApiError::already_exists(def, &name));
         }
@@ -514,6 +602,10 @@ impl State {
             m.remove("status");
         }
         controllers::default_fields(def, &mut obj);
+        let errs = validation::validate(def, &obj, None);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(def, &name, &errs));
+        }
         let managed_by_apply = meta(&obj)["managedFields"]
             .as_array()
             .is_some_and(|a| a.iter().any(|e| e["operation"] == "Apply"));
@@ -567,6 +659,10 @@ impl State {
     ) -> Result<Value, ApiError> {
         let name = meta_str(old, "name").to_string();
         let sub = opts.subresource.as_deref();
+        if let (Some(user), None) = (&opts.user, sub) {
+            let ns = meta_str(old, "namespace").to_string();
+            self.check_escalation(def, &ns, &name, &body, Some(old), user)?;
+        }
         let mut new = match sub {
             Some("status") => {
                 let mut n = old.clone();
@@ -612,7 +708,10 @@ impl State {
         if sub.is_none() {
             controllers::default_fields(def, &mut new);
         }
-        let errs = validate_labels(&new);
+        let mut errs = validate_labels(&new);
+        if sub.is_none() {
+            errs.extend(validation::validate(def, &new, Some(old)));
+        }
         if !errs.is_empty() {
             return Err(ApiError::invalid(def, &name, &errs));
         }
@@ -798,6 +897,79 @@ impl State {
         self.collect_garbage(&out, opts.orphan);
         self.drain();
         Ok(out)
+    }
+
+    /// RBAC escalation prevention for Role / ClusterRole / (Cluster)RoleBinding writes by a
+    /// non-privileged user, as `pkg/registry/rbac/*/policybased` does.
+    fn check_escalation(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: &Value,
+        old: Option<&Value>,
+        user: &crate::rbac::User,
+    ) -> Result<(), ApiError> {
+        use crate::rbac::{Attributes, PolicyRule};
+        const RBAC: &str = "rbac.authorization.k8s.io";
+        if def.group != RBAC || user.groups.iter().any(|g| g == "system:masters") {
+            return Ok(());
+        }
+        let ns = if def.namespaced { ns } else { "" };
+        let attrs = |verb: &str, resource: &str, n: Option<&str>| Attributes {
+            verb: verb.to_string(),
+            group: RBAC.to_string(),
+            resource: resource.to_string(),
+            name: n.map(str::to_string),
+            namespace: ns.to_string(),
+            ..Default::default()
+        };
+        match def.plural.as_str() {
+            "roles" | "clusterroles" => {
+                if old.is_some_and(|o| o["rules"] == obj["rules"]) {
+                    return Ok(());
+                }
+                let request_name = old.map(|_| name);
+                if user.can(&attrs("escalate", &def.plural, request_name)) {
+                    return Ok(());
+                }
+                let rules = PolicyRule::parse(&obj["rules"]);
+                user.confirm_no_escalation(ns, &rules)
+                    .map_err(|msg| ApiError::forbidden(def, name, &msg))
+            }
+            "rolebindings" | "clusterrolebindings" => {
+                if old.is_some_and(|o| {
+                    o["roleRef"] == obj["roleRef"] && o["subjects"] == obj["subjects"]
+                }) {
+                    return Ok(());
+                }
+                let role_ref = &obj["roleRef"];
+                let ref_name = role_ref["name"].as_str().unwrap_or_default();
+                let (role_def, role_ns) = match role_ref["kind"].as_str() {
+                    Some("ClusterRole") => {
+                        (self.def_for("rbac.authorization.k8s.io/v1", "ClusterRole"), "")
+                    }
+                    _ => (self.def_for("rbac.authorization.k8s.io/v1", "Role"), ns),
+                };
+                let Some(role_def) = role_def else { return Ok(()) };
+                if user.can(&attrs("bind", &role_def.plural, Some(ref_name))) {
+                    return Ok(());
+                }
+                if role_ref["kind"] != "Role" && role_ref["kind"] != "ClusterRole" {
+                    return Err(ApiError::internal(&format!(
+                        "unsupported role reference kind: {}",
+                        role_ref["kind"]
+                    )));
+                }
+                let role = self
+                    .get(&role_def, role_ns, ref_name)
+                    .ok_or_else(|| ApiError::not_found(&role_def, ref_name))?;
+                let rules = PolicyRule::parse(&role["rules"]);
+                user.confirm_no_escalation(ns, &rules)
+                    .map_err(|msg| ApiError::forbidden(def, name, &msg))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Deletes (or orphans) everything owned by `owner`.

@@ -129,6 +129,19 @@ impl ApiError {
         name: Option<&str>,
         namespace: Option<&str>,
     ) -> Self {
+        Self::rbac_forbidden_sub(user, verb, group, plural, None, name, namespace)
+    }
+
+    /// The RBAC denial body, with a subresource (`pods/log`) in the message.
+    pub fn rbac_forbidden_sub(
+        user: &str,
+        verb: &str,
+        group: &str,
+        plural: &str,
+        sub: Option<&str>,
+        name: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Self {
         let gr = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
         let subject = match name {
             Some(n) => format!("{gr} \"{n}\""),
@@ -137,6 +150,10 @@ impl ApiError {
         let scope = match namespace {
             Some(ns) => format!("in the namespace \"{ns}\""),
             None => "at the cluster scope".to_string(),
+        };
+        let resource = match sub {
+            Some(s) => format!("{plural}/{s}"),
+            None => plural.to_string(),
         };
         let mut d = json!({});
         if let Some(n) = name {
@@ -150,9 +167,25 @@ impl ApiError {
             403,
             "Forbidden",
             format!(
-                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{plural}\" in API group \"{group}\" {scope}"
+                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
             ),
             Some(d),
+        )
+    }
+
+    /// `apierrors.NewForbidden(resource, name, err)` as admission plugins and the RBAC
+    /// storage return it: `pods "x" is forbidden: <reason>`.
+    pub fn forbidden(def: &ResourceDef, name: &str, reason: &str) -> Self {
+        let subject = if name.is_empty() {
+            def.group_resource()
+        } else {
+            format!("{} \"{}\"", def.group_resource(), name)
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{subject} is forbidden: {reason}"),
+            Some(details(def, name)),
         )
     }
 
@@ -260,16 +293,27 @@ fn details(def: &ResourceDef, name: &str) -> Value {
 pub struct FieldError {
     pub field: String,
     pub reason: &'static str,
+    /// The invalid value as Go's validation prints it (`"x"` for strings, `80` for numbers,
+    /// `[]string{"a"}` for slices); `None` for Required / Forbidden errors.
     pub value: Option<String>,
     pub detail: String,
 }
 
 impl FieldError {
     pub fn invalid(field: &str, value: &str, detail: impl Into<String>) -> Self {
+        Self::invalid_raw(field, json!(value).to_string(), detail)
+    }
+
+    /// Invalid with the value already rendered (numbers, Go slices).
+    pub fn invalid_raw(
+        field: &str,
+        rendered: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
         FieldError {
             field: field.to_string(),
             reason: "FieldValueInvalid",
-            value: Some(value.to_string()),
+            value: Some(rendered.into()),
             detail: detail.into(),
         }
     }
@@ -283,11 +327,36 @@ impl FieldError {
         }
     }
 
+    pub fn forbidden(field: &str, detail: impl Into<String>) -> Self {
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueForbidden",
+            value: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// `Unsupported value: "x": supported values: "a", "b"`.
+    pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> Self {
+        let list: Vec<String> = supported.iter().map(|s| json!(s).to_string()).collect();
+        FieldError {
+            field: field.to_string(),
+            reason: "FieldValueNotSupported",
+            value: Some(json!(value).to_string()),
+            detail: format!("supported values: {}", list.join(", ")),
+        }
+    }
+
     /// The cause message, e.g. `Invalid value: "x": must be ...`.
     pub fn message(&self) -> String {
         match (&self.value, self.reason) {
-            (Some(v), _) => format!("Invalid value: {}: {}", json!(v), self.detail),
+            (Some(v), "FieldValueNotSupported") => {
+                format!("Unsupported value: {v}: {}", self.detail)
+            }
+            (Some(v), _) => format!("Invalid value: {v}: {}", self.detail),
+            (None, "FieldValueRequired") if self.detail.is_empty() => "Required value".into(),
             (None, "FieldValueRequired") => format!("Required value: {}", self.detail),
+            (None, "FieldValueForbidden") => format!("Forbidden: {}", self.detail),
             (None, _) => self.detail.clone(),
         }
     }
