@@ -2,6 +2,7 @@
 //! values file, the record on the host and the `VirtualCluster` resource. Pure: no I/O, no clock.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -66,11 +67,80 @@ pub struct IsolationSpec {
     /// Allow workloads to reach the public internet (private ranges stay closed).
     #[serde(default)]
     pub allow_internet: bool,
+    /// The host API server's endpoints ("IP:PORT"), the only addresses outside the cluster
+    /// its control plane may reach. `vc create` reads them from the host's `kubernetes`
+    /// Service when this is empty; left empty (the host would not tell), the control plane
+    /// may reach any address on 443, 6443 and 8443.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_api: Vec<String>,
+    /// Host ranges (pod and service CIDRs) kept closed to public egress besides the private
+    /// and special ranges; `vc create` adds what the host tells.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ranges: Vec<String>,
 }
 
 impl Default for IsolationSpec {
     fn default() -> Self {
-        Self { enabled: true, allow_internet: false }
+        Self { enabled: true, allow_internet: false, host_api: Vec::new(), host_ranges: Vec::new() }
+    }
+}
+
+impl IsolationSpec {
+    /// The host API endpoints as socket addresses (validated by [`VirtualClusterSpec::validate`]).
+    pub fn host_api_endpoints(&self) -> Vec<SocketAddr> {
+        self.host_api.iter().filter_map(|e| e.parse().ok()).collect()
+    }
+}
+
+/// An IP range, `ADDRESS/PREFIX` (a bare address is a single host), with its host bits cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => {
+                (addr.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?))
+            }
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then(|| Cidr { addr: mask(addr, prefix), prefix })
+    }
+
+    /// The range holding exactly `addr`.
+    pub fn host(addr: IpAddr) -> Cidr {
+        Cidr { addr, prefix: if addr.is_ipv4() { 32 } else { 128 } }
+    }
+
+    /// Whether every address of `other` is in this range.
+    pub fn contains(&self, other: &Cidr) -> bool {
+        self.addr.is_ipv4() == other.addr.is_ipv4()
+            && other.prefix >= self.prefix
+            && mask(other.addr, self.prefix) == self.addr
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
+    match addr {
+        IpAddr::V4(a) => {
+            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & keep).into())
+        }
+        IpAddr::V6(a) => {
+            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & keep).into())
+        }
     }
 }
 
@@ -130,6 +200,12 @@ pub enum SpecError {
     Selector(String, String),
     #[error("invalid image reference {0:?}: {1}")]
     Image(String, String),
+    #[error(
+        "invalid isolation.hostApi entry {0:?}: use IP:PORT, such as 172.18.0.2:6443 or [fd00::1]:6443"
+    )]
+    HostApi(String),
+    #[error("invalid isolation.hostRanges entry {0:?}: use a CIDR, such as 10.244.0.0/16")]
+    HostRange(String),
 }
 
 /// Label keys `vc` and the engine set themselves; a user label may not override them.
@@ -412,6 +488,16 @@ impl VirtualClusterSpec {
         for image in [&self.images.control_plane, &self.images.engine].into_iter().flatten() {
             validate_image(image)?;
         }
+        for endpoint in &self.isolation.host_api {
+            if endpoint.parse::<SocketAddr>().map_or(true, |a| a.port() == 0) {
+                return Err(SpecError::HostApi(endpoint.clone()));
+            }
+        }
+        for range in &self.isolation.host_ranges {
+            if !range.contains('/') || Cidr::parse(range).is_none() {
+                return Err(SpecError::HostRange(range.clone()));
+            }
+        }
         if let Some(values) = &self.engine.values
             && !values.is_object()
         {
@@ -434,6 +520,38 @@ impl VirtualClusterSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidrs() {
+        let private = Cidr::parse("10.0.0.0/8").expect("a CIDR");
+        assert!(private.contains(&Cidr::parse("10.244.0.0/16").expect("a CIDR")));
+        assert!(!private.contains(&Cidr::parse("11.0.0.0/16").expect("a CIDR")));
+        assert!(!private.contains(&Cidr::parse("0.0.0.0/0").expect("a CIDR")));
+        assert_eq!(Cidr::parse("10.1.2.3/8").expect("a CIDR").to_string(), "10.0.0.0/8");
+        assert_eq!(Cidr::parse("172.18.0.2").expect("an address").to_string(), "172.18.0.2/32");
+        assert_eq!(Cidr::parse("0.0.0.0/0").expect("a CIDR").to_string(), "0.0.0.0/0");
+        assert_eq!(Cidr::parse("fd00::1/64").expect("a CIDR").to_string(), "fd00::/64");
+        assert!(!private.contains(&Cidr::parse("fd00::/64").expect("a CIDR")));
+        for bad in ["10.0.0.0/33", "10.0.0/8", "x", "fd00::/129", ""] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_api_and_ranges_are_checked() {
+        let mut spec = VirtualClusterSpec::default();
+        spec.isolation.host_api = vec!["172.18.0.2:6443".into(), "[fd00::1]:443".into()];
+        spec.isolation.host_ranges = vec!["10.244.0.0/16".into()];
+        assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.isolation.host_api_endpoints().len(), 2);
+        for bad in ["172.18.0.2", "host:6443", "172.18.0.2:0"] {
+            spec.isolation.host_api = vec![bad.into()];
+            assert_eq!(spec.validate(), Err(SpecError::HostApi(bad.into())));
+        }
+        spec.isolation.host_api.clear();
+        spec.isolation.host_ranges = vec!["10.244.0.1".into()];
+        assert_eq!(spec.validate(), Err(SpecError::HostRange("10.244.0.1".into())));
+    }
 
     #[test]
     fn names() {

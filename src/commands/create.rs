@@ -115,6 +115,7 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
         namespace: namespace.clone(),
         own_namespace,
         created_at: jiff::Timestamp::now(),
+        host_minor: None,
     };
     let rendered = engine::render(&spec, &placement)?;
     if args.dry_run {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::spec::VirtualClusterSpec;
+use crate::spec::{Cidr, VirtualClusterSpec};
 
 use super::EngineError;
 use super::images::{ENGINE_RELEASE, ImageRef, ResolvedImages};
@@ -17,9 +17,35 @@ use model::Config;
 /// The release defaults, as data: every key and value the release's `config.yaml` starts from.
 const DEFAULTS_JSON: &str = include_str!("config/defaults-v0.36.1.json");
 
-/// Public egress stays closed to these ranges even with `allow_internet`.
-pub const PRIVATE_RANGES: [&str; 5] =
-    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
+/// Public egress stays closed to these ranges even with `allow_internet`: RFC 1918, shared
+/// address space (RFC 6598, carrier NAT and some clouds' pod networks), link-local (cloud
+/// metadata services), loopback, "this network", multicast and the reserved 240.0.0.0/4.
+pub const PRIVATE_RANGES: [&str; 9] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "0.0.0.0/8",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// The ranges closed to public egress: [`PRIVATE_RANGES`], then the host's own ranges and its
+/// API server's addresses (a managed host's API may have a public address) where the private
+/// ranges do not already cover them. IPv4 only: public egress is `0.0.0.0/0`.
+pub fn public_egress_except(spec: &VirtualClusterSpec) -> Vec<String> {
+    let mut closed: Vec<Cidr> = PRIVATE_RANGES.iter().filter_map(|r| Cidr::parse(r)).collect();
+    let host_ranges = spec.isolation.host_ranges.iter().filter_map(|r| Cidr::parse(r));
+    let api = spec.isolation.host_api_endpoints().into_iter().map(|a| Cidr::host(a.ip()));
+    for range in host_ranges.chain(api) {
+        if range.addr.is_ipv4() && !closed.iter().any(|c| c.contains(&range)) {
+            closed.push(range);
+        }
+    }
+    closed.iter().map(Cidr::to_string).collect()
+}
 
 /// ResourceQuota `hard` defaults: a cap a 2-4 CPU laptop cluster can honour, with room for the
 /// control-plane pod, CoreDNS and a handful of workloads.
@@ -181,7 +207,7 @@ pub fn derived(
                     public_egress: Some(NetworkPolicyWorkloadPublicEgress {
                         enabled: Some(spec.isolation.allow_internet),
                         cidr: Some("0.0.0.0/0".to_string()),
-                        except: Some(PRIVATE_RANGES.iter().map(|r| r.to_string()).collect()),
+                        except: Some(public_egress_except(spec)),
                     }),
                     ..Default::default()
                 }),
@@ -399,7 +425,6 @@ pub fn check_supported(config: &Value) -> Result<(), EngineError> {
             "rbac.clusterRole.enabled=true: vc gives the engine no ClusterRole".to_string(),
         );
     }
-    let cluster_role_off = cluster_role.is_some_and(|v| v == &Value::Bool(false) || v == "false");
     let metrics = is_set(at(config, "integrations.metricsServer.enabled"))
         && is_set(at(config, "integrations.metricsServer.nodes"));
     let cluster_issuers = is_set(at(config, "integrations.certManager.enabled"))
@@ -410,13 +435,15 @@ pub fn check_supported(config: &Value) -> Result<(), EngineError> {
         .map(|path| path.to_string())
         .or_else(|| metrics.then(|| "integrations.metricsServer.nodes".to_string()))
         .or_else(|| {
-            cluster_issuers.then(|| "integrations.certManager (cluster issuers)".to_string())
+            cluster_issuers.then(|| {
+                "integrations.certManager.sync.fromHost.clusterIssuers.enabled".to_string()
+            })
         });
-    if let Some(path) = trigger
-        && !cluster_role_off
-    {
+    // `rbac.clusterRole.enabled: false` does not make these work: the engine would then fail
+    // with "forbidden" at run time, so they are refused whatever that switch says.
+    if let Some(path) = trigger {
         return unsupported(format!(
-            "{path} needs cluster-wide rights on the host (a ClusterRole), which vc never grants"
+            "{path} needs cluster-wide rights on the host (a ClusterRole), which vc never grants; switch it off in engine.values"
         ));
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! engine configuration (`policies`), which `vc` derives from the spec. Pure: no I/O.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use k8s_openapi::api::core::v1::{
     LimitRange, LimitRangeItem, LimitRangeSpec, ResourceQuota, ResourceQuotaSpec,
@@ -12,20 +13,19 @@ use k8s_openapi::api::networking::v1::{
     NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::config::model::{Config, StrBool};
-use super::objects::{control_plane_selector, from_config_value, object_meta};
-use super::{EngineError, LABEL_APP, LABEL_MANAGED_BY_ENGINE};
+use super::objects::{from_config_value, object_meta};
+use super::{APP_VCLUSTER, EngineError, LABEL_APP, LABEL_MANAGED_BY_ENGINE, LABEL_RELEASE};
+use crate::spec::Cidr;
 
 /// The API port of the control-plane pod (the syncer's proxy).
 pub const API_PORT: i32 = 8443;
-/// The port CoreDNS listens on inside its pod.
-pub const DNS_POD_PORT: i32 = 1053;
 /// Ports a host API server listens on: 443 (managed clusters), 6443 (kind, k3d, kubeadm) and
-/// 8443 (minikube).
+/// 8443 (minikube). Only used when the host's real endpoints could not be read.
 pub const HOST_API_PORTS: [i32; 3] = [443, 6443, 8443];
 /// Label of the engine's CoreDNS pods.
 pub const LABEL_K8S_APP: &str = "k8s-app";
@@ -40,16 +40,38 @@ fn selector(labels: &[(&str, &str)]) -> LabelSelector {
     }
 }
 
-fn pods(labels: &[(&str, &str)]) -> NetworkPolicyPeer {
-    NetworkPolicyPeer { pod_selector: Some(selector(labels)), ..Default::default() }
+/// Pods with these labels that the engine did not sync out of a virtual cluster. The engine
+/// sets `vcluster.loft.sh/managed-by` on every pod it syncs and moves a tenant's own value of
+/// that key (and of `release`) to a hashed key, so no tenant pod lacks it: a policy that
+/// grants more than "own cluster only" selects through this, never through labels alone.
+fn not_synced(labels: &[(&str, &str)]) -> LabelSelector {
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: LABEL_MANAGED_BY_ENGINE.to_string(),
+            operator: "DoesNotExist".to_string(),
+            values: None,
+        }]),
+        ..selector(labels)
+    }
 }
 
-fn workloads(name: &str) -> NetworkPolicyPeer {
-    pods(&[(LABEL_MANAGED_BY_ENGINE, name)])
+fn pods(selector: LabelSelector) -> NetworkPolicyPeer {
+    NetworkPolicyPeer { pod_selector: Some(selector), ..Default::default() }
 }
 
-fn control_plane(name: &str) -> NetworkPolicyPeer {
-    NetworkPolicyPeer { pod_selector: Some(control_plane_selector(name)), ..Default::default() }
+/// The cluster's synced pods (its tenant's workloads, CoreDNS among them).
+fn workload_pods(name: &str) -> LabelSelector {
+    selector(&[(LABEL_MANAGED_BY_ENGINE, name)])
+}
+
+/// The control-plane pod: the StatefulSet's labels, and not a synced pod.
+fn control_plane_pods(name: &str) -> LabelSelector {
+    not_synced(&[(LABEL_APP, APP_VCLUSTER), (LABEL_RELEASE, name)])
+}
+
+/// The engine's snapshot pods (made by the upstream CLI next to the control plane).
+fn snapshot_pods() -> LabelSelector {
+    not_synced(&[(LABEL_APP, SNAPSHOT_APP)])
 }
 
 fn host_dns() -> NetworkPolicyPeer {
@@ -89,6 +111,37 @@ fn ingress(
     }
 }
 
+fn ip_block(cidr: String, except: Option<Vec<String>>) -> NetworkPolicyPeer {
+    NetworkPolicyPeer { ip_block: Some(IPBlock { cidr, except }), ..Default::default() }
+}
+
+/// Egress to the host API server: its endpoints, each address as a single-host block with
+/// its own port (policy controllers judge traffic after the `kubernetes` Service's address is
+/// translated to an endpoint). Without known endpoints: any address on the usual API ports.
+fn host_api(endpoints: &[SocketAddr]) -> Vec<NetworkPolicyEgressRule> {
+    if endpoints.is_empty() {
+        return vec![egress(vec![], HOST_API_PORTS.iter().map(|p| port("TCP", *p)).collect())];
+    }
+    let by_port: BTreeMap<u16, Vec<String>> =
+        endpoints.iter().fold(BTreeMap::new(), |mut acc, endpoint| {
+            let block = Cidr::host(endpoint.ip()).to_string();
+            let blocks: &mut Vec<String> = acc.entry(endpoint.port()).or_default();
+            if !blocks.contains(&block) {
+                blocks.push(block);
+            }
+            acc
+        });
+    by_port
+        .into_iter()
+        .map(|(number, blocks)| {
+            egress(
+                blocks.into_iter().map(|b| ip_block(b, None)).collect(),
+                vec![port("TCP", i32::from(number))],
+            )
+        })
+        .collect()
+}
+
 fn policy(
     name: String,
     namespace: &str,
@@ -126,11 +179,21 @@ fn extra_rules<T: serde::Serialize, U: serde::de::DeserializeOwned>(
 }
 
 /// The NetworkPolicies of cluster `name`, when `policies.networkPolicy.enabled` is on.
+/// `host_api` holds the host API server's endpoints (empty when unknown).
+///
+/// Who can match which policy (docs/security.md has the whole argument):
+/// - `vc-work-<name>` selects every synced pod, so a tenant matches it: it grants only the
+///   cluster's own pods and API port, plus public addresses with `allowInternet`.
+/// - `vc-cp-<name>` and `vc-snapshot-<name>` select pods without the engine's managed-by label,
+///   which no synced pod lacks: a tenant cannot match them, whatever labels it sets.
+/// - The virtual CoreDNS is a synced pod like any other and gets no policy of its own: it
+///   answers `cluster.local` itself, and what it may reach beyond, a tenant may reach too.
 pub fn network_policies(
     name: &str,
     namespace: &str,
     labels: &BTreeMap<String, String>,
     config: &Config,
+    host_api_endpoints: &[SocketAddr],
 ) -> Result<Vec<NetworkPolicy>, EngineError> {
     let Some(settings) = config.policies.as_ref().and_then(|p| p.network_policy.as_ref()) else {
         return Ok(Vec::new());
@@ -141,66 +204,64 @@ pub fn network_policies(
     let workload = settings.workload.as_ref();
     let control = settings.control_plane.as_ref();
 
-    // Workloads: their own pods, their virtual DNS and API server, and nothing else.
+    // Workloads: their own pods (CoreDNS included) and their API server, nothing else.
     let mut workload_egress = vec![
-        egress(
-            vec![control_plane(name)],
-            vec![port("TCP", API_PORT), port("UDP", DNS_POD_PORT), port("TCP", DNS_POD_PORT)],
-        ),
-        egress(vec![workloads(name)], vec![]),
+        egress(vec![pods(control_plane_pods(name))], vec![port("TCP", API_PORT)]),
+        egress(vec![pods(workload_pods(name))], vec![]),
     ];
     if let Some(public) = workload.and_then(|w| w.public_egress.as_ref())
         && public.enabled == Some(true)
     {
         let cidr = public.cidr.clone().unwrap_or_else(|| "0.0.0.0/0".to_string());
         let except = public.except.clone().filter(|e| !e.is_empty());
-        workload_egress.push(egress(
-            vec![NetworkPolicyPeer {
-                ip_block: Some(IPBlock { cidr, except }),
-                ..Default::default()
-            }],
-            vec![],
-        ));
+        workload_egress.push(egress(vec![ip_block(cidr, except)], vec![]));
     }
     workload_egress.extend(extra_rules::<_, NetworkPolicyEgressRule>(
         workload.and_then(|w| w.egress.as_ref()),
         "policies.networkPolicy.workload.egress",
     )?);
-    let mut workload_ingress =
-        vec![ingress(vec![control_plane(name)], vec![]), ingress(vec![workloads(name)], vec![])];
+    let mut workload_ingress = vec![
+        ingress(vec![pods(control_plane_pods(name))], vec![]),
+        ingress(vec![pods(workload_pods(name))], vec![]),
+    ];
     workload_ingress.extend(extra_rules::<_, NetworkPolicyIngressRule>(
         workload.and_then(|w| w.ingress.as_ref()),
         "policies.networkPolicy.workload.ingress",
     )?);
 
-    // Control plane: serves its API port, reaches the host API server and host DNS, its peers
-    // and its workloads.
-    let mut control_egress = vec![
-        egress(vec![host_dns()], dns_ports(53)),
-        egress(vec![], HOST_API_PORTS.iter().map(|p| port("TCP", *p)).collect()),
-        egress(vec![control_plane(name)], vec![]),
-        egress(vec![workloads(name)], vec![]),
-    ];
+    // Control plane: serves its API port, reaches the host API server's endpoints, host DNS,
+    // its peers and its workloads (webhooks and API services a tenant runs).
+    let mut control_egress = vec![egress(vec![host_dns()], dns_ports(53))];
+    control_egress.extend(host_api(host_api_endpoints));
+    control_egress.push(egress(vec![pods(control_plane_pods(name))], vec![]));
+    control_egress.push(egress(vec![pods(workload_pods(name))], vec![]));
     control_egress.extend(extra_rules::<_, NetworkPolicyEgressRule>(
         control.and_then(|c| c.egress.as_ref()),
         "policies.networkPolicy.controlPlane.egress",
     )?);
     let mut control_ingress = vec![
         ingress(vec![], vec![port("TCP", API_PORT)]),
-        ingress(vec![control_plane(name)], vec![]),
-        ingress(vec![pods(&[(LABEL_APP, SNAPSHOT_APP)])], vec![]),
+        ingress(vec![pods(control_plane_pods(name))], vec![]),
+        ingress(vec![pods(snapshot_pods())], vec![]),
     ];
     control_ingress.extend(extra_rules::<_, NetworkPolicyIngressRule>(
         control.and_then(|c| c.ingress.as_ref()),
         "policies.networkPolicy.controlPlane.ingress",
     )?);
 
-    let mut policies = vec![
+    // The engine's snapshot pods reach only the control plane, host DNS and the host API.
+    let mut snapshot_egress = vec![
+        egress(vec![pods(control_plane_pods(name))], vec![]),
+        egress(vec![host_dns()], dns_ports(53)),
+    ];
+    snapshot_egress.extend(host_api(host_api_endpoints));
+
+    Ok(vec![
         policy(
             format!("vc-work-{name}"),
             namespace,
             labels,
-            selector(&[(LABEL_MANAGED_BY_ENGINE, name)]),
+            workload_pods(name),
             workload_egress,
             workload_ingress,
         ),
@@ -208,45 +269,19 @@ pub fn network_policies(
             format!("vc-cp-{name}"),
             namespace,
             labels,
-            control_plane_selector(name),
+            control_plane_pods(name),
             control_egress,
             control_ingress,
         ),
-    ];
-
-    let coredns = config.control_plane.as_ref().and_then(|c| c.coredns.as_ref());
-    let coredns_synced =
-        coredns.is_some_and(|c| c.enabled == Some(true) && c.embedded != Some(true));
-    if coredns_synced {
-        // The virtual CoreDNS forwards names outside the virtual cluster to the resolver of
-        // its node, whose address is unknown here: DNS to any address, from CoreDNS only.
-        policies.push(policy(
-            format!("vc-kube-dns-{name}"),
+        policy(
+            format!("vc-snapshot-{name}"),
             namespace,
             labels,
-            selector(&[(LABEL_K8S_APP, VIRTUAL_DNS_APP), (LABEL_MANAGED_BY_ENGINE, name)]),
-            vec![
-                egress(vec![], dns_ports(53)),
-                egress(vec![control_plane(name)], vec![port("TCP", API_PORT)]),
-            ],
-            vec![ingress(vec![workloads(name)], dns_ports(DNS_POD_PORT))],
-        ));
-    }
-
-    // The engine's snapshot pods reach only the control plane, host DNS and the host API.
-    policies.push(policy(
-        format!("vc-snapshot-{name}"),
-        namespace,
-        labels,
-        selector(&[(LABEL_APP, SNAPSHOT_APP)]),
-        vec![
-            egress(vec![control_plane(name)], vec![]),
-            egress(vec![host_dns()], dns_ports(53)),
-            egress(vec![], HOST_API_PORTS.iter().map(|p| port("TCP", *p)).collect()),
-        ],
-        vec![],
-    ));
-    Ok(policies)
+            snapshot_pods(),
+            snapshot_egress,
+            vec![],
+        ),
+    ])
 }
 
 /// A configuration quantity (a string, or a bare number in YAML) as a Kubernetes quantity.

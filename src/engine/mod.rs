@@ -50,6 +50,8 @@ pub struct Placement {
     /// Whether `vc` creates (and later deletes) the namespace.
     pub own_namespace: bool,
     pub created_at: Timestamp,
+    /// The host's Kubernetes minor version, when known (some Role rules depend on it).
+    pub host_minor: Option<u32>,
 }
 
 /// One host object, typed.

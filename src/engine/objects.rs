@@ -251,10 +251,17 @@ fn enabled(switch: Option<&model::EnableSwitchWithPatches>) -> bool {
     switch.and_then(|s| s.enabled).unwrap_or(false)
 }
 
-/// The Role's rules: what the syncer needs in its own namespace for the enabled syncers.
+/// The Role's rules: what the syncer of this configuration writes and reads on the host, and
+/// no more (a namespace admin must be granted whatever `admin` lacks, so every rule counts).
+/// Verbs follow the engine's code at the pinned release rather than the chart where the chart
+/// grants more: the syncer updates (never patches) pod status, ephemeral containers,
+/// endpoints and endpoint slices, and resizes pods in place only on hosts from 1.35 on.
 /// Creating and deleting Services covers the throw-away Services it uses to find the host's
 /// service CIDR.
-pub fn role_rules(view: &View<'_>) -> Result<Vec<PolicyRule>, EngineError> {
+pub fn role_rules(
+    view: &View<'_>,
+    host_minor: Option<u32>,
+) -> Result<Vec<PolicyRule>, EngineError> {
     let rbac = view.config.rbac.as_ref().and_then(|r| r.role.as_ref());
     if let Some(overwrite) = rbac.and_then(|r| r.overwrite_rules.as_ref()).filter(|r| !r.is_empty())
     {
@@ -275,9 +282,8 @@ pub fn role_rules(view: &View<'_>) -> Result<Vec<PolicyRule>, EngineError> {
             ],
             &ALL_VERBS,
         ),
-        rule(&[""], &["pods/status", "pods/ephemeralcontainers"], &["patch", "update"]),
-        // In-place pod resize exists from Kubernetes 1.35 on; the rule is inert on older hosts.
-        rule(&[""], &["pods/resize"], &["patch", "update"]),
+        // Virtual pod conditions (readiness gates) and `kubectl debug` inside.
+        rule(&[""], &["pods/status", "pods/ephemeralcontainers"], &["update"]),
         rule(
             &["apps"],
             &["statefulsets", "replicasets", "deployments"],
@@ -287,15 +293,18 @@ pub fn role_rules(view: &View<'_>) -> Result<Vec<PolicyRule>, EngineError> {
         rule(&[""], &["events"], &["create", "get", "list", "watch"]),
         rule(&["events.k8s.io"], &["events"], &["create", "get", "list", "watch"]),
     ];
+    if host_minor.is_some_and(|minor| minor >= 35) {
+        rules.push(rule(&[""], &["pods/resize"], &["patch"]));
+    }
     let to_host = view.sync_to_host();
     if enabled(to_host.and_then(|t| t.endpoints.as_ref())) {
-        rules.push(rule(&[""], &["endpoints"], &["create", "delete", "patch", "update"]));
+        rules.push(rule(&[""], &["endpoints"], &["create", "delete", "update"]));
     }
     if enabled(to_host.and_then(|t| t.endpoint_slices.as_ref())) {
         rules.push(rule(
             &["discovery.k8s.io"],
             &["endpointslices"],
-            &["create", "list", "get", "delete", "patch", "update", "watch"],
+            &["create", "delete", "update", "get", "list", "watch"],
         ));
     }
     let metrics = view.config.integrations.as_ref().and_then(|i| i.metrics_server.as_ref());
@@ -313,10 +322,41 @@ pub fn role_rules(view: &View<'_>) -> Result<Vec<PolicyRule>, EngineError> {
             rules.push(rule(&[group], &[resource], &ALL_VERBS));
         }
     }
+    rules.extend(integration_rules(view));
     for extra in rbac.and_then(|r| r.extra_rules.as_ref()).into_iter().flatten() {
         rules.push(from_config(extra, "rbac.role.extraRules")?);
     }
     Ok(rules)
+}
+
+/// The rules the chart's Role grants for the opt-in integrations that need no cluster-wide
+/// rights (the others are refused by the configuration check): cert-manager's certificates
+/// and issuers, and Gateway API reference grants switched on explicitly.
+fn integration_rules(view: &View<'_>) -> Vec<PolicyRule> {
+    let mut rules = Vec::new();
+    let cert_manager = view.config.integrations.as_ref().and_then(|i| i.cert_manager.as_ref());
+    if let Some(cert_manager) = cert_manager.filter(|c| c.enabled == Some(true)) {
+        let to_host = cert_manager.sync.as_ref().and_then(|s| s.to_host.as_ref());
+        let on =
+            |switch: Option<&model::EnableSwitch>| switch.and_then(|s| s.enabled) == Some(true);
+        if on(to_host.and_then(|t| t.certificates.as_ref())) {
+            rules.push(rule(&["cert-manager.io"], &["certificates"], &ALL_VERBS));
+        }
+        if on(to_host.and_then(|t| t.issuers.as_ref())) {
+            rules.push(rule(&["cert-manager.io"], &["issuers"], &ALL_VERBS));
+        }
+    }
+    let grants = view
+        .sync_to_host()
+        .and_then(|t| t.gateway_api.as_ref())
+        .and_then(|g| g.reference_grants.as_ref())
+        .and_then(|r| r.enabled.as_ref());
+    if matches!(grants, Some(model::StrBool::Bool(true)))
+        || matches!(grants, Some(model::StrBool::Word(w)) if w == "true")
+    {
+        rules.push(rule(&["gateway.networking.k8s.io"], &["referencegrants"], &ALL_VERBS));
+    }
+    rules
 }
 
 /// The Role `vc-<name>` and its RoleBinding to the syncer's service account.
@@ -324,6 +364,7 @@ pub fn render_rbac(
     name: &str,
     namespace: &str,
     view: &View<'_>,
+    host_minor: Option<u32>,
 ) -> Result<Option<(Role, RoleBinding)>, EngineError> {
     let role_enabled = view
         .config
@@ -339,7 +380,7 @@ pub fn render_rbac(
     let annotations = view.global_annotations();
     let role = Role {
         metadata: object_meta(&role_name, namespace, engine_labels(name), annotations.clone()),
-        rules: Some(role_rules(view)?),
+        rules: Some(role_rules(view, host_minor)?),
     };
     let (service_account, _) = service_account_names(name, view);
     let binding = RoleBinding {

@@ -42,13 +42,16 @@ pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Render
     if let Some(limits) = isolation::limit_range(name, namespace, &labels, &engine.typed)? {
         out.push(HostObject::LimitRange(limits));
     }
-    for policy in isolation::network_policies(name, namespace, &labels, &engine.typed)? {
+    let host_api = spec.isolation.host_api_endpoints();
+    for policy in isolation::network_policies(name, namespace, &labels, &engine.typed, &host_api)? {
         out.push(HostObject::NetworkPolicy(policy));
     }
     for account in objects::render_service_accounts(name, namespace, &view) {
         out.push(HostObject::ServiceAccount(account));
     }
-    if let Some((role, binding)) = objects::render_rbac(name, namespace, &view)? {
+    if let Some((role, binding)) =
+        objects::render_rbac(name, namespace, &view, placement.host_minor)?
+    {
         out.push(HostObject::Role(role));
         out.push(HostObject::RoleBinding(binding));
     }

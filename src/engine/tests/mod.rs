@@ -18,6 +18,7 @@ fn placement(own_namespace: bool) -> Placement {
         namespace: if own_namespace { "vc-dev".to_string() } else { "team-a".to_string() },
         own_namespace,
         created_at: CREATED_AT.parse::<Timestamp>().expect("a valid timestamp"),
+        host_minor: None,
     }
 }
 
@@ -104,7 +105,6 @@ fn default_spec() {
             "LimitRange/vc-dev",
             "NetworkPolicy/vc-work-dev",
             "NetworkPolicy/vc-cp-dev",
-            "NetworkPolicy/vc-kube-dns-dev",
             "NetworkPolicy/vc-snapshot-dev",
             "ServiceAccount/vc-dev",
             "ServiceAccount/vc-workload-dev",
@@ -324,11 +324,81 @@ fn unsupported_variants_are_refused() {
 }
 
 #[test]
-fn the_cluster_role_can_be_switched_off_explicitly() {
+fn switching_the_cluster_role_off_does_not_admit_what_needs_one() {
+    for trigger in [
+        "sync:\n  fromHost:\n    nodes:\n      enabled: true\n",
+        "integrations:\n  kubeVirt:\n    enabled: true\n",
+        "integrations:\n  istio:\n    enabled: true\n",
+        "integrations:\n  externalSecrets:\n    enabled: true\n",
+        "sync:\n  toHost:\n    gatewayApi:\n      enabled: true\n",
+    ] {
+        let spec = with_values(&format!("rbac:\n  clusterRole:\n    enabled: false\n{trigger}"));
+        let err = render(&spec, &placement(true)).expect_err(trigger);
+        assert!(err.to_string().contains("ClusterRole"), "{trigger}: {err}");
+    }
+}
+
+fn role_of(rendered: &Rendered) -> &k8s_openapi::api::rbac::v1::Role {
+    rendered
+        .objects
+        .iter()
+        .find_map(|o| match o {
+            HostObject::Role(role) => Some(role),
+            _ => None,
+        })
+        .expect("a Role")
+}
+
+fn grants(role: &k8s_openapi::api::rbac::v1::Role, group: &str, resource: &str) -> Vec<String> {
+    role.rules
+        .iter()
+        .flatten()
+        .filter(|r| r.api_groups.iter().flatten().any(|g| g == group))
+        .filter(|r| r.resources.iter().flatten().any(|x| x == resource))
+        .flat_map(|r| r.verbs.clone())
+        .collect()
+}
+
+#[test]
+fn role_grants_what_the_engine_uses_and_no_more() {
+    let rendered = render(&VirtualClusterSpec::default(), &placement(true)).expect("renders");
+    let role = role_of(&rendered);
+    assert_eq!(grants(role, "", "pods/status"), ["update"]);
+    assert_eq!(grants(role, "", "pods/ephemeralcontainers"), ["update"]);
+    assert!(grants(role, "", "pods/resize").is_empty(), "no resize on an unknown host");
+    assert!(!grants(role, "", "endpoints").contains(&"patch".to_string()));
+    assert!(!grants(role, "discovery.k8s.io", "endpointslices").contains(&"patch".to_string()));
+    assert!(grants(role, "discovery.k8s.io", "endpointslices").contains(&"create".to_string()));
+
+    let on_135 = Placement { host_minor: Some(35), ..placement(true) };
+    let rendered = render(&VirtualClusterSpec::default(), &on_135).expect("renders");
+    assert_eq!(grants(role_of(&rendered), "", "pods/resize"), ["patch"]);
+    let on_134 = Placement { host_minor: Some(34), ..placement(true) };
+    let rendered = render(&VirtualClusterSpec::default(), &on_134).expect("renders");
+    assert!(grants(role_of(&rendered), "", "pods/resize").is_empty());
+}
+
+#[test]
+fn integrations_get_the_charts_role_rules() {
     let spec = with_values(
-        "rbac:\n  clusterRole:\n    enabled: false\nsync:\n  fromHost:\n    nodes:\n      enabled: true\n",
+        "integrations:\n  certManager:\n    enabled: true\n    sync:\n      fromHost:\n        clusterIssuers:\n          enabled: false\n",
     );
-    assert!(render(&spec, &placement(true)).is_ok());
+    let rendered = render(&spec, &placement(true)).expect("cert-manager renders");
+    let role = role_of(&rendered);
+    assert_eq!(grants(role, "cert-manager.io", "certificates").len(), 7);
+    assert_eq!(grants(role, "cert-manager.io", "issuers").len(), 7);
+    let default = render(&VirtualClusterSpec::default(), &placement(true)).expect("renders");
+    assert!(grants(role_of(&default), "cert-manager.io", "certificates").is_empty());
+
+    let spec = with_values(
+        "sync:\n  toHost:\n    gatewayApi:\n      referenceGrants:\n        enabled: \"true\"\n",
+    );
+    let rendered = render(&spec, &placement(true)).expect("reference grants render");
+    assert_eq!(grants(role_of(&rendered), "gateway.networking.k8s.io", "referencegrants").len(), 7);
+
+    let spec = with_values("integrations:\n  certManager:\n    enabled: true\n");
+    let err = render(&spec, &placement(true)).expect_err("cluster issuers need a ClusterRole");
+    assert!(err.to_string().contains("certManager.sync.fromHost.clusterIssuers"), "{err}");
 }
 
 #[test]
@@ -481,3 +551,5 @@ fn rendering_is_deterministic() {
     let json = |r: &Rendered| r.objects.iter().map(HostObject::to_json).collect::<Vec<_>>();
     assert_eq!(json(&a), json(&b));
 }
+
+mod isolation;
