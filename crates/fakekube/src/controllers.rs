@@ -102,6 +102,28 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
                 json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
             );
         }
+        ("", "limitranges") => {
+            for item in obj["spec"]["limits"].as_array_mut().into_iter().flatten() {
+                if item["type"] != "Container" {
+                    continue;
+                }
+                let copy = |item: &mut Value, from: &str, to: &str| {
+                    let source = item[from].as_object().cloned().unwrap_or_default();
+                    if !item[to].is_object() {
+                        item[to] = json!({});
+                    }
+                    for (k, v) in source {
+                        if item[to].get(&k).is_none() {
+                            item[to][k] = v;
+                        }
+                    }
+                };
+                // SetDefaults_LimitRangeItem: default <- max, defaultRequest <- default, min.
+                copy(item, "max", "default");
+                copy(item, "default", "defaultRequest");
+                copy(item, "min", "defaultRequest");
+            }
+        }
         ("", "pods") => {
             let spec = &mut obj["spec"];
             set_default(spec, "restartPolicy", json!("Always"));
@@ -145,8 +167,17 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
         ("apiextensions.k8s.io/customresourcedefinitions", _) => establish_crd(state, &ev.object),
         _ => {}
     }
+    if !ns.is_empty() && ev.key != "/events" {
+        maintain_quotas(state, &ns);
+    }
     if !state.settings.controllers {
         return;
+    }
+    match (ev.key.as_str(), ev.kind) {
+        ("/serviceaccounts", "ADDED")
+        | ("/limitranges", _)
+        | ("/resourcequotas", "MODIFIED" | "DELETED") => retry_workloads(state, &ns),
+        _ => {}
     }
     match (ev.key.as_str(), ev.kind) {
         ("/namespaces", "ADDED") => populate_namespace(state, &name),
@@ -175,6 +206,42 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
             reconcile_owner(state, &ev.object);
         }
         _ => {}
+    }
+}
+
+/// The ResourceQuota controller: `status.hard` from `spec.hard`, `status.used` from what
+/// the namespace holds now.
+fn maintain_quotas(state: &mut State, ns: &str) {
+    let Some(quota_def) = state.def_for("v1", "ResourceQuota") else { return };
+    let quotas: Vec<Value> = state.list(&quota_def, Some(ns)).into_iter().cloned().collect();
+    for quota in quotas {
+        let status = crate::admission::quota_status(state, &quota);
+        if quota["status"] != status {
+            state.write_status(
+                &quota_def,
+                ns,
+                s(&quota, "name"),
+                status,
+                "kube-controller-manager",
+            );
+        }
+    }
+}
+
+/// Controllers retry failed pod creations; the fake retries when what refused them may have
+/// changed (a ServiceAccount appeared, a LimitRange or quota changed).
+fn retry_workloads(state: &mut State, ns: &str) {
+    for (api_version, kind) in [("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet")] {
+        let d = def(state, api_version, kind);
+        let names: Vec<String> =
+            state.list(&d, Some(ns)).into_iter().map(|o| s(o, "name").to_string()).collect();
+        for name in names {
+            if kind == "StatefulSet" {
+                reconcile_statefulset(state, ns, &name);
+            } else {
+                reconcile_replicaset(state, ns, &name);
+            }
+        }
     }
 }
 
@@ -312,6 +379,7 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
     let claims: Vec<Value> =
         sts["spec"]["volumeClaimTemplates"].as_array().cloned().unwrap_or_default();
 
+    let mut failed = false;
     for ordinal in 0..replicas {
         let pod_name = format!("{name}-{ordinal}");
         for claim in &claims {
@@ -327,8 +395,25 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
                     pvc["metadata"]["labels"][k] = v.clone();
                 }
                 set_default(&mut pvc["spec"], "volumeMode", json!("Filesystem"));
-                let _ = state.create(&pvc_def, ns, pvc, &opts);
+                if let Err(e) = state.create(&pvc_def, ns, pvc, &opts) {
+                    let msg = format!(
+                        "create Claim {claim_name} for Pod {pod_name} in StatefulSet {name} failed error: {}",
+                        e.body["message"].as_str().unwrap_or_default()
+                    );
+                    record_event(
+                        state,
+                        &sts,
+                        "Warning",
+                        "FailedCreate",
+                        &msg,
+                        "statefulset-controller",
+                    );
+                    failed = true;
+                }
             }
+        }
+        if failed {
+            break;
         }
         match state.get(&pod_def, ns, &pod_name).cloned() {
             Some(pod) => {
@@ -366,7 +451,21 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
                         }
                     }
                 }
-                let _ = state.create(&pod_def, ns, pod, &opts);
+                if let Err(e) = state.create(&pod_def, ns, pod, &opts) {
+                    let msg = format!(
+                        "create Pod {pod_name} in StatefulSet {name} failed error: {}",
+                        e.body["message"].as_str().unwrap_or_default()
+                    );
+                    record_event(
+                        state,
+                        &sts,
+                        "Warning",
+                        "FailedCreate",
+                        &msg,
+                        "statefulset-controller",
+                    );
+                    break;
+                }
             }
         }
     }
@@ -514,10 +613,17 @@ fn reconcile_replicaset(state: &mut State, ns: &str, name: &str) {
         owned_by(state, &pod_def, ns, &uid).into_iter().map(|p| s(p, "name").to_string()).collect();
     let opts = WriteOpts { manager: KCM.into(), ..Default::default() };
     for _ in (pods.len() as i64)..replicas {
-        let pod_name = format!("{name}-{}", util::random_suffix(5));
         let owner = owner_ref(&rs, "ReplicaSet", "apps/v1");
-        let pod = pod_from_template(&rs["spec"]["template"], &pod_name, &Map::new(), owner);
-        let _ = state.create(&pod_def, ns, pod, &opts);
+        let mut pod = pod_from_template(&rs["spec"]["template"], "", &Map::new(), owner);
+        if let Some(m) = pod["metadata"].as_object_mut() {
+            m.remove("name");
+            m.insert("generateName".into(), json!(format!("{name}-")));
+        }
+        if let Err(e) = state.create(&pod_def, ns, pod, &opts) {
+            let msg = format!("Error creating: {}", e.body["message"].as_str().unwrap_or_default());
+            record_event(state, &rs, "Warning", "FailedCreate", &msg, "replicaset-controller");
+            break;
+        }
     }
     for pod_name in pods.iter().skip(replicas as usize) {
         state.remove_now(&pod_def, ns, pod_name);
@@ -603,6 +709,23 @@ pub fn record_event(
         return;
     }
     let now = util::now_rfc3339();
+    let ev_def = def(state, "v1", "Event");
+    let same = state
+        .list(&ev_def, Some(&ns))
+        .into_iter()
+        .find(|e| {
+            e["involvedObject"]["uid"] == s(involved, "uid")
+                && e["reason"] == reason
+                && e["message"] == message
+                && e["type"] == kind
+        })
+        .cloned();
+    if let Some(mut e) = same {
+        e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+        e["lastTimestamp"] = json!(now);
+        state.write_object(&ev_def, e, component);
+        return;
+    }
     let event = json!({
         "metadata": {"name": format!("{}.{:016x}", s(involved, "name"), util::random_u64())},
         "involvedObject": {
@@ -620,7 +743,6 @@ pub fn record_event(
         "reportingComponent": component,
         "reportingInstance": "",
     });
-    let ev_def = def(state, "v1", "Event");
     let opts = WriteOpts { manager: component.to_string(), ..Default::default() };
     let _ = state.create(&ev_def, &ns, event, &opts);
 }

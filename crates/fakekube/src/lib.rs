@@ -3,6 +3,7 @@
 //! Start one per test with [`FakeKube::start`], point a kubeconfig at [`FakeKube::url`], and
 //! drive or inspect it through the handle (state access, pod behaviours, faults, request log).
 
+mod admission;
 mod api;
 mod apply;
 mod controllers;
@@ -11,6 +12,7 @@ mod faults;
 mod fields;
 pub mod portforward;
 mod protobuf;
+mod quantity;
 pub mod rbac;
 mod registry;
 mod selector;

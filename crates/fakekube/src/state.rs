@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use crate::admission;
 use crate::apply;
 use crate::controllers;
 use crate::fields::{self, MergeMode};
@@ -127,7 +128,6 @@ pub struct WriteOpts {
     /// The requesting user when `act_as` is on (RBAC escalation checks).
     pub user: Option<Arc<crate::rbac::User>>,
     /// Skip admission plugins (state access from tests).
-    #[allow(dead_code)] // read by the admission plugins (next step)
     pub skip_admission: bool,
 }
 
@@ -554,6 +554,8 @@ impl State {
             meta_mut(&mut obj).remove("namespace");
         }
         let mut name = meta_str(&obj, "name").to_string();
+        let admission_name =
+            if name.is_empty() { meta_str(&obj, "generateName").to_string() } else { name.clone() };
         if name.is_empty() {
             let generate = meta_str(&obj, "generateName").to_string();
             if generate.is_empty() {
@@ -602,9 +604,16 @@ impl State {
             m.remove("status");
         }
         controllers::default_fields(def, &mut obj);
+        admission::canonicalize(def, &mut obj)?;
+        if !opts.skip_admission {
+            admission::mutate(self, def, ns, &admission_name, &mut obj)?;
+        }
         let errs = validation::validate(def, &obj, None);
         if !errs.is_empty() {
             return Err(ApiError::invalid(def, &name, &errs));
+        }
+        if !opts.skip_admission {
+            admission::validate(self, def, ns, &admission_name, &obj)?;
         }
         let managed_by_apply = meta(&obj)["managedFields"]
             .as_array()
@@ -707,6 +716,7 @@ impl State {
         }
         if sub.is_none() {
             controllers::default_fields(def, &mut new);
+            admission::canonicalize(def, &mut new)?;
         }
         let mut errs = validate_labels(&new);
         if sub.is_none() {
