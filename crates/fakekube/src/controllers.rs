@@ -170,6 +170,17 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
     if !ns.is_empty() && ev.key != "/events" {
         maintain_quotas(state, &ns);
     }
+    match (ev.key.as_str(), ev.kind) {
+        ("/persistentvolumeclaims", "ADDED" | "MODIFIED") if deleting(&ev.object) => {
+            release_claim_if_unused(state, &ns, &name)
+        }
+        ("/pods", "DELETED" | "MODIFIED") => {
+            for claim in claims_of(&ev.object) {
+                release_claim_if_unused(state, &ns, &claim);
+            }
+        }
+        _ => {}
+    }
     if !state.settings.controllers {
         return;
     }
@@ -226,6 +237,41 @@ fn maintain_quotas(state: &mut State, ns: &str) {
             );
         }
     }
+}
+
+fn claims_of(pod: &Value) -> Vec<String> {
+    pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The PVC protection controller: a deleted claim keeps its `kubernetes.io/pvc-protection`
+/// finalizer while a pod that is not terminated mounts it.
+fn release_claim_if_unused(state: &mut State, ns: &str, claim: &str) {
+    let pvc_def = def(state, "v1", "PersistentVolumeClaim");
+    let Some(pvc) = state.get(&pvc_def, ns, claim).cloned() else { return };
+    let protected = pvc["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == crate::admission::PVC_PROTECTION));
+    if !deleting(&pvc) || !protected {
+        return;
+    }
+    let pod_def = def(state, "v1", "Pod");
+    let in_use = state.list(&pod_def, Some(ns)).into_iter().any(|p| {
+        !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+            && claims_of(p).iter().any(|c| c == claim)
+    });
+    if in_use {
+        return;
+    }
+    let mut obj = pvc.clone();
+    if let Some(f) = obj["metadata"]["finalizers"].as_array_mut() {
+        f.retain(|x| x != crate::admission::PVC_PROTECTION);
+    }
+    state.write_object(&pvc_def, obj, KCM);
 }
 
 /// Controllers retry failed pod creations; the fake retries when what refused them may have
