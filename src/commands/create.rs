@@ -102,7 +102,7 @@ fn one_line(text: &str) -> String {
 pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()> {
     let printer = &invocation.printer;
     spec::validate_name(&args.name)?;
-    let spec = build_spec(&args)?;
+    let mut spec = build_spec(&args)?;
     let (namespace, own_namespace) = match &invocation.global.namespace {
         Some(ns) => {
             spec::validate_namespace(ns)?;
@@ -131,9 +131,17 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
 
     let host = invocation.host().await?;
     let name = args.name.as_str();
-    if let Some(created) = check_existing(&host, &placement, args.upsert).await? {
+    let (existing, facts) =
+        futures::try_join!(check_existing(&host, &placement, args.upsert), async {
+            Ok(host.network_facts(spec.isolation.allow_internet).await?)
+        },)?;
+    if let Some(created) = existing {
         // The record keeps its creation time across re-applies, and with it the expiry.
         placement.created_at = created;
+    }
+    placement.host_minor = facts.minor;
+    if let Some(warning) = pin_isolation(&mut spec, &facts) {
+        printer.warn(&warning);
     }
     let rendered = engine::render(&spec, &placement)?;
 
@@ -163,6 +171,35 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
         _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(format!(
             "interrupted: what was applied of virtual cluster {name:?} stays in namespace {namespace:?}; remove it with: vc delete {name}"
         )).into()),
+    }
+}
+
+/// Records what the host told about its network in the spec, so the policies pin the control
+/// plane's egress to the API server's endpoints and keep the host's ranges closed (and every
+/// later render of the record does the same). Values given in the values file win. Returns a
+/// warning when the endpoints could not be read.
+fn pin_isolation(spec: &mut VirtualClusterSpec, facts: &host::NetworkFacts) -> Option<String> {
+    if !spec.isolation.enabled {
+        return None;
+    }
+    if spec.isolation.allow_internet {
+        for range in &facts.ranges {
+            if !spec.isolation.host_ranges.contains(range) {
+                spec.isolation.host_ranges.push(range.clone());
+            }
+        }
+    }
+    if !spec.isolation.host_api.is_empty() {
+        return None;
+    }
+    match &facts.api_endpoints {
+        Some(endpoints) => {
+            spec.isolation.host_api = endpoints.iter().map(ToString::to_string).collect();
+            None
+        }
+        None => Some(
+            "cannot read the host API server's endpoints (Service kubernetes in namespace default): the control plane may reach any address on ports 443, 6443 and 8443; to pin it, set isolation.hostApi (IP:PORT) in a values file".to_string(),
+        ),
     }
 }
 

@@ -23,6 +23,9 @@ struct Description {
     expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     spec: Option<VirtualClusterSpec>,
+    /// What the control plane may reach outside the cluster, from the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_api_egress: Option<String>,
     objects: Vec<ObjectState>,
     quota: Vec<QuotaUsage>,
     warnings: Vec<String>,
@@ -47,6 +50,7 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         created_at: record.created_at.map(|t| t.to_string()),
         expires_at: record.expires_at.map(|t| t.to_string()),
         spec: record.spec.clone(),
+        host_api_egress: record.spec.as_ref().and_then(host_api_egress),
         objects,
         quota,
         warnings: warnings.into_iter().take(10).collect(),
@@ -65,6 +69,18 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
     }
 }
 
+/// Where the control plane's egress to the host API goes, as the policies have it.
+fn host_api_egress(spec: &VirtualClusterSpec) -> Option<String> {
+    if !spec.isolation.enabled {
+        return None;
+    }
+    Some(if spec.isolation.host_api.is_empty() {
+        "any address on ports 443, 6443, 8443 (the host's API endpoints could not be read at create time)".to_string()
+    } else {
+        spec.isolation.host_api.join(", ")
+    })
+}
+
 fn render_text(d: &Description) -> anyhow::Result<String> {
     let mut out = String::new();
     let field = |out: &mut String, key: &str, value: &str| {
@@ -77,6 +93,9 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
     field(&mut out, "Kubernetes:", d.kubernetes_version.as_deref().unwrap_or("-"));
     field(&mut out, "Created:", d.created_at.as_deref().unwrap_or("-"));
     field(&mut out, "Expires:", d.expires_at.as_deref().unwrap_or("never"));
+    if let Some(egress) = &d.host_api_egress {
+        field(&mut out, "Host API egress:", egress);
+    }
     if let Some(spec) = &d.spec {
         out.push_str("Spec:\n");
         for line in crate::output::to_yaml(spec)?.lines() {

@@ -2,24 +2,79 @@
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
-use crate::engine::{FIELD_MANAGER, HostObject};
+use k8s_openapi::Resource as _;
+use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+use crate::engine::{FIELD_MANAGER, HostObject, LABEL_CLUSTER, LABEL_MANAGED_BY, MANAGED_BY};
 
 use super::{Host, HostError};
 
+/// The round an object is applied in. Every object of a round must succeed before the next
+/// starts, so the control plane never runs without its guards (quota, limits, policies) or its
+/// rights, and a RoleBinding is applied only once the Role it names exists (the API server
+/// resolves it to check escalation).
+fn round(object: &HostObject) -> usize {
+    match object {
+        HostObject::Namespace(_) => 0,
+        HostObject::ServiceAccount(_)
+        | HostObject::Role(_)
+        | HostObject::Secret(_)
+        | HostObject::Service(_)
+        | HostObject::NetworkPolicy(_)
+        | HostObject::ResourceQuota(_)
+        | HostObject::LimitRange(_) => 1,
+        HostObject::RoleBinding(_) => 2,
+        HostObject::StatefulSet(_) => 3,
+    }
+}
+
+/// Number of apply rounds.
+const ROUNDS: usize = 4;
+
 impl Host {
-    /// Applies every object with server-side apply: the namespace first, the rest concurrently.
-    /// `force` takes over fields another manager changed (re-applying with `--upsert`).
+    /// Applies every object with server-side apply, in rounds (see [`round`]), each round
+    /// concurrent inside. `force` takes over fields another manager changed (re-applying with
+    /// `--upsert`). Before the control plane, removes the isolation objects an earlier apply
+    /// of the same cluster made and this set no longer has (an `--upsert --no-quota`).
     pub async fn apply_all(&self, objects: &[HostObject], force: bool) -> Result<(), HostError> {
         let mut params = PatchParams::apply(FIELD_MANAGER);
         params.force = force;
-        let (first, rest): (Vec<&HostObject>, Vec<&HostObject>) =
-            objects.iter().partition(|o| matches!(o, HostObject::Namespace(_)));
-        for object in first {
-            self.apply_one(object, &params).await.map_err(|e| self.namespace_hint(e))?;
+        for current in 0..ROUNDS {
+            if current == ROUNDS - 1 {
+                self.prune_isolation(objects).await?;
+            }
+            let batch = objects.iter().filter(|o| round(o) == current);
+            let results =
+                futures::future::join_all(batch.map(|o| self.apply_one(o, &params))).await;
+            let failed: Vec<HostError> = results.into_iter().filter_map(Result::err).collect();
+            if let Some(first) = failed.into_iter().next() {
+                return Err(if current == 0 { self.namespace_hint(first) } else { first });
+            }
         }
-        let results =
-            futures::future::join_all(rest.into_iter().map(|o| self.apply_one(o, &params))).await;
-        results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        Ok(())
+    }
+
+    /// Deletes the NetworkPolicies, ResourceQuotas and LimitRanges labelled for this cluster
+    /// that are not in `objects`.
+    async fn prune_isolation(&self, objects: &[HostObject]) -> Result<(), HostError> {
+        let Some(control_plane) = objects.iter().find(|o| matches!(o, HostObject::StatefulSet(_)))
+        else {
+            return Ok(());
+        };
+        let (name, namespace) =
+            (control_plane.name(), control_plane.namespace().unwrap_or_default());
+        let kept = |kind: &str| -> Vec<&str> {
+            objects.iter().filter(|o| o.kind() == kind).map(HostObject::name).collect()
+        };
+        let selector = format!("{LABEL_CLUSTER}={name},{LABEL_MANAGED_BY}={MANAGED_BY}");
+        let (policies, quotas, limits) =
+            (kept(NetworkPolicy::KIND), kept(ResourceQuota::KIND), kept(LimitRange::KIND));
+        futures::try_join!(
+            self.delete_labelled_except::<NetworkPolicy>(namespace, &selector, &policies),
+            self.delete_labelled_except::<ResourceQuota>(namespace, &selector, &quotas),
+            self.delete_labelled_except::<LimitRange>(namespace, &selector, &limits),
+        )?;
         Ok(())
     }
 

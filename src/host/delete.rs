@@ -68,6 +68,22 @@ impl Host {
             + DeserializeOwned
             + std::fmt::Debug,
     {
+        self.delete_labelled_except::<K>(namespace, selector, &[]).await
+    }
+
+    /// Deletes the objects of kind `K` matching `selector`, but those named in `keep`.
+    pub(super) async fn delete_labelled_except<K>(
+        &self,
+        namespace: &str,
+        selector: &str,
+        keep: &[&str],
+    ) -> Result<(), HostError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let kind = K::kind(&());
         let list = match api.list_metadata(&ListParams::default().labels(selector)).await {
@@ -76,6 +92,9 @@ impl Host {
         };
         for item in list.items {
             let Some(name) = item.metadata.name else { continue };
+            if keep.contains(&name.as_str()) {
+                continue;
+            }
             self.delete_named::<K>(namespace, &name).await?;
         }
         Ok(())

@@ -5,10 +5,12 @@
 mod apply;
 mod delete;
 mod describe;
+mod network;
 mod ready;
 mod records;
 
 pub use describe::{ObjectState, QuotaUsage};
+pub use network::NetworkFacts;
 pub use ready::{ReadyEvent, pod_progress};
 pub use records::{ClusterRecord, ClusterStatus, MadeBy, record_from};
 
@@ -121,7 +123,12 @@ impl Host {
                 },
                 403 => HostError::Forbidden {
                     context: self.context.clone(),
-                    message: status.message.clone(),
+                    // The object and action, as the host's message names only the resource.
+                    message: if what.is_empty() {
+                        status.message.clone()
+                    } else {
+                        format!("{what}: {}", status.message)
+                    },
                     hint: String::new(),
                 },
                 404 => HostError::NotFound(format!("{what}: {}", status.message)),

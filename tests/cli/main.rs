@@ -3,6 +3,7 @@
 mod bad_input;
 mod connect;
 mod help;
+mod isolation;
 mod lifecycle;
 mod support;
 mod tls;

@@ -1,0 +1,157 @@
+//! What the host tells about its network, for the isolation policies: the API server's real
+//! endpoints, its pod and service ranges, and its Kubernetes version. Every lookup is
+//! best-effort: a namespace admin may read none of it, and the caller says what that means.
+
+use std::net::{IpAddr, SocketAddr};
+
+use k8s_openapi::api::core::v1::{Endpoints, Node};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::ServiceCIDR;
+use kube::api::{Api, ListParams};
+
+use super::{Host, HostError};
+
+/// The host API server's endpoints, when the host tells them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkFacts {
+    /// Endpoints of the `kubernetes` Service in `default`; `None` when they could not be read.
+    pub api_endpoints: Option<Vec<SocketAddr>>,
+    /// Node pod ranges and service ranges, where readable.
+    pub ranges: Vec<String>,
+    /// The host's Kubernetes minor version.
+    pub minor: Option<u32>,
+}
+
+/// Whether an error only means "the host will not tell": not allowed, or not served.
+fn unanswered(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if (403..=405).contains(&s.code))
+}
+
+impl Host {
+    /// Reads the network facts concurrently; `ranges` only when asked (public egress needs
+    /// them). Fails only on what is more than a refusal (the host is unreachable, say).
+    pub async fn network_facts(&self, with_ranges: bool) -> Result<NetworkFacts, HostError> {
+        let (api_endpoints, ranges, minor) = futures::try_join!(
+            self.api_endpoints(),
+            async { if with_ranges { self.host_ranges().await } else { Ok(Vec::new()) } },
+            self.kubernetes_minor(),
+        )?;
+        Ok(NetworkFacts { api_endpoints, ranges, minor })
+    }
+
+    /// The endpoints of the `kubernetes` Service: its EndpointSlices, else its Endpoints.
+    async fn api_endpoints(&self) -> Result<Option<Vec<SocketAddr>>, HostError> {
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        let params = ListParams::default().labels("kubernetes.io/service-name=kubernetes");
+        match slices.list(&params).await {
+            Ok(list) => {
+                let found = endpoints_of_slices(&list.items);
+                if !found.is_empty() {
+                    return Ok(Some(found));
+                }
+            }
+            Err(e) if unanswered(&e) => {}
+            Err(e) => return Err(self.explain("reading the kubernetes Service's endpoints", e)),
+        }
+        let endpoints: Api<Endpoints> = Api::namespaced(self.client.clone(), "default");
+        match endpoints.get_opt("kubernetes").await {
+            Ok(found) => {
+                let found = found.map(|e| endpoints_of(&e)).unwrap_or_default();
+                Ok((!found.is_empty()).then_some(found))
+            }
+            Err(e) if unanswered(&e) => Ok(None),
+            Err(e) => Err(self.explain("reading the kubernetes Service's endpoints", e)),
+        }
+    }
+
+    /// Node pod ranges and the cluster's service ranges (ServiceCIDR, Kubernetes 1.33 on).
+    async fn host_ranges(&self) -> Result<Vec<String>, HostError> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let cidrs: Api<ServiceCIDR> = Api::all(self.client.clone());
+        let all = ListParams::default();
+        let (nodes, cidrs) = futures::join!(nodes.list(&all), cidrs.list(&all));
+        let mut ranges = Vec::new();
+        for result in [
+            nodes.map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|n| n.spec)
+                    .flat_map(|s| s.pod_cidrs.unwrap_or_default().into_iter().chain(s.pod_cidr))
+                    .collect::<Vec<_>>()
+            }),
+            cidrs.map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|c| c.spec)
+                    .flat_map(|s| s.cidrs.unwrap_or_default())
+                    .collect::<Vec<_>>()
+            }),
+        ] {
+            match result {
+                Ok(found) => ranges.extend(found),
+                Err(e) if unanswered(&e) => {}
+                Err(e) => return Err(self.explain("reading the host's pod and service ranges", e)),
+            }
+        }
+        ranges.retain(|r| crate::spec::Cidr::parse(r).is_some() && r.contains('/'));
+        ranges.sort();
+        ranges.dedup();
+        Ok(ranges)
+    }
+
+    /// The host's Kubernetes minor version from `/version` ("33", or "33+" on some hosts).
+    async fn kubernetes_minor(&self) -> Result<Option<u32>, HostError> {
+        match self.client.apiserver_version().await {
+            Ok(info) => {
+                let digits: String = info.minor.chars().take_while(char::is_ascii_digit).collect();
+                Ok(digits.parse().ok())
+            }
+            Err(e) if unanswered(&e) => Ok(None),
+            Err(e) => Err(self.explain("reading the host's version", e)),
+        }
+    }
+}
+
+fn endpoints_of_slices(slices: &[EndpointSlice]) -> Vec<SocketAddr> {
+    let mut found = Vec::new();
+    for slice in slices {
+        let ports: Vec<u16> = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| p.port.and_then(|n| u16::try_from(n).ok()))
+            .collect();
+        let ready = slice
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false));
+        for address in ready.flat_map(|e| e.addresses.iter()) {
+            let Ok(ip) = address.parse::<IpAddr>() else { continue };
+            found.extend(ports.iter().map(|port| SocketAddr::new(ip, *port)));
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn endpoints_of(endpoints: &Endpoints) -> Vec<SocketAddr> {
+    let mut found = Vec::new();
+    for subset in endpoints.subsets.iter().flatten() {
+        let ports: Vec<u16> = subset
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| u16::try_from(p.port).ok())
+            .collect();
+        for address in subset.addresses.iter().flatten() {
+            let Ok(ip) = address.ip.parse::<IpAddr>() else { continue };
+            found.extend(ports.iter().map(|port| SocketAddr::new(ip, *port)));
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
