@@ -174,15 +174,13 @@ fn rolebindings_resolve_the_role_and_refuse_escalation() {
         .unwrap();
     assert_eq!(post(&fk, BINDINGS, &binding("ok", "Role", "viewer")).code, 201);
     // The bind verb on that role allows it.
-    fk.act_as(
-        alice().allow(
-            "team",
-            vec![
+    fk.act_as(alice().allow(
+        "team",
+        vec![
                 PolicyRule::new(&["rbac.authorization.k8s.io"], &["roles"], &["bind"])
                     .names(&["endpoint-writer"]),
             ],
-        ),
-    );
+    ));
     assert_eq!(post(&fk, BINDINGS, &binding("b", "Role", "endpoint-writer")).code, 201);
 }
 
