@@ -587,6 +587,10 @@ fn delete_opts(ctx: &Ctx) -> Result<DeleteOpts, ApiError> {
         dry_run,
         precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(str::to_string),
         precondition_uid: body["preconditions"]["uid"].as_str().map(str::to_string),
+        grace_period_seconds: ctx
+            .q("gracePeriodSeconds")
+            .and_then(|g| g.parse::<i64>().ok())
+            .or_else(|| body["gracePeriodSeconds"].as_i64()),
     })
 }
 

@@ -170,6 +170,9 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
     if !ns.is_empty() && ev.key != "/events" {
         maintain_quotas(state, &ns);
     }
+    if ev.kind == "DELETED" && !ns.is_empty() && state.is_finalizing(&ns) {
+        state.try_finish_namespace(&ns);
+    }
     match (ev.key.as_str(), ev.kind) {
         ("/persistentvolumeclaims", "ADDED" | "MODIFIED") if deleting(&ev.object) => {
             release_claim_if_unused(state, &ns, &name)
@@ -295,6 +298,9 @@ fn retry_workloads(state: &mut State, ns: &str) {
 pub fn run_deferred(state: &mut State, work: Deferred) {
     match work {
         Deferred::FinalizeNamespace { name, uid } => state.finalize_namespace(&name, &uid),
+        Deferred::RemovePod { namespace, name, uid } => {
+            state.remove_terminated_pod(&namespace, &name, &uid)
+        }
         Deferred::PodReady { namespace, name, uid } => {
             mark_pod_ready(state, &namespace, &name, &uid)
         }

@@ -74,6 +74,13 @@ impl Builder {
         self
     }
 
+    /// How long a deleted pod stays Terminating (default 100 ms; zero removes at once).
+    /// `gracePeriodSeconds=0` in DeleteOptions always removes at once.
+    pub fn pod_grace(mut self, d: Duration) -> Self {
+        self.settings.pod_grace = d;
+        self
+    }
+
     /// How many watch events are kept for resuming watches (default 10 000).
     pub fn event_history(mut self, n: usize) -> Self {
         self.settings.history_limit = n;
@@ -466,6 +473,11 @@ impl FakeKube {
     /// Changes how long deleted namespaces stay Terminating.
     pub fn set_termination_delay(&self, d: Duration) {
         self.state().settings.termination_delay = d;
+    }
+
+    /// Changes how long pods deleted from now on stay Terminating.
+    pub fn set_pod_grace(&self, d: Duration) {
+        self.state().settings.pod_grace = d;
     }
 
     /// Whether the engine's kubeconfig Secret `vc-<name>` appears when the control plane

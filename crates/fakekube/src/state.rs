@@ -74,6 +74,8 @@ pub struct Settings {
     pub ready_delay: Duration,
     /// How long a deleted namespace stays Terminating.
     pub termination_delay: Duration,
+    /// How long a deleted pod stays Terminating (its grace period as the fake plays it).
+    pub pod_grace: Duration,
     /// Number of watch events kept for resuming watches; older resourceVersions get 410.
     pub history_limit: usize,
     /// Whether workload, pod and engine controllers run.
@@ -96,6 +98,7 @@ impl Default for Settings {
         Settings {
             ready_delay: Duration::from_millis(50),
             termination_delay: Duration::from_millis(200),
+            pod_grace: Duration::from_millis(100),
             history_limit: 10_000,
             controllers: true,
             default_behaviour: PodBehaviour::Ready,
@@ -110,8 +113,21 @@ impl Default for Settings {
 /// Work a controller asked to run later.
 #[derive(Clone, Debug)]
 pub enum Deferred {
-    PodReady { namespace: String, name: String, uid: String },
-    FinalizeNamespace { name: String, uid: String },
+    PodReady {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
+    FinalizeNamespace {
+        name: String,
+        uid: String,
+    },
+    /// A deleted pod's grace period is over.
+    RemovePod {
+        namespace: String,
+        name: String,
+        uid: String,
+    },
 }
 
 type Spawner = Box<dyn Fn(Duration, Deferred) + Send>;
@@ -147,6 +163,8 @@ pub struct DeleteOpts {
     pub dry_run: bool,
     pub precondition_rv: Option<String>,
     pub precondition_uid: Option<String>,
+    /// `gracePeriodSeconds` of the DeleteOptions (pods; 0 removes at once).
+    pub grace_period_seconds: Option<i64>,
 }
 
 pub struct State {
@@ -164,6 +182,10 @@ pub struct State {
     pub on_pod_deleted: Option<PodHook>,
     pub settings: Settings,
     pub logs: HashMap<(String, String), Vec<String>>,
+    /// Uids of deleted pods still in their grace period.
+    terminating_pods: std::collections::HashSet<String>,
+    /// Namespaces (name, uid) whose content is being removed.
+    finalizing: std::collections::HashSet<(String, String)>,
 }
 
 fn meta(obj: &Value) -> &Value {
@@ -282,6 +304,8 @@ impl State {
             on_pod_deleted: None,
             settings,
             logs: HashMap::new(),
+            terminating_pods: Default::default(),
+            finalizing: Default::default(),
         };
         s.seed();
         s
@@ -755,7 +779,8 @@ impl State {
         }
         let finalized = meta(&new)["deletionTimestamp"].is_string()
             && meta(&new)["finalizers"].as_array().is_none_or(Vec::is_empty)
-            && def.plural != "namespaces";
+            && def.plural != "namespaces"
+            && !self.terminating_pods.contains(meta_str(&new, "uid"));
         let out = if finalized {
             let out = self.commit(def, new, "DELETED");
             self.collect_garbage(&out, false);
@@ -892,6 +917,9 @@ impl State {
             return Ok(out);
         }
         let has_finalizers = meta(&old)["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if def.group.is_empty() && def.plural == "pods" {
+            return Ok(self.delete_pod(def, old, opts, has_finalizers));
+        }
         if has_finalizers {
             if meta(&old)["deletionTimestamp"].is_string() {
                 return Ok(old);
@@ -982,6 +1010,76 @@ impl State {
         }
     }
 
+    /// Graceful pod deletion: `deletionTimestamp` + `deletionGracePeriodSeconds` are set and
+    /// the pod stays Terminating for `settings.pod_grace`; grace 0 (asked for, unscheduled
+    /// or terminated pods, or a zero `pod_grace`) removes it at once.
+    fn delete_pod(
+        &mut self,
+        def: &ResourceDef,
+        old: Value,
+        opts: &DeleteOpts,
+        has_finalizers: bool,
+    ) -> Value {
+        let uid = meta_str(&old, "uid").to_string();
+        let terminal = matches!(old["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+        let unscheduled = old["spec"]["nodeName"].as_str().is_none_or(str::is_empty);
+        let grace = opts
+            .grace_period_seconds
+            .unwrap_or_else(|| old["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30));
+        let immediate = grace <= 0 || terminal || unscheduled || self.settings.pod_grace.is_zero();
+        let deleting = meta(&old)["deletionTimestamp"].is_string();
+        if !immediate && deleting {
+            return old;
+        }
+        if immediate {
+            self.terminating_pods.remove(&uid);
+            if has_finalizers {
+                let mut new = old.clone();
+                if !deleting {
+                    meta_mut(&mut new)
+                        .insert("deletionTimestamp".into(), json!(util::now_rfc3339()));
+                }
+                meta_mut(&mut new).insert("deletionGracePeriodSeconds".into(), json!(0));
+                let out = self.commit(def, new, "MODIFIED");
+                self.drain();
+                return out;
+            }
+            let out = self.commit(def, old, "DELETED");
+            self.collect_garbage(&out, opts.orphan);
+            self.drain();
+            return out;
+        }
+        let mut new = old.clone();
+        meta_mut(&mut new)
+            .insert("deletionTimestamp".into(), json!(util::rfc3339(util::now_secs() + grace)));
+        meta_mut(&mut new).insert("deletionGracePeriodSeconds".into(), json!(grace));
+        self.terminating_pods.insert(uid.clone());
+        let out = self.commit(def, new, "MODIFIED");
+        let namespace = meta_str(&out, "namespace").to_string();
+        let name = meta_str(&out, "name").to_string();
+        let delay = self.settings.pod_grace;
+        self.schedule(delay, Deferred::RemovePod { namespace, name, uid });
+        self.drain();
+        out
+    }
+
+    /// The end of a deleted pod's grace period: it goes unless finalizers hold it.
+    pub fn remove_terminated_pod(&mut self, ns: &str, name: &str, uid: &str) {
+        if !self.terminating_pods.remove(uid) {
+            return;
+        }
+        let Some(def) = self.def_for("v1", "Pod") else { return };
+        let Some(pod) = self.get(&def, ns, name).cloned() else { return };
+        if meta_str(&pod, "uid") != uid
+            || meta(&pod)["finalizers"].as_array().is_some_and(|f| !f.is_empty())
+        {
+            return;
+        }
+        let out = self.commit(&def, pod, "DELETED");
+        self.collect_garbage(&out, false);
+        self.drain();
+    }
+
     /// Deletes (or orphans) everything owned by `owner`.
     fn collect_garbage(&mut self, owner: &Value, orphan: bool) {
         let uid = meta_str(owner, "uid").to_string();
@@ -1039,19 +1137,51 @@ impl State {
         self.finish_update(def, &old, obj, &opts, false).ok()
     }
 
-    /// Deletes every object in a namespace and then the namespace itself.
+    /// The namespace controller: deletes every object in a terminating namespace (pods
+    /// with their grace period, finalizers honoured); the namespace goes once it is empty
+    /// and only the `kubernetes` finalizer is left.
     pub fn finalize_namespace(&mut self, name: &str, uid: &str) {
         let Some(ns_def) = self.def_for("v1", "Namespace") else { return };
         let Some(ns_obj) = self.get(&ns_def, "", name).cloned() else { return };
         if meta_str(&ns_obj, "uid") != uid {
             return;
         }
+        self.finalizing.insert((name.to_string(), uid.to_string()));
         for (def, obj) in self.objects_in_namespace(name) {
-            self.commit(&def, obj, "DELETED");
+            if meta(&obj)["deletionTimestamp"].is_string() {
+                continue;
+            }
+            let _ = self.delete(&def, name, meta_str(&obj, "name"), &DeleteOpts::default());
         }
+        self.try_finish_namespace(name);
+    }
+
+    /// Removes a terminating namespace whose content is gone.
+    pub fn try_finish_namespace(&mut self, name: &str) {
+        let Some(key) = self.finalizing.iter().find(|(n, _)| n == name).cloned() else { return };
+        let Some(ns_def) = self.def_for("v1", "Namespace") else { return };
+        let Some(ns_obj) = self.get(&ns_def, "", name).cloned() else {
+            self.finalizing.remove(&key);
+            return;
+        };
+        if meta_str(&ns_obj, "uid") != key.1 || !self.objects_in_namespace(name).is_empty() {
+            return;
+        }
+        let others = ns_obj["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x != "kubernetes"))
+            || meta(&ns_obj)["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if others {
+            return;
+        }
+        self.finalizing.remove(&key);
         self.logs.retain(|(ns, _), _| ns != name);
         self.commit(&ns_def, ns_obj, "DELETED");
         self.drain();
+    }
+
+    pub fn is_finalizing(&self, name: &str) -> bool {
+        self.finalizing.iter().any(|(n, _)| n == name)
     }
 
     /// Registers the resource types of a CustomResourceDefinition (replacing older ones).

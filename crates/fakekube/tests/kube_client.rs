@@ -197,6 +197,11 @@ async fn statefulset_gets_ready_pod_pvc_and_engine_secret() {
     assert!(fk.get("pvc", "vc-dev", "data-dev-0").is_some());
 
     sts.delete("dev", &DeleteParams::background()).await.unwrap();
+    // Pods terminate for the pod grace period (default 100 ms) before they go.
+    assert!(
+        fk.get("pods", "vc-dev", "dev-0").unwrap()["metadata"]["deletionTimestamp"].is_string()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(fk.get("pods", "vc-dev", "dev-0").is_none(), "pods are garbage-collected");
     assert!(fk.get("pvc", "vc-dev", "data-dev-0").is_some(), "PVCs are retained");
 }
@@ -265,6 +270,7 @@ async fn deployment_gets_replicaset_and_pods() {
     let status = &fk.get("deployments", "default", "d").unwrap()["status"];
     assert_eq!(status["readyReplicas"], 2);
     fk.delete("deployments", "default", "d").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await; // the pods' grace period
     assert_eq!(fk.count("pods", Some("default")), 0);
     assert_eq!(fk.count("replicasets", Some("default")), 0);
 }
