@@ -131,10 +131,17 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
 
     let host = invocation.host().await?;
     let name = args.name.as_str();
-    let (existing, facts) =
+    // One deadline for the whole command: a host that accepts connections and never answers
+    // ends it at `--timeout` too.
+    let deadline = Instant::now() + args.timeout;
+    let preflight = async {
         futures::try_join!(check_existing(&host, &placement, args.upsert), async {
             Ok(host.network_facts(spec.isolation.allow_internet).await?)
-        },)?;
+        },)
+    };
+    let (existing, facts) = tokio::time::timeout_at(deadline, preflight)
+        .await
+        .map_err(|_| host.no_answer(args.timeout))??;
     if let Some(created) = existing {
         // The record keeps its creation time across re-applies, and with it the expiry.
         placement.created_at = created;
@@ -145,7 +152,6 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     }
     let rendered = engine::render(&spec, &placement)?;
 
-    let deadline = Instant::now() + args.timeout;
     let mut progress = printer.progress(&format!(
         "creating virtual cluster {name:?} (Kubernetes {}) in namespace {namespace:?} on {:?}",
         rendered.kubernetes_version, host.context
@@ -265,6 +271,17 @@ async fn check_existing(
         }
         return Ok(existing.created_at);
     }
+    // The engine runs one virtual cluster per namespace (since v0.25 it refuses to start a
+    // second one), so refuse before anything is applied.
+    if let Some((other, made_by)) =
+        host.clusters_in(namespace).await?.into_iter().find(|(other, _)| other != name)
+    {
+        let by = if made_by == MadeBy::Vc { "vc" } else { "the vcluster CLI" };
+        return Err(CliError::conflict(format!(
+            "namespace {namespace:?} already holds virtual cluster {other:?} (made by {by}) on context {context:?}; the engine runs one virtual cluster per namespace: pick another namespace, or leave out --namespace to let vc create vc-{name}"
+        ))
+        .into());
+    }
     if placement.own_namespace {
         // Names are unique across namespaces unless the user places clusters explicitly.
         match host.find(name, None).await {
@@ -275,12 +292,17 @@ async fn check_existing(
                 ))
                 .into());
             }
-            Err(HostError::NotFound(_) | HostError::Ambiguous(_)) => {}
+            // Best effort: a user who may not look elsewhere cannot clash with what is there.
+            Err(HostError::NotFound(_) | HostError::Ambiguous(_) | HostError::Forbidden { .. }) => {
+            }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(None)
 }
+
+/// How long the diagnosis of a timed-out create may take: the deadline has already passed.
+const DIAGNOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a create stopped, phrased for the user, after the cleanup `--cleanup-on-failure` asks for.
 async fn explain_failure(
@@ -301,7 +323,11 @@ async fn explain_failure(
             (Exit::Interrupted, format!("interrupted while creating virtual cluster {name:?}"))
         }
         Stop::TimedOut => {
-            let why = host.diagnose(namespace, name).await;
+            let why = tokio::time::timeout(DIAGNOSE_TIMEOUT, host.diagnose(namespace, name))
+                .await
+                .unwrap_or_else(|_| {
+                    "the host did not answer while vc looked for the reason".into()
+                });
             (
                 Exit::Timeout,
                 format!(
@@ -392,7 +418,10 @@ async fn apply_wait_connect(
 ) -> Result<(bool, Option<connection::Connected>), Stop> {
     let name = args.name.as_str();
     let namespace = namespace_of(invocation, name);
-    host.apply_all(&rendered.objects, args.upsert).await?;
+    match tokio::time::timeout_at(deadline, host.apply_all(&rendered.objects, args.upsert)).await {
+        Ok(result) => result?,
+        Err(_) => return Err(Stop::Host(host.no_answer(args.timeout))),
+    }
     if args.no_wait {
         return Ok((false, None));
     }

@@ -46,6 +46,9 @@ pub enum HostError {
     Ambiguous(String),
     #[error("{what}: {message}")]
     Api { what: String, message: String },
+    /// Something that will not get better by waiting (an invalid image, a refused pod).
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl HostError {
@@ -57,7 +60,7 @@ impl HostError {
             Self::NotFound(_) => Exit::NotFound,
             Self::Conflict(_) => Exit::Conflict,
             Self::Ambiguous(_) => Exit::Usage,
-            Self::Api { .. } => Exit::Failure,
+            Self::Api { .. } | Self::Failed(_) => Exit::Failure,
         }
     }
 }
@@ -111,6 +114,18 @@ impl Host {
         let client = Client::try_from(config)
             .map_err(|e| anyhow::anyhow!("cannot build a client for {server}: {e}"))?;
         Ok(Host { client, context: context_name, server, default_namespace })
+    }
+
+    /// The error for a host that did not answer before the command's deadline.
+    pub fn no_answer(&self, timeout: Duration) -> HostError {
+        HostError::Unreachable {
+            server: self.server.clone(),
+            context: self.context.clone(),
+            reason: format!(
+                "no answer within {} (--timeout)",
+                crate::output::human_duration(timeout)
+            ),
+        }
     }
 
     /// Turns a kube error into a user-facing one; `what` names the object or action.

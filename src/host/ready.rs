@@ -1,9 +1,12 @@
 //! Watching a control plane towards ready, and explaining why it is not.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::api::{Api, ListParams, LogParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio::time::Instant;
 
 use crate::engine::{self};
 
@@ -22,9 +25,21 @@ pub enum ReadyEvent {
     Waiting { reason: String, message: String },
 }
 
+/// Waiting reasons that no amount of waiting cures: the wait ends at once with them.
+const PERMANENT_REASONS: [&str; 3] =
+    ["InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"];
+
+/// How long a scheduling or container message must persist before it is shown: a healthy
+/// start passes through some of them (an unbound claim for a second) and should stay quiet.
+pub const NOTE_AFTER: Duration = Duration::from_secs(5);
+
 impl Host {
     /// Watches until the control-plane pod is Ready and the engine's kubeconfig Secret
-    /// exists, reporting progress through `on_event`. The caller bounds it with a timeout.
+    /// exists, reporting progress through `on_event` (a scheduling or container message only
+    /// once it persisted [`NOTE_AFTER`]). Ends early with [`HostError::Failed`] on what will
+    /// not get better: an invalid image reference, a container configuration error, the
+    /// control-plane pod refused by admission (quota, limits, pod security), or an engine
+    /// that exits with an error at every start. The caller bounds it with a timeout.
     pub async fn wait_ready(
         &self,
         namespace: &str,
@@ -33,13 +48,20 @@ impl Host {
     ) -> Result<(), HostError> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let events: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let pod_config = watcher::Config::default().labels(&control_plane_selector(name));
         let secret_config = watcher::Config::default()
             .fields(&format!("metadata.name={}", engine::kubeconfig_secret_name(name)));
+        let event_config = watcher::Config::default()
+            .fields(&format!("involvedObject.name={name},reason=FailedCreate"));
         let mut pod_events = watcher(pods, pod_config).default_backoff().boxed();
         let mut secret_events = watcher(secrets, secret_config).default_backoff().boxed();
+        let mut refusals = watcher(events, event_config).default_backoff().boxed();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
         let (mut pod_ready, mut secret_present) = (false, false);
         let mut last_seen: Option<ReadyEvent> = None;
+        let mut pending: Option<(Instant, ReadyEvent)> = None;
+        let mut engine_errors_checked = false;
         let pod_name = format!("{name}-0");
         while !(pod_ready && secret_present) {
             tokio::select! {
@@ -50,12 +72,42 @@ impl Host {
                                 continue;
                             }
                             for e in pod_progress(&pod) {
-                                if last_seen.as_ref() != Some(&e) {
-                                    last_seen = Some(e.clone());
-                                    on_event(e.clone());
+                                if let ReadyEvent::Waiting { reason, message } = &e
+                                    && PERMANENT_REASONS.contains(&reason.as_str())
+                                {
+                                    return Err(HostError::Failed(format!(
+                                        "pod {namespace}/{pod_name}: {reason}: {message}"
+                                    )));
                                 }
-                                if e == ReadyEvent::PodReady {
-                                    pod_ready = true;
+                                if last_seen.as_ref() == Some(&e) {
+                                    continue;
+                                }
+                                last_seen = Some(e.clone());
+                                match e {
+                                    ReadyEvent::Unschedulable(_) | ReadyEvent::Waiting { .. } => {
+                                        if pending.as_ref().is_none_or(|(_, p)| p != &e) {
+                                            pending = Some((Instant::now(), e));
+                                        }
+                                    }
+                                    ReadyEvent::PodReady => {
+                                        pending = None;
+                                        pod_ready = true;
+                                        on_event(e);
+                                    }
+                                    ReadyEvent::Scheduled => {
+                                        if matches!(pending, Some((_, ReadyEvent::Unschedulable(_)))) {
+                                            pending = None;
+                                        }
+                                        on_event(e);
+                                    }
+                                }
+                            }
+                            if !engine_errors_checked && crash_looping(&pod) {
+                                engine_errors_checked = true;
+                                if let Some(line) = self.repeated_engine_error(namespace, &pod_name).await {
+                                    return Err(HostError::Failed(format!(
+                                        "the engine in pod {namespace}/{pod_name} exits with the same error at every start: {line}"
+                                    )));
                                 }
                             }
                         }
@@ -72,9 +124,56 @@ impl Host {
                     Some(Err(e)) => self.watch_error("watching the kubeconfig Secret", e)?,
                     None => return Err(HostError::Api { what: "watching the kubeconfig Secret".into(), message: "the watch ended".into() }),
                 },
+                event = refusals.next(), if !pod_ready => match event {
+                    Some(Ok(event)) => {
+                        for refusal in applied(event) {
+                            let message = refusal.message.unwrap_or_default();
+                            // The StatefulSet controller retries, but admission refuses the
+                            // same pod every time until the quota, limits or policy change.
+                            if refusal.type_.as_deref() == Some("Warning") && message.contains("forbidden") {
+                                return Err(HostError::Failed(format!(
+                                    "the host refused the control-plane pod: {}",
+                                    message.trim()
+                                )));
+                            }
+                        }
+                    }
+                    // Events are only a shortcut: without them the timeout still explains.
+                    Some(Err(_)) | None => {}
+                },
+                _ = tick.tick() => {
+                    if let Some((since, _)) = &pending
+                        && since.elapsed() >= NOTE_AFTER
+                        && let Some((_, note)) = pending.take()
+                    {
+                        on_event(note);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// The engine's last log line, when both its last and its previous run ended with the
+    /// same ERROR-level line (a configuration error it repeats at every restart).
+    async fn repeated_engine_error(&self, namespace: &str, pod: &str) -> Option<String> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let last_line = |previous: bool| {
+            let pods = pods.clone();
+            async move {
+                let params = LogParams {
+                    container: Some("syncer".to_string()),
+                    tail_lines: Some(5),
+                    previous,
+                    ..Default::default()
+                };
+                let text = pods.logs(pod, &params).await.ok()?;
+                text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+            }
+        };
+        let (last, previous) = futures::join!(last_line(false), last_line(true));
+        let last = last?;
+        (is_error_line(&last) && previous.is_some_and(|p| is_error_line(&p))).then_some(last)
     }
 
     /// A watch error: fatal when access is refused, otherwise the watcher retries.
@@ -186,6 +285,26 @@ impl Host {
     }
 }
 
+/// Whether a container of the pod has crashed at least twice and is backing off.
+fn crash_looping(pod: &Pod) -> bool {
+    pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+        c.restart_count >= 2
+            && c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                == Some("CrashLoopBackOff")
+    })
+}
+
+/// Whether a log line is at ERROR level, in the engine's console or JSON encoding or klog's.
+pub fn is_error_line(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().take(4).collect();
+    let klog =
+        line.len() > 5 && line.starts_with('E') && line[1..5].chars().all(|c| c.is_ascii_digit());
+    words.iter().any(|w| w.trim_matches(|c: char| !c.is_ascii_alphabetic()) == "ERROR")
+        || line.contains("\"level\":\"error\"")
+        || line.contains("level=error")
+        || klog
+}
+
 /// Objects added or changed by one watcher event.
 fn applied<K>(event: watcher::Event<K>) -> Vec<K> {
     match event {
@@ -221,6 +340,7 @@ pub fn pod_progress(pod: &Pod) -> Vec<ReadyEvent> {
                     | "ImagePullBackOff"
                     | "CrashLoopBackOff"
                     | "InvalidImageName"
+                    | "ErrImageNeverPull"
                     | "CreateContainerConfigError"
                     | "CreateContainerError"
             ) {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, ListParams};
 
@@ -84,9 +84,36 @@ impl Host {
                     ))),
                 }
             }
+            // Without the cluster-wide LIST, look where `list` looks (the context's namespace),
+            // then where `create` puts a cluster by default.
             Err(kube::Error::Api(s)) if s.code == 403 => {
-                let ns = engine::default_namespace(name);
-                self.get_record(&ns, name).await?.ok_or_else(|| not_found(name, Some(&ns), self))
+                let mut places = vec![self.default_namespace.clone()];
+                let own = engine::default_namespace(name);
+                if !places.contains(&own) {
+                    places.push(own);
+                }
+                for ns in &places {
+                    match self.get_record(ns, name).await {
+                        Ok(Some(record)) => return Ok(record),
+                        Ok(None) => {}
+                        Err(HostError::Forbidden { context, message, .. }) => {
+                            return Err(HostError::Forbidden {
+                                context,
+                                message,
+                                hint: format!(
+                                    "; listing clusters in every namespace is forbidden too: pass the cluster's namespace with -n NAMESPACE (looked in {})",
+                                    places.join(", ")
+                                ),
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(HostError::NotFound(format!(
+                    "virtual cluster {name:?} not found in namespaces {} on context {:?} (listing every namespace is forbidden; pass -n NAMESPACE)",
+                    places.join(", "),
+                    self.context
+                )))
             }
             Err(e) => Err(self.explain("listing virtual clusters", e)),
         }
@@ -179,14 +206,31 @@ impl Host {
         if !made_for_this {
             return Ok(false);
         }
-        let others = self
-            .list_in(
-                Some(namespace),
-                &ListParams::default().labels(&format!("{LABEL_APP}={APP_VCLUSTER}")),
-            )
-            .await
-            .map_err(|e| self.explain(&format!("listing virtual clusters in {namespace}"), e))?;
-        Ok(others.iter().filter_map(record_from).all(|r| r.name == name))
+        Ok(self.clusters_in(namespace).await?.iter().all(|(other, _)| other == name))
+    }
+
+    /// The virtual clusters in a namespace, by name and maker: control-plane StatefulSets and
+    /// the Deployments the engine's external-etcd variant runs (both labelled `app=vcluster`,
+    /// named by `release`, as the engine itself looks for them).
+    pub async fn clusters_in(&self, namespace: &str) -> Result<Vec<(String, MadeBy)>, HostError> {
+        let params = ListParams::default().labels(&format!("{LABEL_APP}={APP_VCLUSTER}"));
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let (sets, deployments) =
+            futures::join!(self.list_in(Some(namespace), &params), deployments.list(&params));
+        let what = format!("listing virtual clusters in namespace {namespace}");
+        let mut found: Vec<(String, MadeBy)> = sets
+            .map_err(|e| self.explain(&what, e))?
+            .iter()
+            .filter_map(record_from)
+            .map(|r| (r.name, r.made_by))
+            .collect();
+        for deployment in deployments.map_err(|e| self.explain(&what, e))?.items {
+            let labels = deployment.metadata.labels.unwrap_or_default();
+            if let Some(release) = labels.get(LABEL_RELEASE) {
+                found.push((release.clone(), made_by(&labels)));
+            }
+        }
+        Ok(found)
     }
 
     /// A StatefulSet of that name, whoever made it.
@@ -218,17 +262,22 @@ fn is_control_plane(sts: &StatefulSet) -> bool {
         == Some(APP_VCLUSTER)
 }
 
+/// Who made a workload, from its labels.
+fn made_by(labels: &BTreeMap<String, String>) -> MadeBy {
+    if labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY) {
+        MadeBy::Vc
+    } else {
+        MadeBy::Vcluster
+    }
+}
+
 /// The record of a virtual cluster read off its StatefulSet.
 pub fn record_from(sts: &StatefulSet) -> Option<ClusterRecord> {
     let meta = &sts.metadata;
     let labels = meta.labels.clone().unwrap_or_default();
     let annotations = meta.annotations.clone().unwrap_or_default();
     let name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
-    let made_by = if labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY) {
-        MadeBy::Vc
-    } else {
-        MadeBy::Vcluster
-    };
+    let made_by = made_by(&labels);
     let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
     let status = sts.status.as_ref();
     Some(ClusterRecord {

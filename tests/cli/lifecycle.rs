@@ -211,20 +211,87 @@ fn shared_namespace_gets_no_quota_unless_asked() {
     let missing = vc(&sandbox, &["create", "a", "-n", "team"]);
     missing.code(3);
     assert!(missing.stderr.contains("namespace \"team\" does not exist"), "{}", missing.stderr);
-    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
-        .unwrap();
+    for ns in ["team", "team-quota"] {
+        fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    // Unrelated things already live in the shared namespace.
+    fake.put(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "app-settings", "namespace": "team", "labels": {"app": "web"}},
+        "data": {"k": "v"}
+    }))
+    .unwrap();
+    fake.put(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "team", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+    }))
+    .unwrap();
+    let before: Vec<Value> = ["configmaps", "pods"]
+        .iter()
+        .map(|kind| {
+            fake.get(kind, "team", if *kind == "pods" { "web" } else { "app-settings" }).unwrap()
+        })
+        .collect();
     vc(&sandbox, &["create", "a", "-n", "team", "-q"]).code(0);
     assert_eq!(fake.count("resourcequotas", Some("team")), 0);
-    vc(&sandbox, &["create", "b", "-n", "team", "--quota", "cpu=2,memory=4Gi", "-q"]).code(0);
-    assert_eq!(fake.count("resourcequotas", Some("team")), 1);
+    vc(&sandbox, &["create", "b", "-n", "team-quota", "--quota", "cpu=2,memory=4Gi", "-q"]).code(0);
+    assert_eq!(fake.count("resourcequotas", Some("team-quota")), 1);
 
-    // Deleting one cluster in a shared namespace leaves the namespace and the other cluster.
+    // One virtual cluster per namespace: a second is refused before any write.
+    fake.clear_requests();
+    let second = vc(&sandbox, &["create", "c", "-n", "team"]);
+    second.code(6);
+    assert!(second.stderr.contains("already holds virtual cluster \"a\""), "{}", second.stderr);
+    let writes: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch" | "other"))
+        .collect();
+    assert!(writes.is_empty(), "nothing written: {writes:?}");
+
+    // Deleting the cluster leaves the namespace and everything else in it untouched.
     vc(&sandbox, &["delete", "a", "--yes"]).code(0);
     assert!(fake.get("namespaces", "", "team").is_some());
     assert!(fake.get("statefulsets", "team", "a").is_none());
     assert!(fake.get("persistentvolumeclaims", "team", "data-a-0").is_none(), "PVC removed");
-    assert!(fake.get("statefulsets", "team", "b").is_some());
-    assert!(fake.get("persistentvolumeclaims", "team", "data-b-0").is_some());
+    let labelled: Vec<String> = [
+        "statefulsets",
+        "services",
+        "secrets",
+        "serviceaccounts",
+        "roles",
+        "rolebindings",
+        "networkpolicies",
+        "configmaps",
+        "persistentvolumeclaims",
+    ]
+    .iter()
+    .flat_map(|kind| fake.list(kind, Some("team")))
+    .filter(|o| {
+        o["metadata"]["labels"]["vc.dev/cluster"] == "a"
+            || o["metadata"]["labels"]["vcluster.loft.sh/managed-by"] == "a"
+    })
+    .map(|o| o["metadata"]["name"].to_string())
+    .collect();
+    assert!(labelled.is_empty(), "left behind: {labelled:?}");
+    let after: Vec<Value> = ["configmaps", "pods"]
+        .iter()
+        .map(|kind| {
+            fake.get(kind, "team", if *kind == "pods" { "web" } else { "app-settings" })
+                .expect("untouched object still there")
+        })
+        .collect();
+    // The fake's kubelet updates the pod's status; nothing else about it may change.
+    for (b, a) in before.iter().zip(&after) {
+        let name = &a["metadata"]["name"];
+        assert_eq!(b["metadata"]["labels"], a["metadata"]["labels"], "{name}");
+        assert_eq!(b["spec"], a["spec"], "{name}");
+        assert_eq!(b["data"], a["data"], "{name}");
+        assert!(a["metadata"]["deletionTimestamp"].is_null(), "{name} is being deleted");
+    }
+    assert!(fake.get("statefulsets", "team-quota", "b").is_some());
 }
 
 #[test]
@@ -348,7 +415,20 @@ fn interrupt_during_create_says_what_exists() {
 fn delete_keeps_a_namespace_another_cluster_lives_in() {
     let (fake, sandbox) = host();
     vc(&sandbox, &["create", "dev", "-q"]).code(0);
-    vc(&sandbox, &["create", "other", "-n", "vc-dev", "-q"]).code(0);
+    // A second control plane the engine would refuse to start, as an older tool left it.
+    fake.put(json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "other", "namespace": "vc-dev", "labels": {"app": "vcluster", "release": "other"}},
+        "spec": {
+            "serviceName": "other-headless",
+            "selector": {"matchLabels": {"app": "vcluster", "release": "other"}},
+            "template": {
+                "metadata": {"labels": {"app": "vcluster", "release": "other"}},
+                "spec": {"containers": [{"name": "syncer", "image": "ghcr.io/loft-sh/vcluster-oss:0.36.1"}]}
+            }
+        }
+    }))
+    .unwrap();
     let run = vc(&sandbox, &["delete", "dev", "-n", "vc-dev", "--yes"]);
     run.code(0);
     assert!(run.stderr.contains("its objects in namespace vc-dev"), "{}", run.stderr);

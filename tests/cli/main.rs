@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod connect;
+mod fidelity;
 mod help;
 mod isolation;
 mod lifecycle;

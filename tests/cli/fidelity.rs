@@ -1,0 +1,154 @@
+//! What a real host does that a lenient fake would hide: permanent failures that must end a
+//! create at once, a host that accepts connections and never answers, and the namespace
+//! fallback of a user who may not list every namespace.
+
+use std::time::{Duration, Instant};
+
+use fakekube::{FakeKube, PodBehaviour};
+use serde_json::json;
+
+use crate::support::{Run, Sandbox, Vc};
+
+fn host() -> (FakeKube, Sandbox) {
+    let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
+    (fake, sandbox)
+}
+
+/// Creates `dev` without connecting; `--timeout 60s` unless `extra` sets one.
+fn create(sandbox: &Sandbox, extra: &[&str]) -> (Run, Duration) {
+    let mut args = vec!["create", "dev", "--no-connect"];
+    if !extra.contains(&"--timeout") {
+        args.extend(["--timeout", "60s"]);
+    }
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let run = Vc::new(sandbox).args(args).run();
+    (run, started.elapsed())
+}
+
+#[test]
+fn permanent_container_errors_end_the_wait_at_once() {
+    for reason in ["InvalidImageName", "CreateContainerConfigError", "ErrImageNeverPull"] {
+        let (fake, sandbox) = host();
+        fake.set_behaviour(
+            "dev",
+            PodBehaviour::ImagePullFailure {
+                reason: reason.to_string(),
+                message: format!("the kubelet says {reason}"),
+            },
+        );
+        let (run, took) = create(&sandbox, &[]);
+        run.code(1);
+        assert!(run.stderr.contains(reason), "{reason}: {}", run.stderr);
+        assert!(took < Duration::from_secs(20), "{reason}: waited {took:?}");
+    }
+}
+
+#[test]
+fn image_pull_backoff_keeps_waiting_and_is_shown() {
+    let (fake, sandbox) = host();
+    fake.set_default_behaviour(PodBehaviour::image_pull_failure());
+    let (run, _) = create(&sandbox, &["--timeout", "7s"]);
+    run.code(4);
+    assert!(run.stderr.contains("ImagePullBackOff"), "{}", run.stderr);
+}
+
+#[test]
+fn an_engine_that_repeats_a_configuration_error_fails_fast() {
+    let (fake, sandbox) = host();
+    let line = "2026-12-01 10:00:00\tERROR\tsetup\tthere is already a virtual cluster in namespace team; creating multiple virtual clusters inside the same namespace is not supported";
+    fake.set_behaviour(
+        "dev",
+        PodBehaviour::crash_loop(&["2026-12-01 09:59:59\tINFO\tstarting", line]),
+    );
+    let (run, took) = create(&sandbox, &[]);
+    run.code(1);
+    assert!(run.stderr.contains("there is already a virtual cluster"), "{}", run.stderr);
+    assert!(took < Duration::from_secs(20), "waited {took:?}");
+}
+
+#[test]
+fn a_crash_loop_without_an_error_line_waits_out_the_timeout() {
+    let (fake, sandbox) = host();
+    fake.set_behaviour(
+        "dev",
+        PodBehaviour::crash_loop(&["panic: runtime error: index out of range"]),
+    );
+    let (run, _) = create(&sandbox, &["--timeout", "3s"]);
+    run.code(4);
+    assert!(run.stderr.contains("CrashLoopBackOff"), "{}", run.stderr);
+}
+
+#[test]
+fn a_control_plane_refused_by_the_quota_fails_fast() {
+    let (_fake, sandbox) = host();
+    // Less CPU than the control-plane pod requests: admission refuses the pod every time.
+    let (run, took) = create(&sandbox, &["--quota", "requests.cpu=100m"]);
+    run.code(1);
+    assert!(run.stderr.contains("exceeded quota"), "{}", run.stderr);
+    assert!(took < Duration::from_secs(20), "waited {took:?}");
+}
+
+#[test]
+fn a_host_that_never_answers_ends_at_the_deadline() {
+    // Accepts connections and never says a word.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+    std::fs::write(
+        sandbox.kubeconfig(),
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: mute\n  cluster:\n    server: http://{address}\ncontexts:\n- name: mute\n  context:\n    cluster: mute\n    user: mute\ncurrent-context: mute\nusers:\n- name: mute\n  user:\n    token: t\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let run = Vc::new(&sandbox).args(["create", "dev", "--no-connect", "--timeout", "3s"]).run();
+    let took = started.elapsed();
+    run.code(5);
+    assert!(run.stderr.contains(&address.to_string()), "{}", run.stderr);
+    assert!(run.stderr.contains("no answer within 3s"), "{}", run.stderr);
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+}
+
+#[test]
+fn commands_find_a_cluster_in_the_contexts_namespace_without_cluster_wide_rights() {
+    let (fake, sandbox) = host();
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .unwrap();
+    Vc::new(&sandbox).args(["create", "tenant1", "-n", "team", "--no-connect", "-q"]).run().code(0);
+    // The context's namespace is team, and listing StatefulSets everywhere is forbidden.
+    let config = std::fs::read_to_string(sandbox.kubeconfig()).unwrap();
+    std::fs::write(
+        sandbox.kubeconfig(),
+        config.replace("    user: kind-host\n", "    user: kind-host\n    namespace: team\n"),
+    )
+    .unwrap();
+    fake.forbid(Some("GET"), "/apis/apps/v1/statefulsets", "team-admin");
+    let described = Vc::new(&sandbox).args(["describe", "tenant1", "-o", "json"]).run();
+    described.code(0);
+    assert_eq!(described.json()["namespace"], "team");
+
+    // Where it is forbidden to look, the error says to pass -n.
+    fake.forbid(Some("GET"), "/apis/apps/v1/namespaces/team/statefulsets", "team-admin");
+    let refused = Vc::new(&sandbox).args(["describe", "tenant1"]).run();
+    refused.code(5);
+    assert!(refused.stderr.contains("-n NAMESPACE"), "{}", refused.stderr);
+
+    fake.clear_faults();
+    fake.forbid(Some("GET"), "/apis/apps/v1/statefulsets", "team-admin");
+    let deleted = Vc::new(&sandbox).args(["delete", "tenant1", "--yes"]).run();
+    deleted.code(0);
+    assert!(fake.get("statefulsets", "team", "tenant1").is_none());
+    assert!(fake.get("namespaces", "", "team").is_some(), "the user's namespace stays");
+}
