@@ -1,26 +1,49 @@
 //! End-to-end scenarios against a real host cluster. They run only when `VC_E2E_KUBECONFIG`
 //! names a kubeconfig for a disposable host; otherwise the suite prints that it skipped.
-//! Every scenario removes what it created, even when a step fails.
+//! Every scenario removes what it created, even when a step fails. They need `kubectl`.
+//!
+//! `isolation_matrix` runs probe pods from `VC_E2E_PROBE_IMAGE` (default `busybox:1.36`; the
+//! image needs `sh`, a busybox-style `nc` (`-l -p PORT`, `-w SECS`) and `nslookup`): point it
+//! at a copy in a reachable registry on hosts that cannot pull from Docker Hub. It skips, saying
+//! so, on hosts whose CNI does not enforce NetworkPolicies.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const VC: &str = env!("CARGO_BIN_EXE_vc");
 
+/// `VC_E2E_KUBECONFIG`, when set.
+fn configured_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("VC_E2E_KUBECONFIG").filter(|path| !path.is_empty()).map(PathBuf::from)
+}
+
+/// Writes past the test harness's capture, so a skip is visible in every run.
+fn report_skip(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
 /// The host kubeconfig, or `None` after printing why the suite skips.
 fn host_kubeconfig() -> Option<PathBuf> {
-    match std::env::var_os("VC_E2E_KUBECONFIG") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ => {
-            // Written past the test harness's capture, so the skip is visible in every run.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "e2e: skipped: set VC_E2E_KUBECONFIG to the kubeconfig of a disposable host cluster to run it"
-            );
-            None
-        }
+    let kubeconfig = configured_kubeconfig();
+    if kubeconfig.is_none() {
+        report_skip(
+            "e2e: skipped: set VC_E2E_KUBECONFIG to the kubeconfig of a disposable host cluster to run it",
+        );
     }
+    kubeconfig
+}
+
+fn log_command(program: &str, args: &[&str], output: &Output) {
+    eprintln!(
+        "$ {program} {}\n{}{}exit: {:?}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        output.status.code()
+    );
 }
 
 /// Runs `vc` against the host with a private state directory.
@@ -47,13 +70,19 @@ impl E2e {
             .env("NO_COLOR", "1")
             .output()
             .expect("run vc");
-        eprintln!(
-            "$ vc {}\n{}{}exit: {:?}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr),
-            output.status.code()
-        );
+        log_command("vc", args, &output);
+        output
+    }
+
+    /// Runs kubectl against the host, through the copy of the host kubeconfig.
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl must be installed for the e2e suite");
+        log_command("kubectl", args, &output);
         output
     }
 }
@@ -199,4 +228,692 @@ fn connect_run_a_workload_and_disconnect() {
     assert!(String::from_utf8_lossy(&listed.stdout).contains("deployment.apps/web"));
     let disconnected = e2e.vc(&["disconnect", &name]);
     assert_eq!(disconnected.status.code(), Some(0));
+}
+
+// Isolation matrix: tenant pods of cluster A, some wearing the labels of the pods vc's policies
+// trust (control plane, snapshot, CoreDNS), probe what they can reach on a real host.
+
+/// Serves "ok" on TCP 8080, one connection after another: a plain `nc -l` loop works with every
+/// busybox build, `nc -lk -e` needs optional features.
+const SERVE_8080: &str = "while true; do echo ok | nc -l -p 8080; done";
+const SLEEP: &str = "exec sleep 3600";
+/// `sleep` and `sh` as PID 1 ignore SIGTERM: without a zero grace period every pod deletion
+/// (and so every cleanup) would wait 30 seconds.
+const POD_OVERRIDES: &str = r#"{"apiVersion":"v1","spec":{"terminationGracePeriodSeconds":0}}"#;
+/// Label of the pods in the host probe namespace; the deny-all policy selects `denied`.
+const ROLE_LABEL: &str = "e2e.vc.dev/role";
+/// Prefix of the lines the in-pod probe script prints, one per target.
+const PROBE_MARKER: &str = "vc-probe";
+
+fn skip_matrix(reason: &str) {
+    report_skip(&format!("e2e: isolation matrix skipped: {reason}"));
+}
+
+fn probe_image() -> String {
+    std::env::var("VC_E2E_PROBE_IMAGE")
+        .ok()
+        .filter(|image| !image.is_empty())
+        .unwrap_or_else(|| "busybox:1.36".to_string())
+}
+
+/// A host namespace the test creates; deleted when dropped, so a failed step leaves nothing.
+struct HostNamespace<'a> {
+    e2e: &'a E2e,
+    name: String,
+}
+
+impl<'a> HostNamespace<'a> {
+    fn create(e2e: &'a E2e, name: String) -> Self {
+        // The guard exists before the namespace does: a create that fails halfway is removed too.
+        let namespace = Self { e2e, name };
+        let created = e2e.kubectl(&["create", "namespace", &namespace.name]);
+        assert!(created.status.success(), "cannot create host namespace {}", namespace.name);
+        // Pods are refused until the ServiceAccount controller has made `default`.
+        let has_account = eventually(Duration::from_secs(60), || {
+            e2e.kubectl(&["get", "serviceaccount", "default", "-n", &namespace.name])
+                .status
+                .success()
+        });
+        assert!(has_account, "no default ServiceAccount in {} after 60s", namespace.name);
+        namespace
+    }
+}
+
+impl Drop for HostNamespace<'_> {
+    fn drop(&mut self) {
+        // No `expect` here: a second panic while unwinding would abort the whole test binary.
+        let args = ["delete", "namespace", &self.name, "--ignore-not-found", "--timeout=3m"];
+        match Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.e2e.kubeconfig)
+            .args(args)
+            .output()
+        {
+            Ok(output) => log_command("kubectl", &args, &output),
+            Err(e) => eprintln!("cannot delete host namespace {}: {e}", self.name),
+        }
+    }
+}
+
+/// Where a kubectl command goes: the host, or a virtual cluster through `vc connect NAME --`
+/// (the CI path: a private kubeconfig and forward for one command).
+#[derive(Clone, Copy)]
+enum Kubectl<'a> {
+    Host(&'a E2e),
+    Virtual(&'a E2e, &'a str),
+}
+
+impl Kubectl<'_> {
+    fn run(self, args: &[&str]) -> Output {
+        match self {
+            Kubectl::Host(e2e) => e2e.kubectl(args),
+            Kubectl::Virtual(e2e, cluster) => {
+                let mut through_vc = vec!["connect", cluster, "--", "kubectl"];
+                through_vc.extend_from_slice(args);
+                e2e.vc(&through_vc)
+            }
+        }
+    }
+
+    /// Runs, and fails the test with `what` unless kubectl succeeded.
+    fn run_ok(self, what: &str, args: &[&str]) -> Output {
+        let output = self.run(args);
+        assert!(output.status.success(), "{what} failed (the command and its output are above)");
+        output
+    }
+
+    fn stdout_ok(self, what: &str, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.run_ok(what, args).stdout).trim().to_string()
+    }
+}
+
+/// A pod of the probe image running `script` with `sh -c`.
+struct ProbePod {
+    namespace: String,
+    name: String,
+    labels: String,
+    script: &'static str,
+}
+
+impl ProbePod {
+    fn sleeper(namespace: &str, name: &str, labels: &str) -> Self {
+        Self::new(namespace, name, labels, SLEEP)
+    }
+
+    fn server(namespace: &str, name: &str, labels: &str) -> Self {
+        Self::new(namespace, name, labels, SERVE_8080)
+    }
+
+    fn new(namespace: &str, name: &str, labels: &str, script: &'static str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            labels: labels.to_string(),
+            script,
+        }
+    }
+
+    fn start(&self, kubectl: Kubectl, image: &str) {
+        kubectl.run_ok(
+            &format!("starting pod {}/{}", self.namespace, self.name),
+            &[
+                "run",
+                &self.name,
+                "-n",
+                &self.namespace,
+                &format!("--image={image}"),
+                "--restart=Never",
+                &format!("--labels={}", self.labels),
+                &format!("--overrides={POD_OVERRIDES}"),
+                "--command",
+                "--",
+                "sh",
+                "-c",
+                self.script,
+            ],
+        );
+    }
+}
+
+/// Starts the pods and waits until all are Ready, one `kubectl wait` per namespace.
+fn start_and_wait(kubectl: Kubectl, image: &str, pods: &[&ProbePod]) {
+    for pod in pods {
+        pod.start(kubectl, image);
+    }
+    let namespaces: std::collections::BTreeSet<&str> =
+        pods.iter().map(|pod| pod.namespace.as_str()).collect();
+    for namespace in namespaces {
+        let mut args = vec!["wait", "--for=condition=Ready", "-n", namespace, "--timeout=180s"];
+        let names: Vec<String> = pods
+            .iter()
+            .filter(|pod| pod.namespace == namespace)
+            .map(|pod| format!("pod/{}", pod.name))
+            .collect();
+        args.extend(names.iter().map(String::as_str));
+        let what = format!(
+            "waiting for the probe pods in {namespace} (can the host pull VC_E2E_PROBE_IMAGE={image}?)"
+        );
+        kubectl.run_ok(&what, &args);
+    }
+}
+
+/// Calls `done` every two seconds until it returns true or `limit` has passed.
+fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if done() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    Open,
+    Blocked,
+}
+
+/// One target probed from inside a pod: `command` exits 0 when the target answered.
+struct Check {
+    key: &'static str,
+    command: String,
+    /// Tries before the target counts as blocked. Several where "open" is expected, since a new
+    /// pod's first packets can race its CNI; one elsewhere, since each blocked try waits out the
+    /// timeout and more tries could only make a "blocked" cell stricter.
+    tries: u32,
+}
+
+fn tcp(address: &str, port: u16) -> String {
+    format!("nc -w 3 {address} {port} </dev/null")
+}
+
+fn dns_query(server: &str) -> String {
+    format!("nslookup -timeout=3 kubernetes.default.svc.cluster.local {server}")
+}
+
+/// A shell script that runs every check and prints `vc-probe KEY open|blocked` for each.
+/// Markers rather than exit codes: a failing `vc connect` or `kubectl exec` prints none, so a
+/// broken probe shows as "no result" instead of passing for "blocked".
+fn probe_script(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(|check| {
+            let tries: Vec<String> = (1..=check.tries.max(1)).map(|t| t.to_string()).collect();
+            format!(
+                "r=blocked; for t in {}; do [ $t = 1 ] || sleep 2; if {{ {}; }} >/dev/null; then r=open; break; fi; done; echo \"{PROBE_MARKER} {} $r\"",
+                tries.join(" "),
+                check.command,
+                check.key
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn parse_probe_output(stdout: &[u8]) -> BTreeMap<String, Reach> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.strip_prefix(PROBE_MARKER)?.split_whitespace();
+            let key = words.next()?.to_string();
+            let reach = match words.next()? {
+                "open" => Reach::Open,
+                "blocked" => Reach::Blocked,
+                _ => return None,
+            };
+            Some((key, reach))
+        })
+        .collect()
+}
+
+/// Runs the checks inside `pod` and returns what each reached, by key.
+fn probe_from(kubectl: Kubectl, pod: &ProbePod, checks: &[Check]) -> BTreeMap<String, Reach> {
+    let script = probe_script(checks);
+    let output = kubectl.run(&["exec", "-n", &pod.namespace, &pod.name, "--", "sh", "-c", &script]);
+    parse_probe_output(&output.stdout)
+}
+
+/// Whether a deny-all-ingress policy stops the probe namespace's client from reaching the
+/// server it reached a moment before. Without enforcement every "blocked" cell of the matrix
+/// would fail for a reason vc cannot change, so the matrix asks this first.
+fn deny_all_takes_effect(e2e: &E2e, client: &ProbePod, server: &ProbePod) -> bool {
+    let host = Kubectl::Host(e2e);
+    let server_ip = pod_ip(host, &server.namespace, &server.name);
+    let check = [Check { key: "server", command: tcp(&server_ip, 8080), tries: 1 }];
+    let reach = || probe_from(host, client, &check).get("server").copied();
+    // Reachable first, else a "blocked" after the policy would only prove a broken probe.
+    let reachable = eventually(Duration::from_secs(60), || reach() == Some(Reach::Open));
+    assert!(
+        reachable,
+        "the probe client cannot reach the probe server before any policy: does \
+         VC_E2E_PROBE_IMAGE provide a busybox-style `nc`?"
+    );
+    apply_deny_all_ingress(e2e, &server.namespace);
+    // Policy controllers program their rules asynchronously.
+    let mut last = None;
+    let blocked = eventually(Duration::from_secs(45), || {
+        last = reach();
+        last == Some(Reach::Blocked)
+    });
+    // A probe that stopped printing results must not pass for a CNI that ignores policies.
+    assert!(blocked || last.is_some(), "the probe from {} printed no result", client.name);
+    blocked
+}
+
+fn apply_deny_all_ingress(e2e: &E2e, namespace: &str) {
+    let policy = serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": { "name": "deny-all-ingress", "namespace": namespace },
+        "spec": {
+            "podSelector": { "matchLabels": { ROLE_LABEL: "denied" } },
+            "policyTypes": ["Ingress"]
+        }
+    });
+    let path = e2e.state.path().join("deny-all-ingress.json");
+    std::fs::write(&path, policy.to_string()).expect("write the deny-all policy");
+    let file = path.to_str().expect("a UTF-8 temp path");
+    Kubectl::Host(e2e).run_ok("applying the deny-all policy", &["apply", "-f", file]);
+}
+
+/// Creates the clusters side by side (each takes minutes) and fails unless all are up.
+fn create_clusters(e2e: &E2e, names: &[&str]) {
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let creates: Vec<_> = names
+            .iter()
+            .map(|name| {
+                scope.spawn(move || {
+                    e2e.vc(&[
+                        "create",
+                        name,
+                        "--no-connect",
+                        "--ttl",
+                        "1h",
+                        "--label",
+                        "suite=e2e",
+                        "--timeout",
+                        "5m",
+                    ])
+                })
+            })
+            .collect();
+        creates.into_iter().map(|create| create.join().expect("vc create thread")).collect()
+    });
+    for (name, output) in names.iter().zip(&outputs) {
+        assert_eq!(output.status.code(), Some(0), "vc create {name} failed");
+    }
+}
+
+fn pod_ip(kubectl: Kubectl, namespace: &str, pod: &str) -> String {
+    let ip = kubectl.stdout_ok(
+        &format!("reading the IP of pod {namespace}/{pod}"),
+        &["get", "pod", pod, "-n", namespace, "-o", "jsonpath={.status.podIP}"],
+    );
+    assert!(!ip.is_empty(), "pod {namespace}/{pod} has no IP");
+    ip
+}
+
+fn service_ip(kubectl: Kubectl, namespace: &str, service: &str) -> String {
+    let ip = kubectl.stdout_ok(
+        &format!("reading the cluster IP of service {namespace}/{service}"),
+        &["get", "service", service, "-n", namespace, "-o", "jsonpath={.spec.clusterIP}"],
+    );
+    assert!(!ip.is_empty(), "service {namespace}/{service} has no cluster IP");
+    ip
+}
+
+/// The host-side IPs of cluster `cluster`'s synced pods, by host pod name.
+fn synced_pod_ips(e2e: &E2e, cluster: &str) -> BTreeMap<String, String> {
+    let listing = Kubectl::Host(e2e).stdout_ok(
+        &format!("listing the synced pods of {cluster}"),
+        &[
+            "get",
+            "pods",
+            "-n",
+            &format!("vc-{cluster}"),
+            "-l",
+            &format!("vcluster.loft.sh/managed-by={cluster}"),
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name}{" "}{.status.podIP}{"\n"}{end}"#,
+        ],
+    );
+    listing
+        .lines()
+        .filter_map(|line| {
+            let (name, ip) = line.split_once(' ')?;
+            (!ip.trim().is_empty()).then(|| (name.to_string(), ip.trim().to_string()))
+        })
+        .collect()
+}
+
+/// The host IP of a pod synced out of `cluster`, by its virtual name and namespace.
+fn synced_pod_ip(ips: &BTreeMap<String, String>, pod: &ProbePod, cluster: &str) -> String {
+    let host_name = format!("{}-x-{}-x-{cluster}", pod.name, pod.namespace);
+    ips.get(&host_name).cloned().unwrap_or_else(|| {
+        panic!("no synced host pod {host_name} with an IP in vc-{cluster}; synced: {ips:?}")
+    })
+}
+
+/// The host API server's endpoints (the `kubernetes` Endpoints in `default`), as IP and port.
+fn host_api_endpoints(e2e: &E2e) -> Vec<(String, u16)> {
+    let output = Kubectl::Host(e2e).run_ok(
+        "reading the host API endpoints",
+        &["get", "endpoints", "kubernetes", "-n", "default", "-o", "json"],
+    );
+    let endpoints = json(&output);
+    let mut found = Vec::new();
+    for subset in endpoints["subsets"].as_array().into_iter().flatten() {
+        let ports = subset["ports"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let https = ports.iter().find(|p| p["name"] == "https").or(ports.first());
+        let port = https
+            .and_then(|p| p["port"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .expect("a port in the kubernetes Endpoints");
+        for address in subset["addresses"].as_array().into_iter().flatten() {
+            let ip = address["ip"].as_str().expect("an IP in the kubernetes Endpoints");
+            found.push((ip.to_string(), port));
+        }
+    }
+    assert!(!found.is_empty(), "the kubernetes Endpoints list no address: {endpoints}");
+    found
+}
+
+/// A column of the matrix: a target, named from cluster A's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Column {
+    APod,
+    BPod,
+    HostPod,
+    HostApiEndpoints,
+    HostApiService,
+    HostDns,
+    AApi,
+    Internet,
+}
+
+impl Column {
+    const ALL: [Column; 8] = [
+        Column::APod,
+        Column::BPod,
+        Column::HostPod,
+        Column::HostApiEndpoints,
+        Column::HostApiService,
+        Column::HostDns,
+        Column::AApi,
+        Column::Internet,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Column::APod => "A-pod",
+            Column::BPod => "B-pod",
+            Column::HostPod => "host-pod",
+            Column::HostApiEndpoints => "host-api-endpoints",
+            Column::HostApiService => "host-api-service",
+            Column::HostDns => "host-dns",
+            Column::AApi => "A-api",
+            Column::Internet => "internet",
+        }
+    }
+}
+
+/// The addresses the matrix probes, read from the host and from cluster A.
+struct Targets {
+    a_pod: String,
+    b_pod: String,
+    host_pod: String,
+    host_api_endpoints: Vec<(String, u16)>,
+    host_api_service: String,
+    host_dns: String,
+    /// The virtual `kubernetes` Service of A, by cluster IP: its name would go through A's
+    /// CoreDNS Service, and `borrow-dns` wears CoreDNS's label, so it is one of that Service's
+    /// endpoints too and would answer (not answer) some lookups.
+    a_api: String,
+}
+
+impl Targets {
+    fn command(&self, column: Column) -> String {
+        match column {
+            Column::APod => tcp(&self.a_pod, 8080),
+            Column::BPod => tcp(&self.b_pod, 8080),
+            Column::HostPod => tcp(&self.host_pod, 8080),
+            // Open when any endpoint answers.
+            Column::HostApiEndpoints => self
+                .host_api_endpoints
+                .iter()
+                .map(|(ip, port)| tcp(ip, *port))
+                .collect::<Vec<_>>()
+                .join(" || "),
+            Column::HostApiService => tcp(&self.host_api_service, 443),
+            // Exits 0 only on an answer; the control row shows the host's cluster domain is
+            // `cluster.local`, else every row reads "blocked" there.
+            Column::HostDns => dns_query(&self.host_dns),
+            Column::AApi => tcp(&self.a_api, 443),
+            // Some hosts have no internet at all, so a tenant row can only assert "blocked".
+            Column::Internet => tcp("1.1.1.1", 443),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Open,
+    Blocked,
+    /// Probed and shown, but either result is right.
+    Either,
+    NotProbed,
+}
+
+impl Expect {
+    fn accepts(self, got: Option<Reach>) -> bool {
+        matches!(
+            (self, got),
+            (Expect::NotProbed, _)
+                | (Expect::Either, Some(_))
+                | (Expect::Open, Some(Reach::Open))
+                | (Expect::Blocked, Some(Reach::Blocked))
+        )
+    }
+}
+
+/// A tenant pod of A, whatever labels it borrows, reaches its own cluster and nothing else.
+fn tenant_may(column: Column) -> Expect {
+    match column {
+        Column::APod | Column::AApi => Expect::Open,
+        _ => Expect::Blocked,
+    }
+}
+
+/// The control row, a pod in the host probe namespace under no policy: it shows the host
+/// targets answer (so a tenant's "blocked" means the policy), and that A and B admit no one
+/// from outside.
+fn host_control_may(column: Column) -> Expect {
+    match column {
+        Column::APod | Column::BPod => Expect::Blocked,
+        Column::HostPod | Column::HostApiEndpoints | Column::HostApiService | Column::HostDns => {
+            Expect::Open
+        }
+        Column::AApi | Column::Internet => Expect::Either,
+    }
+}
+
+/// B's target probing itself: shows it serves, so a tenant's "blocked" to it means the policy.
+fn b_itself_may(column: Column) -> Expect {
+    match column {
+        Column::BPod => Expect::Open,
+        _ => Expect::NotProbed,
+    }
+}
+
+/// One row of the matrix: the results of one pod's probes.
+struct Row {
+    name: String,
+    expect: fn(Column) -> Expect,
+    got: BTreeMap<String, Reach>,
+}
+
+impl Row {
+    fn probe(
+        name: &str,
+        kubectl: Kubectl,
+        pod: &ProbePod,
+        targets: &Targets,
+        expect: fn(Column) -> Expect,
+    ) -> Self {
+        let checks: Vec<Check> = Column::ALL
+            .into_iter()
+            .filter(|column| expect(*column) != Expect::NotProbed)
+            .map(|column| Check {
+                key: column.key(),
+                command: targets.command(column),
+                tries: if expect(column) == Expect::Open { 3 } else { 1 },
+            })
+            .collect();
+        Self { name: name.to_string(), expect, got: probe_from(kubectl, pod, &checks) }
+    }
+
+    fn got(&self, column: Column) -> Option<Reach> {
+        self.got.get(column.key()).copied()
+    }
+
+    fn is_right(&self, column: Column) -> bool {
+        (self.expect)(column).accepts(self.got(column))
+    }
+
+    fn cell(&self, column: Column) -> String {
+        let shown = match ((self.expect)(column), self.got(column)) {
+            (Expect::NotProbed, _) => "-",
+            (_, None) => "?",
+            (_, Some(Reach::Open)) => "open",
+            (_, Some(Reach::Blocked)) => "blocked",
+        };
+        if self.is_right(column) { shown.to_string() } else { format!("{shown}!") }
+    }
+
+    fn wrong_cells(&self) -> Vec<String> {
+        Column::ALL
+            .into_iter()
+            .filter(|column| !self.is_right(*column))
+            .map(|column| {
+                let got = self.got(column).map_or("no result".to_string(), |r| format!("{r:?}"));
+                let want = (self.expect)(column);
+                format!("{} -> {}: got {got}, want {want:?}", self.name, column.key())
+            })
+            .collect()
+    }
+}
+
+fn render_matrix(rows: &[Row]) -> String {
+    let header: Vec<String> = std::iter::once("from \\ to".to_string())
+        .chain(Column::ALL.iter().map(|column| column.key().to_string()))
+        .collect();
+    let lines: Vec<Vec<String>> = std::iter::once(header)
+        .chain(rows.iter().map(|row| {
+            std::iter::once(row.name.clone())
+                .chain(Column::ALL.iter().map(|column| row.cell(*column)))
+                .collect()
+        }))
+        .collect();
+    let widths: Vec<usize> = (0..=Column::ALL.len())
+        .map(|i| lines.iter().map(|line| line[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut table = String::from(
+        "isolation matrix (`!` marks a wrong cell, `?` a probe that printed no result, `-` not probed):\n",
+    );
+    for line in &lines {
+        let cells: Vec<String> =
+            line.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        table.push_str(cells.join("  ").trim_end());
+        table.push('\n');
+    }
+    table
+}
+
+#[test]
+fn isolation_matrix() {
+    let Some(kubeconfig) = configured_kubeconfig() else {
+        skip_matrix(
+            "set VC_E2E_KUBECONFIG to the kubeconfig of a disposable host cluster to run it",
+        );
+        return;
+    };
+    assert!(kubeconfig.exists(), "VC_E2E_KUBECONFIG {} does not exist", kubeconfig.display());
+    let e2e = E2e::new(kubeconfig);
+    let image = probe_image();
+    let host = Kubectl::Host(&e2e);
+
+    // Enforcement first, before minutes go into clusters the host could not isolate anyway.
+    let probe_namespace = HostNamespace::create(&e2e, unique("vc-e2e-np"));
+    let ns = probe_namespace.name.as_str();
+    let denied = ProbePod::server(ns, "np-denied", &format!("{ROLE_LABEL}=denied"));
+    let host_server = ProbePod::server(ns, "np-server", &format!("{ROLE_LABEL}=server"));
+    let client = ProbePod::sleeper(ns, "np-client", &format!("{ROLE_LABEL}=client"));
+    start_and_wait(host, &image, &[&denied, &host_server, &client]);
+    if !deny_all_takes_effect(&e2e, &client, &denied) {
+        skip_matrix(
+            "the host's CNI does not enforce NetworkPolicies (a deny-all policy let traffic through)",
+        );
+        return;
+    }
+
+    let a = unique("iso-a");
+    let b = unique("iso-b");
+    let _cleanup_a = Cleanup { e2e: &e2e, name: a.clone() };
+    let _cleanup_b = Cleanup { e2e: &e2e, name: b.clone() };
+    create_clusters(&e2e, &[&a, &b]);
+    let in_a = Kubectl::Virtual(&e2e, &a);
+    let in_b = Kubectl::Virtual(&e2e, &b);
+
+    // Tenant pods of A: one plain, three wearing the labels of pods vc's policies trust.
+    let tenants = [
+        ProbePod::sleeper("default", "plain", "app=web"),
+        ProbePod::sleeper("default", "borrow-cp", &format!("app=vcluster,release={a}")),
+        ProbePod::sleeper("default", "borrow-snap", "app=vcluster-snapshot"),
+        ProbePod::sleeper("kube-system", "borrow-dns", "k8s-app=vcluster-kube-dns"),
+    ];
+    let a_target = ProbePod::server("default", "target", "app=target");
+    let b_target = ProbePod::server("default", "target", "app=target");
+    let mut in_a_pods: Vec<&ProbePod> = tenants.iter().collect();
+    in_a_pods.push(&a_target);
+    start_and_wait(in_a, &image, &in_a_pods);
+    start_and_wait(in_b, &image, &[&b_target]);
+
+    let a_ips = synced_pod_ips(&e2e, &a);
+    for tenant in &tenants {
+        // Every tenant pod is a synced pod on the host, borrowed labels or not.
+        synced_pod_ip(&a_ips, tenant, &a);
+    }
+    let targets = Targets {
+        a_pod: synced_pod_ip(&a_ips, &a_target, &a),
+        b_pod: synced_pod_ip(&synced_pod_ips(&e2e, &b), &b_target, &b),
+        host_pod: pod_ip(host, ns, &host_server.name),
+        host_api_endpoints: host_api_endpoints(&e2e),
+        host_api_service: service_ip(host, "default", "kubernetes"),
+        host_dns: service_ip(host, "kube-system", "kube-dns"),
+        a_api: service_ip(in_a, "default", "kubernetes"),
+    };
+
+    let mut rows: Vec<Row> = tenants
+        .iter()
+        .map(|pod| {
+            let name = format!("A {}/{}", pod.namespace, pod.name);
+            Row::probe(&name, in_a, pod, &targets, tenant_may)
+        })
+        .collect();
+    rows.push(Row::probe("host pod (control)", host, &client, &targets, host_control_may));
+    rows.push(Row::probe("B target (itself)", in_b, &b_target, &targets, b_itself_may));
+
+    let matrix = render_matrix(&rows);
+    eprintln!("{matrix}");
+    let wrong: Vec<String> = rows.iter().flat_map(Row::wrong_cells).collect();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong cell(s) in the isolation matrix: {}\n{matrix}",
+        wrong.len(),
+        wrong.join("; ")
+    );
 }
