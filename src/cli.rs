@@ -88,6 +88,9 @@ pub enum Command {
         after_help = "Examples:\n  vc kubeconfig dev --server https://dev.example.com > dev.kubeconfig"
     )]
     Kubeconfig(KubeconfigArgs),
+    /// Print the Role and RoleBinding that let a user run vc in a namespace (for a cluster admin)
+    #[command(after_help = RBAC_EXAMPLES)]
+    Rbac(RbacArgs),
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
     #[command(hide = true)]
     Forwarder(ForwarderArgs),
@@ -99,6 +102,17 @@ pub enum Command {
     /// Print version information
     Version,
 }
+
+const RBAC_EXAMPLES: &str = "\
+Examples:
+  vc rbac team --user alice@example.com | kubectl apply -f -
+  vc rbac team --group platform-devs -o json
+  vc rbac ci --service-account ci/runner
+
+The Role grants what vc applies and removes in that namespace and every right of the engine's
+own Role, which RBAC lets a user grant only if they hold it: the built-in admin role lacks
+endpoints and endpointslices writes, pods/status, pods/ephemeralcontainers, pods/resize,
+and resourcequotas / limitranges writes. Nothing is sent to the host.";
 
 const CREATE_EXAMPLES: &str = "\
 Examples:
@@ -259,6 +273,23 @@ pub struct ListArgs {
     /// Label selector, such as pr=42 or team in (a,b)
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selector: Option<String>,
+}
+
+/// `vc rbac`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("grantee").required(true).args(["user", "group", "service_account"])))]
+pub struct RbacArgs {
+    /// The namespace the rights are granted in
+    pub namespace: String,
+    /// Grant them to this user (as the host's authenticator names it)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Grant them to this group
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Grant them to this service account, as NAMESPACE/NAME
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub service_account: Option<String>,
 }
 
 /// `vc describe`

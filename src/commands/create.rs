@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cli::{CreateArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::connection;
-use crate::engine::{self, Placement};
+use crate::engine::{self, Placement, rbac};
 use crate::error::{CliError, Exit};
 use crate::host::{self, Host, HostError, MadeBy, NamespaceState, ReadyEvent};
 use crate::output::{Progress, human_duration};
@@ -134,12 +134,11 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     // One deadline for the whole command: a host that accepts connections and never answers
     // ends it at `--timeout` too.
     let deadline = Instant::now() + args.timeout;
-    let preflight = async {
-        futures::try_join!(check_existing(&host, &placement, args.upsert), async {
-            Ok(host.network_facts(spec.isolation.allow_internet).await?)
-        },)
-    };
-    let (existing, facts) = tokio::time::timeout_at(deadline, preflight)
+    let facts = async { Ok(host.network_facts(spec.isolation.allow_internet).await?) };
+    let rights = async { Ok(host.rules_in(&namespace).await?) };
+    let preflight =
+        async { futures::try_join!(check_existing(&host, &placement, args.upsert), facts, rights) };
+    let (existing, facts, held) = tokio::time::timeout_at(deadline, preflight)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
     if let Some(created) = existing {
@@ -151,6 +150,9 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
         printer.warn(&warning);
     }
     let rendered = engine::render(&spec, &placement)?;
+    if let Some(held) = held {
+        check_rights(&host, &placement, &rendered, &held).await?;
+    }
 
     let mut progress = printer.progress(&format!(
         "creating virtual cluster {name:?} (Kubernetes {}) in namespace {namespace:?} on {:?}",
@@ -207,6 +209,31 @@ fn pin_isolation(spec: &mut VirtualClusterSpec, facts: &host::NetworkFacts) -> O
             "cannot read the host API server's endpoints (Service kubernetes in namespace default): the control plane may reach any address on ports 443, 6443 and 8443; to pin it, set isolation.hostApi (IP:PORT) in a values file".to_string(),
         ),
     }
+}
+
+/// Refuses, before anything is applied, a create the user's rights cannot complete: every
+/// object must be appliable and every rule of the engine's Role held (RBAC lets a user grant
+/// only what they hold). Names the missing rules and the one-time grant that adds them.
+async fn check_rights(
+    host: &Host,
+    placement: &Placement,
+    rendered: &engine::Rendered,
+    held: &[k8s_openapi::api::rbac::v1::PolicyRule],
+) -> anyhow::Result<()> {
+    let missing = rbac::missing_rules(&rbac::required_rules(&rendered.objects), held);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
+    let user = host.user_name().await.unwrap_or_else(|| "USER".to_string());
+    let rules: Vec<String> =
+        missing.iter().map(|r| format!("  {}", rbac::describe_rule(r))).collect();
+    Err(CliError::unreachable(format!(
+        "cannot create virtual cluster {name:?} in namespace {namespace:?} on context {:?}: you lack these rights there (and RBAC lets you grant the engine only what you hold):\n{}\nnothing was applied; a cluster admin can grant them once for this namespace with: vc rbac {namespace} --user {user} | kubectl apply -f -",
+        host.context,
+        rules.join("\n")
+    ))
+    .into())
 }
 
 /// Refuses to create over something that exists, unless `--upsert` re-applies a cluster `vc`

@@ -10,6 +10,7 @@ pub mod disconnect;
 pub mod forwarder;
 pub mod kubeconfig;
 pub mod list;
+pub mod rbac;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::CliError;
@@ -77,6 +78,7 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Disconnect(args) => disconnect::run(invocation, args).await,
         Command::Kubeconfig(args) => kubeconfig::run(invocation, args).await,
         Command::Completions(args) => completions::run(invocation, &args),
+        Command::Rbac(args) => rbac::run(invocation, &args),
         Command::Version => {
             invocation.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
             Ok(())

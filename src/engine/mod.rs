@@ -17,6 +17,7 @@ pub mod config;
 pub mod images;
 pub mod isolation;
 pub mod objects;
+pub mod rbac;
 mod render;
 
 pub use images::{ENGINE_IMAGE, ENGINE_RELEASE, KUBERNETES_VERSIONS};
@@ -137,6 +138,10 @@ fn kind_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
     T::KIND
 }
 
+fn plural_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
+    T::URL_PATH_SEGMENT
+}
+
 fn api_version_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
     T::API_VERSION
 }
@@ -150,6 +155,11 @@ impl HostObject {
     /// The object's apiVersion, such as "apps/v1".
     pub fn api_version(&self) -> &'static str {
         with_object!(self, o => api_version_of(o))
+    }
+
+    /// The object's resource name in API paths, such as "statefulsets".
+    pub fn plural(&self) -> &'static str {
+        with_object!(self, o => plural_of(o))
     }
 
     /// The object's name.

@@ -1,13 +1,16 @@
 //! What the host tells about its network, for the isolation policies: the API server's real
-//! endpoints, its pod and service ranges, and its Kubernetes version. Every lookup is
+//! endpoints, its pod and service ranges, its Kubernetes version, and the user's own rights. Every lookup is
 //! best-effort: a namespace admin may read none of it, and the caller says what that means.
 
 use std::net::{IpAddr, SocketAddr};
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
 use k8s_openapi::api::core::v1::{Endpoints, Node};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
-use kube::api::{Api, ListParams};
+use k8s_openapi::api::rbac::v1::PolicyRule;
+use kube::api::{Api, ListParams, PostParams};
 
 use super::{Host, HostError};
 
@@ -154,4 +157,45 @@ fn endpoints_of(endpoints: &Endpoints) -> Vec<SocketAddr> {
     found.sort();
     found.dedup();
     found
+}
+
+impl Host {
+    /// The rules the current user holds in `namespace`, from a SelfSubjectRulesReview;
+    /// `None` when the host cannot tell (the review is refused, not served, or incomplete, as
+    /// with a webhook authorizer).
+    pub async fn rules_in(&self, namespace: &str) -> Result<Option<Vec<PolicyRule>>, HostError> {
+        let api: Api<SelfSubjectRulesReview> = Api::all(self.client.clone());
+        let review = SelfSubjectRulesReview {
+            spec: SelfSubjectRulesReviewSpec { namespace: Some(namespace.to_string()) },
+            ..Default::default()
+        };
+        match api.create(&PostParams::default(), &review).await {
+            Ok(answer) => {
+                let Some(status) = answer.status.filter(|s| !s.incomplete) else { return Ok(None) };
+                Ok(Some(
+                    status
+                        .resource_rules
+                        .into_iter()
+                        .map(|r| PolicyRule {
+                            api_groups: r.api_groups,
+                            resources: r.resources,
+                            resource_names: r.resource_names,
+                            verbs: r.verbs,
+                            non_resource_urls: None,
+                        })
+                        .collect(),
+                ))
+            }
+            Err(e) if unanswered(&e) => Ok(None),
+            Err(e) => Err(self.explain("reviewing your rights on the host", e)),
+        }
+    }
+
+    /// The current user's name on the host (SelfSubjectReview), when it says.
+    pub async fn user_name(&self) -> Option<String> {
+        let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
+        let answer =
+            api.create(&PostParams::default(), &SelfSubjectReview::default()).await.ok()?;
+        answer.status?.user_info?.username.filter(|u| !u.is_empty())
+    }
 }

@@ -62,6 +62,7 @@ impl Host {
         let mut last_seen: Option<ReadyEvent> = None;
         let mut pending: Option<(Instant, ReadyEvent)> = None;
         let mut engine_errors_checked = false;
+        let mut refusals_open = true;
         let pod_name = format!("{name}-0");
         while !(pod_ready && secret_present) {
             tokio::select! {
@@ -124,8 +125,10 @@ impl Host {
                     Some(Err(e)) => self.watch_error("watching the kubeconfig Secret", e)?,
                     None => return Err(HostError::Api { what: "watching the kubeconfig Secret".into(), message: "the watch ended".into() }),
                 },
-                event = refusals.next(), if !pod_ready => match event {
-                    Some(Ok(event)) => {
+                event = refusals.next(), if !pod_ready && refusals_open => {
+                    // Events are only a shortcut: without them the timeout still explains.
+                    refusals_open = event.is_some();
+                    if let Some(Ok(event)) = event {
                         for refusal in applied(event) {
                             let message = refusal.message.unwrap_or_default();
                             // The StatefulSet controller retries, but admission refuses the
@@ -138,9 +141,7 @@ impl Host {
                             }
                         }
                     }
-                    // Events are only a shortcut: without them the timeout still explains.
-                    Some(Err(_)) | None => {}
-                },
+                }
                 _ = tick.tick() => {
                     if let Some((since, _)) = &pending
                         && since.elapsed() >= NOTE_AFTER

@@ -95,3 +95,18 @@ fn missing_and_malformed_kubeconfig() {
     assert!(malformed.stderr.contains("kubeconfig"), "{}", malformed.stderr);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), broken, "the file is left as it was");
 }
+
+#[test]
+fn rbac_needs_one_grantee_and_valid_names() {
+    let sandbox = Sandbox::new();
+    let none = Vc::new(&sandbox).args(["rbac", "team"]).run();
+    none.code(2);
+    assert!(none.stderr.contains("--user"), "{}", none.stderr);
+    let bad = Vc::new(&sandbox).args(["rbac", "team", "--service-account", "runner"]).run();
+    bad.code(2);
+    assert!(bad.stderr.contains("NAMESPACE/NAME"), "{}", bad.stderr);
+    let namespace = Vc::new(&sandbox).args(["rbac", "Team", "--user", "a"]).run();
+    namespace.code(2);
+    let two = Vc::new(&sandbox).args(["rbac", "team", "--user", "a", "--group", "b"]).run();
+    two.code(2);
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use fakekube::{FakeKube, PodBehaviour};
+use fakekube::{FakeKube, PodBehaviour, PolicyRule, User, rbac};
 use serde_json::json;
 
 use crate::support::{Run, Sandbox, Vc};
@@ -151,4 +151,46 @@ fn commands_find_a_cluster_in_the_contexts_namespace_without_cluster_wide_rights
     deleted.code(0);
     assert!(fake.get("statefulsets", "team", "tenant1").is_none());
     assert!(fake.get("namespaces", "", "team").is_some(), "the user's namespace stays");
+}
+
+#[test]
+fn a_namespace_admin_is_told_the_missing_grant_then_creates_with_it() {
+    let (fake, sandbox) = host();
+    fake.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}))
+        .unwrap();
+    fake.act_as(User::new("team-admin").allow("team", rbac::admin_rules()));
+    fake.clear_requests();
+    let refused = Vc::new(&sandbox).args(["create", "tenant1", "-n", "team", "--no-connect"]).run();
+    refused.code(5);
+    for needle in [
+        "pods/status",
+        "pods/ephemeralcontainers",
+        "endpointslices",
+        "nothing was applied",
+        "vc rbac team --user",
+    ] {
+        assert!(refused.stderr.contains(needle), "{needle}: {}", refused.stderr);
+    }
+    let writes: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| matches!(r.verb.as_str(), "create" | "apply" | "update" | "patch" | "delete"))
+        .filter(|r| !r.path.contains("selfsubject"))
+        .collect();
+    assert!(writes.is_empty(), "nothing applied: {writes:?}");
+
+    // The grant `vc rbac` prints is enough, as the host's own escalation checks judge it.
+    let grant =
+        Vc::new(&sandbox).args(["rbac", "team", "--user", "team-admin", "-o", "json"]).run();
+    grant.code(0);
+    let items = grant.json()["items"].clone();
+    assert_eq!(items[0]["kind"], "Role");
+    assert_eq!(items[1]["subjects"][0]["name"], "team-admin");
+    let mut rules = rbac::admin_rules();
+    rules.extend(PolicyRule::parse(&items[0]));
+    fake.act_as(User::new("team-admin").allow("team", rules));
+    let created = Vc::new(&sandbox).args(["create", "tenant1", "-n", "team", "--no-connect"]).run();
+    created.code(0);
+    assert!(fake.get("rolebindings", "team", "vc-tenant1").is_some());
+    assert!(fake.get("statefulsets", "team", "tenant1").is_some());
 }

@@ -15,6 +15,7 @@ fn help_of_every_verb() {
         "disconnect",
         "kubeconfig",
         "completions",
+        "rbac",
     ] {
         let args: Vec<&str> = verb.split_whitespace().chain(["--help"]).collect();
         let run = Vc::new(&sandbox).args(&args).env("COLUMNS", "100").run();
