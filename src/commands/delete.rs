@@ -20,6 +20,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
         crate::spec::validate_namespace(ns)?;
     }
     let host = invocation.host().await?;
+    let deadline = tokio::time::Instant::now() + args.timeout;
     let mut targets: Vec<ClusterRecord> = Vec::new();
     if args.all || args.selector.is_some() {
         let (records, _) = host.list(namespace, args.selector.as_deref()).await?;
@@ -55,7 +56,20 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     let mut started = Vec::new();
     for record in &targets {
         let own = host.owns_namespace(&record.namespace, &record.name).await?;
-        host.delete_cluster(record, own).await?;
+        // In a shared namespace this waits for the control plane to stop: one deadline.
+        match tokio::time::timeout_at(deadline, host.delete_cluster(record, own)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(CliError::timeout(format!(
+                    "virtual cluster {:?} did not stop within {}; deletion continues on the host; check: kubectl get statefulset,pods -n {} -l release={}",
+                    record.name,
+                    crate::output::human_duration(args.timeout),
+                    record.namespace,
+                    record.name
+                ))
+                .into());
+            }
+        }
         let target = connection::Target::new(&host, &record.namespace, &record.name);
         if let Err(e) = disconnect(invocation, &target).await {
             printer.warn(&format!(
@@ -69,7 +83,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     if !args.no_wait {
         let waits = started.iter().map(|(record, own)| host.wait_deleted(record, *own));
         let all = futures::future::join_all(waits);
-        match tokio::time::timeout(args.timeout, all).await {
+        match tokio::time::timeout_at(deadline, all).await {
             Ok(results) => {
                 for result in results {
                     result?;

@@ -1,6 +1,6 @@
 //! Deleting a virtual cluster's host objects and waiting until they are gone.
 
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::FutureExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
@@ -10,12 +10,21 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams};
-use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 
 use crate::engine::{self, LABEL_CLUSTER};
 
 use super::{ClusterRecord, Host, HostError, LABEL_SYNCED_BY, control_plane_selector};
+
+/// The selectors of what a cluster leaves in a shared namespace: `vc`'s objects, the objects
+/// the engine synced, and the control plane's volume claims.
+fn selectors(name: &str) -> (String, String, String) {
+    (
+        format!("{LABEL_CLUSTER}={name}"),
+        format!("{LABEL_SYNCED_BY}={name}"),
+        control_plane_selector(name),
+    )
+}
 
 impl Host {
     /// Deletes everything `vc` created for a cluster: its namespace when `vc` created it,
@@ -34,11 +43,38 @@ impl Host {
                 Err(e) => Err(self.explain(&format!("deleting namespace {ns}"), e)),
             };
         }
-        let ours = format!("{LABEL_CLUSTER}={name}");
-        let synced = format!("{LABEL_SYNCED_BY}={name}");
-        let claims = control_plane_selector(name);
+        // In a shared namespace, stop the control plane first and wait until its pod is gone:
+        // a running syncer re-creates the host objects of its virtual cluster as they are
+        // removed. Foreground propagation keeps the StatefulSet until its pods are gone.
+        let sets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
+        let uid = self.uid_of(&sets, name).await?;
+        match sets.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(self.explain(&format!("deleting StatefulSet {ns}/{name}"), e)),
+        }
+        if let Some(uid) = uid {
+            use kube::runtime::wait::{await_condition, conditions};
+            await_condition(sets, name, conditions::is_deleted::<StatefulSet>(&uid))
+                .await
+                .map_err(|e| HostError::Api {
+                    what: format!("waiting for the control plane {ns}/{name} to stop"),
+                    message: e.to_string(),
+                })?;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let pod_name = format!("{name}-0");
+        if let Some(uid) = self.uid_of(&pods, &pod_name).await? {
+            use kube::runtime::wait::{await_condition, conditions};
+            await_condition(pods, &pod_name, conditions::is_deleted::<Pod>(&uid)).await.map_err(
+                |e| HostError::Api {
+                    what: format!("waiting for pod {ns}/{pod_name} to go"),
+                    message: e.to_string(),
+                },
+            )?;
+        }
+        let (ours, synced, claims) = selectors(name);
         let results = futures::future::join_all([
-            self.delete_labelled::<StatefulSet>(ns, &ours).boxed_local(),
             self.delete_labelled::<Service>(ns, &ours).boxed_local(),
             self.delete_labelled::<Secret>(ns, &ours).boxed_local(),
             self.delete_labelled::<ServiceAccount>(ns, &ours).boxed_local(),
@@ -59,6 +95,56 @@ impl Host {
         .await;
         results.into_iter().collect::<Result<Vec<_>, _>>()?;
         Ok(())
+    }
+
+    /// What is left on the host of a cluster in a shared namespace, as "Kind/name".
+    pub async fn leftovers(&self, namespace: &str, name: &str) -> Result<Vec<String>, HostError> {
+        let (ours, synced, claims) = selectors(name);
+        let listed = futures::future::try_join_all([
+            self.names_labelled::<StatefulSet>(namespace, &ours).boxed_local(),
+            self.names_labelled::<Service>(namespace, &ours).boxed_local(),
+            self.names_labelled::<Secret>(namespace, &ours).boxed_local(),
+            self.names_labelled::<ServiceAccount>(namespace, &ours).boxed_local(),
+            self.names_labelled::<Role>(namespace, &ours).boxed_local(),
+            self.names_labelled::<RoleBinding>(namespace, &ours).boxed_local(),
+            self.names_labelled::<NetworkPolicy>(namespace, &ours).boxed_local(),
+            self.names_labelled::<ResourceQuota>(namespace, &ours).boxed_local(),
+            self.names_labelled::<LimitRange>(namespace, &ours).boxed_local(),
+            self.names_labelled::<PersistentVolumeClaim>(namespace, &claims).boxed_local(),
+            self.names_labelled::<Pod>(namespace, &synced).boxed_local(),
+            self.names_labelled::<Service>(namespace, &synced).boxed_local(),
+            self.names_labelled::<Secret>(namespace, &synced).boxed_local(),
+            self.names_labelled::<PersistentVolumeClaim>(namespace, &synced).boxed_local(),
+            self.names_labelled::<ConfigMap>(namespace, &synced).boxed_local(),
+            self.names_labelled::<ServiceAccount>(namespace, &synced).boxed_local(),
+        ])
+        .await?;
+        Ok(listed.into_iter().flatten().collect())
+    }
+
+    async fn names_labelled<K>(
+        &self,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<String>, HostError>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let kind = K::kind(&());
+        let list = api
+            .list_metadata(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| self.explain(&format!("listing {kind}s in {namespace}"), e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|i| i.metadata.name)
+            .map(|n| format!("{kind}/{n}"))
+            .collect())
     }
 
     async fn delete_labelled<K>(&self, namespace: &str, selector: &str) -> Result<(), HostError>
@@ -127,8 +213,8 @@ impl Host {
         }
     }
 
-    /// Waits until what `delete_cluster` removed is gone (the namespace, else the StatefulSet
-    /// and its PVCs). The caller bounds it with a timeout.
+    /// Waits until what `delete_cluster` removed is gone (the namespace, else everything
+    /// labelled for the cluster). The caller bounds it with a timeout.
     pub async fn wait_deleted(
         &self,
         record: &ClusterRecord,
@@ -150,29 +236,13 @@ impl Host {
                 .map_err(gone(format!("waiting for namespace {ns} to go")))?;
             return Ok(());
         }
-        let sts: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
-        if let Some(uid) = self.uid_of(&sts, name).await? {
-            await_condition(sts, name, conditions::is_deleted::<StatefulSet>(&uid))
-                .await
-                .map_err(gone(format!("waiting for StatefulSet {ns}/{name} to go")))?;
-        }
-        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
-        let selector = control_plane_selector(name);
-        let params = watcher::Config::default().labels(&selector);
-        let mut stream = watcher(claims.clone(), params).default_backoff().boxed();
+        // Pods end after their grace period and claims once no pod uses them; nothing
+        // labelled for the cluster may be left.
         loop {
-            let left = claims
-                .list_metadata(&ListParams::default().labels(&selector))
-                .await
-                .map_err(|e| self.explain("listing PVCs", e))?;
-            if left.items.is_empty() {
+            if self.leftovers(ns, name).await?.is_empty() {
                 return Ok(());
             }
-            // A watch error is transient (the watcher backs off and restarts); only the end of
-            // the stream ends the wait.
-            if let Ok(None) = stream.try_next().await {
-                return Ok(());
-            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
     }
 }

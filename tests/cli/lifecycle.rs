@@ -252,8 +252,36 @@ fn shared_namespace_gets_no_quota_unless_asked() {
         .collect();
     assert!(writes.is_empty(), "nothing written: {writes:?}");
 
+    // What the engine synced out of cluster a.
+    for (kind, api_version, extra) in [
+        ("Pod", "v1", json!({"spec": {"containers": [{"name": "app", "image": "nginx"}]}})),
+        ("ConfigMap", "v1", json!({"data": {"k": "v"}})),
+    ] {
+        let mut object = json!({
+            "apiVersion": api_version, "kind": kind,
+            "metadata": {"name": "app-x-default-x-a", "namespace": "team", "labels": {"vcluster.loft.sh/managed-by": "a"}}
+        });
+        object.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        fake.put(object).unwrap();
+    }
+
     // Deleting the cluster leaves the namespace and everything else in it untouched.
+    fake.clear_requests();
     vc(&sandbox, &["delete", "a", "--yes"]).code(0);
+    let deletes: Vec<String> =
+        fake.requests().into_iter().filter(|r| r.verb == "delete").map(|r| r.path).collect();
+    let at = |needle: &str| {
+        deletes
+            .iter()
+            .position(|p| p.ends_with(needle))
+            .unwrap_or_else(|| panic!("{needle} deleted: {deletes:?}"))
+    };
+    assert!(
+        at("/statefulsets/a") < at("/pods/app-x-default-x-a"),
+        "control plane stopped first: {deletes:?}"
+    );
+    assert!(at("/statefulsets/a") < at("/configmaps/app-x-default-x-a"), "{deletes:?}");
+    assert!(fake.get("pods", "team", "a-0").is_none(), "the control-plane pod is gone");
     assert!(fake.get("namespaces", "", "team").is_some());
     assert!(fake.get("statefulsets", "team", "a").is_none());
     assert!(fake.get("persistentvolumeclaims", "team", "data-a-0").is_none(), "PVC removed");
