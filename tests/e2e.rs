@@ -6,9 +6,13 @@
 //! image needs `sh`, a busybox-style `nc` (`-l -p PORT`, `-w SECS`) and `nslookup`): point it
 //! at a copy in a reachable registry on hosts that cannot pull from Docker Hub. It skips, saying
 //! so, on hosts whose CNI does not enforce NetworkPolicies.
+//!
+//! `namespace_admin` runs vc as a ServiceAccount bound only to the built-in `admin` ClusterRole
+//! in one namespace, before and after `vc rbac`; it needs `kubectl create token` (Kubernetes
+//! 1.24 or later) and a host kubeconfig whose cluster entry works with a bearer token.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -62,9 +66,14 @@ impl E2e {
     }
 
     fn vc(&self, args: &[&str]) -> Output {
+        self.vc_as(&self.kubeconfig, args)
+    }
+
+    /// Runs `vc` as whoever `kubeconfig` names, with the same private state directory.
+    fn vc_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         let output = Command::new(VC)
             .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             // HOME stays the user's: exec credential plugins (EKS, GKE) read their login there.
             .env("XDG_STATE_HOME", self.state.path())
             .env("NO_COLOR", "1")
@@ -76,26 +85,64 @@ impl E2e {
 
     /// Runs kubectl against the host, through the copy of the host kubeconfig.
     fn kubectl(&self, args: &[&str]) -> Output {
-        let output = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl must be installed for the e2e suite");
-        log_command("kubectl", args, &output);
-        output
+        kubectl_as(&self.kubeconfig, args, None)
+    }
+
+    /// Runs kubectl against the host as cluster admin, writing `input` to its stdin.
+    fn kubectl_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        kubectl_as(&self.kubeconfig, args, Some(input))
     }
 }
 
+/// Runs kubectl as whoever `kubeconfig` names, with `input` on stdin (else none).
+fn kubectl_as(kubeconfig: &Path, args: &[&str], input: Option<&[u8]>) -> Output {
+    let output = run_kubectl(kubeconfig, args, input);
+    log_command("kubectl", args, &output);
+    output
+}
+
+/// Runs kubectl as cluster admin and logs it without its stdout, which holds credentials.
+fn kubectl_secret(e2e: &E2e, args: &[&str]) -> Output {
+    let output = run_kubectl(&e2e.kubeconfig, args, None);
+    let shown = Output { stdout: b"(stdout withheld: it holds credentials)\n".to_vec(), ..output };
+    log_command("kubectl", args, &shown);
+    Output { stdout: output.stdout, ..shown }
+}
+
+fn run_kubectl(kubeconfig: &Path, args: &[&str], input: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl must be installed for the e2e suite");
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Dropping stdin at the end of this block closes it, so kubectl sees the end.
+        stdin.write_all(input).expect("write kubectl's stdin");
+    }
+    child.wait_with_output().expect("wait for kubectl")
+}
+
 /// Deletes the named cluster when dropped, so a failed assertion leaves nothing behind.
+/// With `namespace`, deletes it there (`-n`), else wherever `vc` finds it.
 struct Cleanup<'a> {
     e2e: &'a E2e,
     name: String,
+    namespace: Option<String>,
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        self.e2e.vc(&["delete", &self.name, "--yes", "--ignore-not-found", "--timeout", "5m"]);
+        let mut args = vec!["delete", &self.name, "--yes", "--ignore-not-found", "--timeout", "5m"];
+        if let Some(namespace) = &self.namespace {
+            args.extend(["-n", namespace]);
+        }
+        self.e2e.vc(&args);
     }
 }
 
@@ -117,7 +164,7 @@ fn create_list_describe_delete() {
     assert!(kubeconfig.exists(), "VC_E2E_KUBECONFIG {} does not exist", kubeconfig.display());
     let e2e = E2e::new(kubeconfig);
     let name = unique("e2e");
-    let _cleanup = Cleanup { e2e: &e2e, name: name.clone() };
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
 
     let created = e2e.vc(&[
         "create",
@@ -185,7 +232,7 @@ fn connect_run_a_workload_and_disconnect() {
     let Some(kubeconfig) = host_kubeconfig() else { return };
     let e2e = E2e::new(kubeconfig);
     let name = unique("e2e-conn");
-    let _cleanup = Cleanup { e2e: &e2e, name: name.clone() };
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
     let created = e2e.vc(&["create", &name, "--no-connect", "--timeout", "5m"]);
     assert_eq!(created.status.code(), Some(0), "create failed");
 
@@ -862,8 +909,8 @@ fn isolation_matrix() {
 
     let a = unique("iso-a");
     let b = unique("iso-b");
-    let _cleanup_a = Cleanup { e2e: &e2e, name: a.clone() };
-    let _cleanup_b = Cleanup { e2e: &e2e, name: b.clone() };
+    let _cleanup_a = Cleanup { e2e: &e2e, name: a.clone(), namespace: None };
+    let _cleanup_b = Cleanup { e2e: &e2e, name: b.clone(), namespace: None };
     create_clusters(&e2e, &[&a, &b]);
     let in_a = Kubectl::Virtual(&e2e, &a);
     let in_b = Kubectl::Virtual(&e2e, &b);
@@ -916,4 +963,155 @@ fn isolation_matrix() {
         wrong.len(),
         wrong.join("; ")
     );
+}
+
+// Namespace admin: a tenant bound only to the built-in `admin` ClusterRole in one namespace
+// runs vc there once a cluster admin has applied `vc rbac`, and never before.
+
+/// The kinds, besides pods, where a deleted cluster could leave something behind.
+const LEFTOVER_KINDS: &str = "statefulsets,services,secrets,configmaps,serviceaccounts,roles,\
+                              rolebindings,networkpolicies,persistentvolumeclaims";
+
+/// The `kind/name` of each object of `kinds` in `namespace` that matches `selector`.
+fn labelled(e2e: &E2e, namespace: &str, kinds: &str, selector: &str) -> String {
+    Kubectl::Host(e2e).stdout_ok(
+        &format!("listing {kinds} labelled {selector} in {namespace}"),
+        &["get", kinds, "-n", namespace, "-l", selector, "-o", "name"],
+    )
+}
+
+/// Writes, in the temp dir, a kubeconfig for ServiceAccount `account` of `namespace`: the
+/// host's cluster entry (server, CA), a one-hour token, and `namespace` as the context's.
+fn tenant_kubeconfig(e2e: &E2e, namespace: &str, account: &str) -> PathBuf {
+    let token =
+        kubectl_secret(e2e, &["create", "token", account, "-n", namespace, "--duration", "1h"]);
+    assert!(token.status.success(), "cannot issue a token for {namespace}/{account}");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    // --flatten inlines a CA the host kubeconfig names by file.
+    let view =
+        kubectl_secret(e2e, &["config", "view", "--raw", "--minify", "--flatten", "-o", "json"]);
+    assert!(view.status.success(), "cannot read the host kubeconfig's current cluster");
+    let cluster = json(&view)["clusters"][0]["cluster"].clone();
+    assert!(cluster["server"].is_string(), "the host kubeconfig's current cluster has no server");
+    let config = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{ "name": "host", "cluster": cluster }],
+        "users": [{ "name": account, "user": { "token": token } }],
+        "contexts": [{
+            "name": "tenant",
+            "context": { "cluster": "host", "user": account, "namespace": namespace }
+        }],
+        "current-context": "tenant"
+    });
+    let path = e2e.state.path().join("tenant-kubeconfig");
+    std::fs::write(&path, config.to_string()).expect("write the tenant kubeconfig");
+    path
+}
+
+#[test]
+fn namespace_admin() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    assert!(kubeconfig.exists(), "VC_E2E_KUBECONFIG {} does not exist", kubeconfig.display());
+    let e2e = E2e::new(kubeconfig);
+    let host = Kubectl::Host(&e2e);
+    let team = HostNamespace::create(&e2e, unique("vc-e2e-team"));
+    let ns = team.name.as_str();
+    let account = "tenant-admin";
+    host.run_ok(
+        "creating the tenant's ServiceAccount",
+        &["create", "serviceaccount", account, "-n", ns],
+    );
+    host.run_ok(
+        "binding the tenant to the admin ClusterRole",
+        &[
+            "create",
+            "rolebinding",
+            account,
+            "--clusterrole=admin",
+            &format!("--serviceaccount={ns}:{account}"),
+            "-n",
+            ns,
+        ],
+    );
+    let tenant = tenant_kubeconfig(&e2e, ns, account);
+    let as_tenant = |args: &[&str]| e2e.vc_as(&tenant, args);
+    // Dropped before the namespace guard: the cluster goes first, as cluster admin.
+    let _cleanup = Cleanup { e2e: &e2e, name: "t1".into(), namespace: Some(ns.to_string()) };
+
+    // `admin` lacks rights the engine's Role needs: refused before any write, naming the grant.
+    let refused = as_tenant(&["create", "t1", "--no-connect", "-n", ns]);
+    assert_eq!(refused.status.code(), Some(5), "create without vc's Role must be refused");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("pods/status"), "the refusal names pods/status: {stderr}");
+    let hint = format!("vc rbac {ns} --user");
+    assert!(stderr.contains(&hint), "the refusal suggests `{hint}`: {stderr}");
+    let applied =
+        labelled(&e2e, ns, "statefulsets,networkpolicies,roles", "app.kubernetes.io/managed-by=vc");
+    assert!(applied.is_empty(), "a refused create applied objects:\n{applied}");
+
+    // The one-time grant, as cluster admin: `vc rbac NS --service-account NS/SA | kubectl apply -f -`.
+    let grant = e2e.vc(&["rbac", ns, "--service-account", &format!("{ns}/{account}")]);
+    assert_eq!(grant.status.code(), Some(0), "vc rbac failed");
+    let granted = e2e.kubectl_with_input(&["apply", "-f", "-"], &grant.stdout);
+    assert!(granted.status.success(), "applying the output of vc rbac failed");
+    // The authorizer's caches follow new bindings within moments.
+    let can = eventually(Duration::from_secs(30), || {
+        kubectl_as(
+            &tenant,
+            &["auth", "can-i", "update", "pods", "--subresource=status", "-n", ns],
+            None,
+        )
+        .status
+        .success()
+    });
+    assert!(can, "the tenant still cannot update pods/status 30s after the grant");
+
+    let created = as_tenant(&["create", "t1", "--no-connect", "-n", ns]);
+    assert_eq!(created.status.code(), Some(0), "create as namespace admin after vc rbac failed");
+    // Listing all namespaces is forbidden to the tenant: list falls back to the context's.
+    let listed = as_tenant(&["list", "-o", "json"]);
+    assert_eq!(listed.status.code(), Some(0), "list as namespace admin failed");
+    let items = json(&listed);
+    assert!(
+        items
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i["name"] == "t1" && i["namespace"] == ns)),
+        "t1 in {ns} is listed: {items}"
+    );
+    let described = as_tenant(&["describe", "t1"]);
+    assert_eq!(
+        described.status.code(),
+        Some(0),
+        "describe without -n finds t1 in the context's namespace"
+    );
+    let through = as_tenant(&["connect", "t1", "--", "kubectl", "get", "ns"]);
+    assert_eq!(through.status.code(), Some(0), "kubectl through vc connect as the tenant failed");
+    let second = as_tenant(&["create", "t2", "-n", ns, "--no-connect"]);
+    assert_eq!(second.status.code(), Some(6), "a second cluster in {ns} must be refused");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("t1"), "the refusal names the cluster already in {ns}: {stderr}");
+
+    let deleted = as_tenant(&["delete", "t1", "--yes"]);
+    assert_eq!(deleted.status.code(), Some(0), "delete without -n as the tenant failed");
+    for selector in ["vc.dev/cluster=t1", "vcluster.loft.sh/managed-by=t1"] {
+        let left = labelled(&e2e, ns, LEFTOVER_KINDS, selector);
+        assert!(left.is_empty(), "delete left objects labelled {selector} in {ns}:\n{left}");
+        // Pods may still be in their termination grace period.
+        let mut pods = String::new();
+        let gone = eventually(Duration::from_secs(60), || {
+            pods = labelled(&e2e, ns, "pods", selector);
+            pods.is_empty()
+        });
+        assert!(gone, "pods labelled {selector} are still in {ns} after 60s:\n{pods}");
+    }
+    host.run_ok(
+        "the tenant's ServiceAccount outlives the cluster",
+        &["get", "serviceaccount", account, "-n", ns],
+    );
+    let phase = host.stdout_ok(
+        "the team namespace outlives the cluster",
+        &["get", "namespace", ns, "-o", "jsonpath={.status.phase}"],
+    );
+    assert_eq!(phase, "Active", "delete must leave the namespace it did not create");
 }
