@@ -1,5 +1,6 @@
-//! `vc list`: every virtual cluster in scope from two LIST calls (workloads and their pods),
-//! whatever their number.
+//! `vc list`: every virtual cluster in scope from a constant number of LIST calls (control
+//! planes as StatefulSets and as Deployments, and their pods when one is not ready), whatever
+//! their number.
 
 use serde::Serialize;
 
@@ -46,6 +47,14 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             "listing all namespaces is forbidden on context {:?}; showing namespace {ns:?}",
             host.context
         ));
+    }
+    for record in &records {
+        if let Some(problem) = &record.record_error {
+            printer.warn(&format!(
+                "virtual cluster {:?} in namespace {:?}: {problem}; listed without its record",
+                record.name, record.namespace
+            ));
+        }
     }
     // Pods only refine Starting into Failed; without the right to list them, skip that.
     let pods = if records.iter().any(|r| r.ready_replicas < 1) {

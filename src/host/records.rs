@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 
 use crate::engine::{
@@ -32,6 +33,8 @@ pub struct ClusterRecord {
     pub namespace: String,
     pub made_by: MadeBy,
     pub spec: Option<VirtualClusterSpec>,
+    /// Why the recorded spec could not be read, when it is there but broken.
+    pub record_error: Option<String>,
     pub created_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
     pub kubernetes_version: Option<String>,
@@ -133,19 +136,35 @@ impl Host {
         }
         let params = ListParams::default().labels(&labels);
         let (result, scope) = match namespace {
-            Some(ns) => (self.list_in(Some(ns), &params).await, Some(ns.to_string())),
-            None => match self.list_in(None, &params).await {
+            Some(ns) => (self.workloads_in(Some(ns), &params).await, Some(ns.to_string())),
+            None => match self.workloads_in(None, &params).await {
                 Err(kube::Error::Api(s)) if s.code == 403 => {
                     let ns = self.default_namespace.clone();
-                    (self.list_in(Some(&ns), &params).await, Some(ns))
+                    (self.workloads_in(Some(&ns), &params).await, Some(ns))
                 }
                 other => (other, None),
             },
         };
-        let items = result.map_err(|e| self.explain("listing virtual clusters", e))?;
-        let mut records: Vec<ClusterRecord> = items.iter().filter_map(record_from).collect();
+        let mut records = result.map_err(|e| self.explain("listing virtual clusters", e))?;
         records.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         Ok((records, scope))
+    }
+
+    /// Control planes as StatefulSets and as Deployments, with one LIST each (concurrent).
+    async fn workloads_in(
+        &self,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Vec<ClusterRecord>, kube::Error> {
+        let deployments: Api<Deployment> = match namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let (sets, deployments) =
+            futures::try_join!(self.list_in(namespace, params), deployments.list(params))?;
+        let mut records: Vec<ClusterRecord> = sets.iter().filter_map(record_from).collect();
+        records.extend(deployments.items.iter().filter_map(record_from_deployment));
+        Ok(records)
     }
 
     async fn list_in(
@@ -273,24 +292,50 @@ fn made_by(labels: &BTreeMap<String, String>) -> MadeBy {
 
 /// The record of a virtual cluster read off its StatefulSet.
 pub fn record_from(sts: &StatefulSet) -> Option<ClusterRecord> {
-    let meta = &sts.metadata;
+    let status = sts.status.as_ref();
+    record_of(
+        &sts.metadata,
+        sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        status.and_then(|s| s.ready_replicas).unwrap_or(0),
+    )
+}
+
+/// The record of a virtual cluster whose control plane runs as a Deployment (the engine's
+/// external-etcd variant, made by the upstream CLI).
+pub fn record_from_deployment(deployment: &Deployment) -> Option<ClusterRecord> {
+    let status = deployment.status.as_ref();
+    record_of(
+        &deployment.metadata,
+        deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        status.and_then(|s| s.ready_replicas).unwrap_or(0),
+    )
+}
+
+fn record_of(meta: &ObjectMeta, replicas: i32, ready_replicas: i32) -> Option<ClusterRecord> {
     let labels = meta.labels.clone().unwrap_or_default();
     let annotations = meta.annotations.clone().unwrap_or_default();
     let name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
     let made_by = made_by(&labels);
     let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
-    let status = sts.status.as_ref();
+    let (spec, record_error) = match annotations.get(ANNOTATION_SPEC) {
+        None => (None, None),
+        Some(text) => match serde_json::from_str::<VirtualClusterSpec>(text) {
+            Ok(spec) => (Some(spec), None),
+            Err(e) => (None, Some(format!("annotation {ANNOTATION_SPEC} does not parse: {e}"))),
+        },
+    };
     Some(ClusterRecord {
         name,
         namespace: meta.namespace.clone().unwrap_or_default(),
         made_by,
-        spec: annotations.get(ANNOTATION_SPEC).and_then(|s| serde_json::from_str(s).ok()),
+        spec,
+        record_error,
         created_at: time(ANNOTATION_CREATED_AT)
             .or_else(|| meta.creation_timestamp.as_ref().map(|t| t.0)),
         expires_at: time(ANNOTATION_EXPIRES_AT),
         kubernetes_version: annotations.get(ANNOTATION_KUBERNETES_VERSION).cloned(),
-        replicas: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-        ready_replicas: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+        replicas,
+        ready_replicas,
         labels,
         uid: meta.uid.clone().unwrap_or_default(),
         deleting: meta.deletion_timestamp.is_some(),
@@ -329,6 +374,7 @@ impl ClusterRecord {
             namespace: namespace.to_string(),
             made_by: MadeBy::Vc,
             spec: None,
+            record_error: None,
             created_at: None,
             expires_at: None,
             kubernetes_version: None,

@@ -355,7 +355,7 @@ fn delete_by_selector_and_all() {
 }
 
 #[test]
-fn list_is_at_most_two_calls_and_shows_upstream_clusters() {
+fn list_is_two_calls_and_shows_upstream_clusters() {
     let (fake, sandbox) = host();
     for i in 0..5 {
         vc(&sandbox, &["create", &format!("c{i}"), "-q", "--no-wait"]).code(0);
@@ -374,8 +374,9 @@ fn list_is_at_most_two_calls_and_shows_upstream_clusters() {
     fake.clear_requests();
     let run = vc(&sandbox, &["list", "-o", "json"]);
     run.code(0);
-    let lists = fake.requests().iter().filter(|r| r.verb == "list").count();
-    assert!(lists <= 2, "list made {lists} LIST calls: {:?}", fake.requests());
+    // Every request counts, not only LISTs: StatefulSets and Deployments, nothing else while
+    // every cluster is ready.
+    assert_eq!(fake.requests().len(), 2, "{:?}", fake.requests());
     let items = run.json();
     assert_eq!(items.as_array().unwrap().len(), 6);
     let legacy = items.as_array().unwrap().iter().find(|i| i["name"] == "legacy").unwrap();
@@ -555,4 +556,49 @@ fn create_rides_out_failed_and_dropped_watches() {
     assert_eq!(result["phase"], "Running");
     let watches = fake.requests().iter().filter(|r| r.verb == "watch").count();
     assert!(watches >= 3, "the watches were restarted: {watches}");
+}
+
+#[test]
+fn list_calls_stay_constant_with_starting_clusters_deployments_and_the_403_fallback() {
+    let (fake, sandbox) = host();
+    fake.set_behaviour("slow", PodBehaviour::NeverReady);
+    for name in ["slow", "c1", "c2"] {
+        vc(&sandbox, &["create", name, "-q", "--no-wait"]).code(0);
+    }
+    // The engine's external-etcd variant runs the control plane as a Deployment.
+    fake.put(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "ext", "namespace": "default", "labels": {"app": "vcluster", "release": "ext"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vcluster", "release": "ext"}},
+                 "template": {"metadata": {"labels": {"app": "vcluster", "release": "ext"}},
+                              "spec": {"containers": [{"name": "syncer", "image": "ghcr.io/loft-sh/vcluster-oss:0.36.1"}]}}}
+    }))
+    .unwrap();
+    // A record that does not parse is a warning, not a silently missing cluster.
+    let mut broken = fake.get("statefulsets", "vc-c2", "c2").unwrap();
+    broken["metadata"]["annotations"]["vc.dev/spec"] = json!("{not json");
+    fake.put(broken).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    fake.clear_requests();
+    let run = vc(&sandbox, &["list", "-o", "json"]);
+    run.code(0);
+    // StatefulSets, Deployments, and the pods because "slow" is still starting.
+    assert_eq!(fake.requests().len(), 3, "{:?}", fake.requests());
+    let listed = run.json();
+    let names: Vec<&str> =
+        listed.as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ext", "c1", "c2", "slow"]);
+    assert!(run.stderr.contains("vc.dev/spec does not parse"), "{}", run.stderr);
+
+    // Without cluster-wide rights: the context's namespace, with the same number of calls
+    // however many clusters there are.
+    fake.forbid(Some("GET"), "/apis/apps/v1/statefulsets", "team-admin");
+    fake.forbid(Some("GET"), "/apis/apps/v1/deployments", "team-admin");
+    fake.clear_requests();
+    let run = vc(&sandbox, &["list", "-o", "json"]);
+    run.code(0);
+    assert!(run.stderr.contains("showing namespace \"default\""), "{}", run.stderr);
+    assert_eq!(run.json().as_array().unwrap().len(), 1, "ext only");
+    assert_eq!(fake.requests().len(), 4, "{:?}", fake.requests());
 }
