@@ -33,7 +33,10 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
     let deadline = Instant::now() + args.timeout;
     let (paths, _) = invocation.kubeconfigs()?;
     let host = invocation.host().await?;
-    let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
+    let find = host.find(&args.name, invocation.global.namespace.as_deref());
+    let record = tokio::time::timeout_at(deadline, find)
+        .await
+        .map_err(|_| host.no_answer(args.timeout))??;
     if record.replicas == 0 {
         return Err(CliError::conflict(format!(
             "virtual cluster {:?} is paused (its control plane is scaled to zero); resume it before connecting",
@@ -42,8 +45,8 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
         .into());
     }
     let target = Target::new(&host, &record.namespace, &record.name);
-    let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
     let remaining = || deadline.saturating_duration_since(Instant::now());
+    let admin = connection::ready_admin_kubeconfig(&host, &target, remaining()).await?;
     let printer = &invocation.printer;
 
     if !args.command.is_empty() {

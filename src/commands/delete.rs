@@ -27,7 +27,8 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
         targets.extend(records.into_iter().filter(|r| r.made_by == MadeBy::Vc));
     } else {
         for name in &args.names {
-            match host.find(name, namespace).await {
+            let find = tokio::time::timeout_at(deadline, host.find(name, namespace));
+            match find.await.map_err(|_| host.no_answer(args.timeout))? {
                 Ok(record) => targets.push(record),
                 Err(HostError::NotFound(_)) if args.ignore_not_found => {}
                 Err(e) => return Err(e.into()),

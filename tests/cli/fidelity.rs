@@ -112,13 +112,19 @@ fn a_host_that_never_answers_ends_at_the_deadline() {
         ),
     )
     .unwrap();
-    let started = Instant::now();
-    let run = Vc::new(&sandbox).args(["create", "dev", "--no-connect", "--timeout", "3s"]).run();
-    let took = started.elapsed();
-    run.code(5);
-    assert!(run.stderr.contains(&address.to_string()), "{}", run.stderr);
-    assert!(run.stderr.contains("no answer within 3s"), "{}", run.stderr);
-    assert!(took < Duration::from_secs(8), "took {took:?}");
+    for args in [
+        &["create", "dev", "--no-connect", "--timeout", "3s"][..],
+        &["delete", "dev", "--yes", "--timeout", "3s"],
+        &["connect", "dev", "--timeout", "3s"],
+    ] {
+        let started = Instant::now();
+        let run = Vc::new(&sandbox).args(args).run();
+        let took = started.elapsed();
+        run.code(5);
+        assert!(run.stderr.contains(&address.to_string()), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("no answer within 3s"), "{args:?}: {}", run.stderr);
+        assert!(took < Duration::from_secs(8), "{args:?} took {took:?}");
+    }
 }
 
 #[test]
