@@ -45,8 +45,8 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
         .into());
     }
     let target = Target::new(&host, &record.namespace, &record.name);
+    let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
     let remaining = || deadline.saturating_duration_since(Instant::now());
-    let admin = connection::ready_admin_kubeconfig(&host, &target, remaining()).await?;
     let printer = &invocation.printer;
 
     if !args.command.is_empty() {

@@ -235,7 +235,8 @@ pub fn render_service_accounts(
     out
 }
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+/// A Role rule.
+pub(crate) fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     PolicyRule {
         api_groups: Some(strings(groups)),
@@ -245,7 +246,8 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-const ALL_VERBS: [&str; 7] = ["create", "delete", "patch", "update", "get", "list", "watch"];
+pub(crate) const ALL_VERBS: [&str; 7] =
+    ["create", "delete", "patch", "update", "get", "list", "watch"];
 
 fn enabled(switch: Option<&model::EnableSwitchWithPatches>) -> bool {
     switch.and_then(|s| s.enabled).unwrap_or(false)

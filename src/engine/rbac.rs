@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
+use super::objects::{ALL_VERBS, rule};
 use super::{HostObject, LABEL_MANAGED_BY, MANAGED_BY, Placement, render};
 use crate::spec::VirtualClusterSpec;
 
@@ -16,17 +17,6 @@ pub const USER_ROLE: &str = "vc-user";
 /// One right: API group, resource, verb.
 type Atom = (String, String, String);
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
-    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    PolicyRule {
-        api_groups: Some(strings(groups)),
-        resources: Some(strings(resources)),
-        verbs: strings(verbs),
-        ..Default::default()
-    }
-}
-
-const WRITE: [&str; 7] = ["get", "list", "watch", "create", "patch", "update", "delete"];
 const READ: [&str; 3] = ["get", "list", "watch"];
 
 /// What `vc` itself does in a cluster's namespace, from create to delete: apply and remove
@@ -45,16 +35,16 @@ pub fn own_rules() -> Vec<PolicyRule> {
                 "resourcequotas",
                 "limitranges",
             ],
-            &WRITE,
+            &ALL_VERBS,
         ),
         rule(&[""], &["pods"], &["get", "list", "watch", "delete"]),
         rule(&[""], &["pods/log"], &["get"]),
         rule(&[""], &["pods/portforward"], &["get", "create"]),
         rule(&[""], &["events"], &READ),
-        rule(&["apps"], &["statefulsets"], &WRITE),
+        rule(&["apps"], &["statefulsets"], &ALL_VERBS),
         rule(&["apps"], &["deployments"], &READ),
-        rule(&["networking.k8s.io"], &["networkpolicies"], &WRITE),
-        rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &WRITE),
+        rule(&["networking.k8s.io"], &["networkpolicies"], &ALL_VERBS),
+        rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &ALL_VERBS),
     ]
 }
 

@@ -71,9 +71,9 @@ impl Host {
         let (policies, quotas, limits) =
             (kept(NetworkPolicy::KIND), kept(ResourceQuota::KIND), kept(LimitRange::KIND));
         futures::try_join!(
-            self.delete_labelled_except::<NetworkPolicy>(namespace, &selector, &policies),
-            self.delete_labelled_except::<ResourceQuota>(namespace, &selector, &quotas),
-            self.delete_labelled_except::<LimitRange>(namespace, &selector, &limits),
+            self.sweep_labelled::<NetworkPolicy>(namespace, &selector, Some(&policies)),
+            self.sweep_labelled::<ResourceQuota>(namespace, &selector, Some(&quotas)),
+            self.sweep_labelled::<LimitRange>(namespace, &selector, Some(&limits)),
         )?;
         Ok(())
     }

@@ -16,6 +16,23 @@ use crate::engine::{self, LABEL_CLUSTER};
 
 use super::{ClusterRecord, Host, HostError, LABEL_SYNCED_BY, control_plane_selector};
 
+/// Whether [`Host::labelled_objects`] only lists or also deletes.
+#[derive(Clone, Copy)]
+enum Sweep {
+    List,
+    Delete,
+}
+
+impl Sweep {
+    /// What [`Host::sweep_labelled`] keeps: everything when only listing, nothing otherwise.
+    fn keep(self) -> Option<&'static [&'static str]> {
+        match self {
+            Sweep::List => None,
+            Sweep::Delete => Some(&[]),
+        }
+    }
+}
+
 /// The selectors of what a cluster leaves in a shared namespace: `vc`'s objects, the objects
 /// the engine synced, and the control plane's volume claims.
 fn selectors(name: &str) -> (String, String, String) {
@@ -73,59 +90,54 @@ impl Host {
                 },
             )?;
         }
-        let (ours, synced, claims) = selectors(name);
-        let results = futures::future::join_all([
-            self.delete_labelled::<Service>(ns, &ours).boxed_local(),
-            self.delete_labelled::<Secret>(ns, &ours).boxed_local(),
-            self.delete_labelled::<ServiceAccount>(ns, &ours).boxed_local(),
-            self.delete_labelled::<Role>(ns, &ours).boxed_local(),
-            self.delete_labelled::<RoleBinding>(ns, &ours).boxed_local(),
-            self.delete_labelled::<NetworkPolicy>(ns, &ours).boxed_local(),
-            self.delete_labelled::<ResourceQuota>(ns, &ours).boxed_local(),
-            self.delete_labelled::<LimitRange>(ns, &ours).boxed_local(),
-            self.delete_labelled::<PersistentVolumeClaim>(ns, &claims).boxed_local(),
-            self.delete_labelled::<Pod>(ns, &synced).boxed_local(),
-            self.delete_labelled::<Service>(ns, &synced).boxed_local(),
-            self.delete_labelled::<Secret>(ns, &synced).boxed_local(),
-            self.delete_labelled::<PersistentVolumeClaim>(ns, &synced).boxed_local(),
-            self.delete_labelled::<ConfigMap>(ns, &synced).boxed_local(),
-            self.delete_labelled::<ServiceAccount>(ns, &synced).boxed_local(),
-            self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).boxed_local(),
-        ])
-        .await;
-        results.into_iter().collect::<Result<Vec<_>, _>>()?;
-        Ok(())
+        self.labelled_objects(ns, name, Sweep::Delete).await?;
+        self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).await
     }
 
     /// What is left on the host of a cluster in a shared namespace, as "Kind/name".
     pub async fn leftovers(&self, namespace: &str, name: &str) -> Result<Vec<String>, HostError> {
-        let (ours, synced, claims) = selectors(name);
-        let listed = futures::future::try_join_all([
-            self.names_labelled::<StatefulSet>(namespace, &ours).boxed_local(),
-            self.names_labelled::<Service>(namespace, &ours).boxed_local(),
-            self.names_labelled::<Secret>(namespace, &ours).boxed_local(),
-            self.names_labelled::<ServiceAccount>(namespace, &ours).boxed_local(),
-            self.names_labelled::<Role>(namespace, &ours).boxed_local(),
-            self.names_labelled::<RoleBinding>(namespace, &ours).boxed_local(),
-            self.names_labelled::<NetworkPolicy>(namespace, &ours).boxed_local(),
-            self.names_labelled::<ResourceQuota>(namespace, &ours).boxed_local(),
-            self.names_labelled::<LimitRange>(namespace, &ours).boxed_local(),
-            self.names_labelled::<PersistentVolumeClaim>(namespace, &claims).boxed_local(),
-            self.names_labelled::<Pod>(namespace, &synced).boxed_local(),
-            self.names_labelled::<Service>(namespace, &synced).boxed_local(),
-            self.names_labelled::<Secret>(namespace, &synced).boxed_local(),
-            self.names_labelled::<PersistentVolumeClaim>(namespace, &synced).boxed_local(),
-            self.names_labelled::<ConfigMap>(namespace, &synced).boxed_local(),
-            self.names_labelled::<ServiceAccount>(namespace, &synced).boxed_local(),
-        ])
-        .await?;
-        Ok(listed.into_iter().flatten().collect())
+        self.labelled_objects(namespace, name, Sweep::List).await
     }
 
-    async fn names_labelled<K>(
+    /// Lists (and with [`Sweep::Delete`] deletes) every object labelled for cluster `name` in
+    /// a shared namespace: `vc`'s objects, its control plane's claims and what the engine
+    /// synced. Returns them as "Kind/name".
+    async fn labelled_objects(
+        &self,
+        ns: &str,
+        name: &str,
+        sweep: Sweep,
+    ) -> Result<Vec<String>, HostError> {
+        let (ours, synced, claims) = selectors(name);
+        let found = futures::future::try_join_all([
+            self.sweep_labelled::<StatefulSet>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<Service>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<Secret>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<ServiceAccount>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<Role>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<RoleBinding>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<NetworkPolicy>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<ResourceQuota>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<LimitRange>(ns, &ours, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<PersistentVolumeClaim>(ns, &claims, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<Pod>(ns, &synced, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<Service>(ns, &synced, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<Secret>(ns, &synced, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<PersistentVolumeClaim>(ns, &synced, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<ConfigMap>(ns, &synced, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<ServiceAccount>(ns, &synced, sweep.keep()).boxed_local(),
+        ])
+        .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The objects of kind `K` matching `selector`, as "Kind/name"; with `delete` (the names
+    /// to keep), also deletes the others.
+    pub(super) async fn sweep_labelled<K>(
         &self,
         namespace: &str,
         selector: &str,
+        delete: Option<&[&str]>,
     ) -> Result<Vec<String>, HostError>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -139,51 +151,16 @@ impl Host {
             .list_metadata(&ListParams::default().labels(selector))
             .await
             .map_err(|e| self.explain(&format!("listing {kind}s in {namespace}"), e))?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter_map(|i| i.metadata.name)
-            .map(|n| format!("{kind}/{n}"))
-            .collect())
-    }
-
-    async fn delete_labelled<K>(&self, namespace: &str, selector: &str) -> Result<(), HostError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        self.delete_labelled_except::<K>(namespace, selector, &[]).await
-    }
-
-    /// Deletes the objects of kind `K` matching `selector`, but those named in `keep`.
-    pub(super) async fn delete_labelled_except<K>(
-        &self,
-        namespace: &str,
-        selector: &str,
-        keep: &[&str],
-    ) -> Result<(), HostError>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
-        let kind = K::kind(&());
-        let list = match api.list_metadata(&ListParams::default().labels(selector)).await {
-            Ok(list) => list,
-            Err(e) => return Err(self.explain(&format!("listing {kind}s in {namespace}"), e)),
-        };
-        for item in list.items {
-            let Some(name) = item.metadata.name else { continue };
-            if keep.contains(&name.as_str()) {
-                continue;
+        let mut found = Vec::new();
+        for name in list.items.into_iter().filter_map(|i| i.metadata.name) {
+            if let Some(keep) = delete
+                && !keep.contains(&name.as_str())
+            {
+                self.delete_named::<K>(namespace, &name).await?;
             }
-            self.delete_named::<K>(namespace, &name).await?;
+            found.push(format!("{kind}/{name}"));
         }
-        Ok(())
+        Ok(found)
     }
 
     async fn delete_named<K>(&self, namespace: &str, name: &str) -> Result<(), HostError>

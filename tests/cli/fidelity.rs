@@ -4,18 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use fakekube::{FakeKube, PodBehaviour, PolicyRule, User, rbac};
+use fakekube::{PodBehaviour, PolicyRule, User, rbac};
 use serde_json::json;
 
-use crate::support::{Run, Sandbox, Vc};
-
-fn host() -> (FakeKube, Sandbox) {
-    let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
-    let sandbox = Sandbox::new();
-    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
-    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
-    (fake, sandbox)
-}
+use crate::support::{Run, Sandbox, Vc, fake_host as host};
 
 /// Creates `dev` without connecting; `--timeout 60s` unless `extra` sets one.
 fn create(sandbox: &Sandbox, extra: &[&str]) -> (Run, Duration) {

@@ -8,15 +8,7 @@ use std::time::Duration;
 use fakekube::{FakeKube, Fault, FaultAction};
 use serde_json::{Value, json};
 
-use crate::support::{Run, Sandbox, Vc};
-
-fn host() -> (FakeKube, Sandbox) {
-    let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
-    let sandbox = Sandbox::new();
-    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
-    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
-    (fake, sandbox)
-}
+use crate::support::{Run, Sandbox, Vc, fake_host as host};
 
 fn create(sandbox: &Sandbox, extra: &[&str]) -> Run {
     let mut args = vec!["create", "dev", "--no-connect", "--no-wait"];

@@ -6,16 +6,7 @@ use std::time::Duration;
 use fakekube::{FakeKube, PodBehaviour};
 use serde_json::{Value, json};
 
-use crate::support::{Run, Sandbox, Vc};
-
-/// A fake host and a sandbox whose kubeconfig points at it (context `kind-host`).
-fn host() -> (FakeKube, Sandbox) {
-    let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
-    let sandbox = Sandbox::new();
-    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
-    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
-    (fake, sandbox)
-}
+use crate::support::{Run, Sandbox, Vc, fake_host as host};
 
 /// Runs vc; a `create` here does not connect (connecting is covered in `connect.rs`).
 fn vc(sandbox: &Sandbox, args: &[&str]) -> Run {

@@ -6,6 +6,18 @@ use std::process::{Command, Stdio};
 
 pub const VC: &str = env!("CARGO_BIN_EXE_vc");
 
+/// A fake host (pods ready after 20 ms) and a sandbox whose kubeconfig points at it, context
+/// `kind-host`.
+pub fn fake_host() -> (fakekube::FakeKube, Sandbox) {
+    let fake =
+        fakekube::FakeKube::builder().ready_delay(std::time::Duration::from_millis(20)).start();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().expect("a parent directory"))
+        .expect("create the kubeconfig directory");
+    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").expect("write the kubeconfig");
+    (fake, sandbox)
+}
+
 /// A private home for one test: HOME, the kubeconfig path and the state directory.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
