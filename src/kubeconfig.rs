@@ -25,7 +25,9 @@
 //! [`upsert_virtual_cluster`] and [`remove_virtual_cluster`] run one locked transaction: lock
 //! `<file>.lock` for every existing file and the default file (exclusive create, sorted order,
 //! backoff up to [`KubeconfigPaths::lock_timeout`]), re-read all files, edit, write only the files
-//! whose meaning changed, unlock (also on error). Routing is kubectl's `ModifyConfig`: an edited
+//! whose meaning changed, unlock (also on error). The `_async` variants wait for a held lock with
+//! `tokio::time::sleep`, so Ctrl-C ends the wait at once; the plain ones block the thread and
+//! are for callers off the runtime. Routing is kubectl's `ModifyConfig`: an edited
 //! stanza stays in the file that defines it; a new stanza and a new current-context go to the
 //! default file ([`KubeconfigPaths::default_file`]); clearing current-context clears it where it
 //! is set. A missing `--kubeconfig` file or default file is created. A rewrite keeps every
@@ -70,7 +72,7 @@ pub use entries::{
     Credentials, CurrentContextChange, EXTENSION_NAME, EntryOutcome, RemovedOutcome,
     VirtualClusterContext, VirtualClusterEntry, VirtualClusterMetadata, VirtualClusterRef,
     VirtualClusterSelector, list_virtual_cluster_entries, remove_virtual_cluster,
-    upsert_virtual_cluster,
+    remove_virtual_cluster_async, upsert_virtual_cluster, upsert_virtual_cluster_async,
 };
 pub use file::KubeconfigFile;
 pub use kube::config::Kubeconfig;

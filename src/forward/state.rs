@@ -175,18 +175,29 @@ impl ForwardStore {
         Ok(())
     }
 
-    /// Removes the state file of `key` (the log stays for `vc connect --logs`).
+    /// Removes every file of `key`: the state file and the log with its rotated `.log.old`, for
+    /// a forward that is gone for good (its cluster deleted). A stopped forward whose cluster
+    /// remains keeps both: the state file holds its port for the next connect, and the log is
+    /// what `vc connect --logs` shows after a failed connect.
     ///
     /// # Errors
-    /// [`ForwardError::Io`] for anything but a missing file.
+    /// [`ForwardError::Io`] for anything but a missing file; the other files are still tried.
     pub fn remove(&self, key: &ForwardKey) -> Result<(), ForwardError> {
-        let path = self.state_path(key);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(ForwardError::Io { action: "remove", path, source: e })
+        let log = self.log_path(key);
+        let mut first_error = None;
+        for path in [self.state_path(key), log.with_extension("log.old"), log] {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    first_error.get_or_insert(ForwardError::Io {
+                        action: "remove",
+                        path,
+                        source: e,
+                    });
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Every readable state file; files that are not ours are skipped.
@@ -563,6 +574,32 @@ mod tests {
         store.remove(&s.key()).unwrap();
         store.remove(&s.key()).unwrap();
         assert_eq!(store.read(&s.key()).unwrap(), None);
+    }
+
+    #[test]
+    fn remove_takes_the_log_files_and_nothing_of_other_forwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ForwardStore::at(dir.path());
+        let gone = state(1, 1, "x");
+        let kept = ForwardState { name: "other".into(), ..state(2, 2, "y") };
+        for s in [&gone, &kept] {
+            store.write(s).unwrap();
+            Log::open(&store.log_path(&s.key())).unwrap().line("ready");
+            fs::write(store.log_path(&s.key()).with_extension("log.old"), "older").unwrap();
+        }
+        store.remove(&gone.key()).unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let id = kept.key().id();
+        assert_eq!(left, [format!("{id}.json"), format!("{id}.log"), format!("{id}.log.old")]);
+
+        // A failed start leaves a log without a state file: it goes too.
+        Log::open(&store.log_path(&gone.key())).unwrap().line("cannot start");
+        store.remove(&gone.key()).unwrap();
+        assert!(!store.log_path(&gone.key()).exists());
     }
 
     #[test]

@@ -102,6 +102,25 @@ impl Host {
                     "the kubeconfig has no current context: pass --context NAME or run kubectl config use-context NAME",
                 )
             })?;
+        /// The one place that recognises rustls refusing an X.509 v1 certificate (no v3
+        /// extensions, as a bare `openssl x509 -req` makes; kubectl accepts it). webpki reports
+        /// it as `UnsupportedCertVersion` under "invalid peer certificate" even when the
+        /// certificate is our own client certificate, which is what building the client parses.
+        fn v1_certificate(user: &str, context: &str, cause: &str) -> Option<String> {
+            cause.contains("UnsupportedCertVersion").then(|| {
+                format!(
+                    "the client certificate of kubeconfig user {user:?} (context {context:?}) is an X.509 v1 certificate, which vc's TLS stack (rustls) does not accept (kubectl does); re-issue it with v3 extensions, e.g. openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 365 -out client.crt -extfile <(printf \"basicConstraints=CA:FALSE\\nkeyUsage=digitalSignature,keyEncipherment\\nextendedKeyUsage=clientAuth\"), and put it in the kubeconfig (rustls: {cause})"
+                )
+            })
+        }
+
+        let user = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context_name)
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| c.user.clone())
+            .unwrap_or_default();
         let options =
             KubeConfigOptions { context: Some(context_name.clone()), ..Default::default() };
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
@@ -111,8 +130,12 @@ impl Host {
         config.connect_timeout = Some(Duration::from_secs(10));
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = Client::try_from(config)
-            .map_err(|e| anyhow::anyhow!("cannot build a client for {server}: {e}"))?;
+        let client = Client::try_from(config).map_err(|e| {
+            match v1_certificate(&user, &context_name, &root_cause(&e)) {
+                Some(message) => anyhow::anyhow!(message),
+                None => anyhow::anyhow!("cannot build a client for {server}: {e}"),
+            }
+        })?;
         Ok(Host { client, context: context_name, server, default_namespace })
     }
 

@@ -12,6 +12,7 @@ use super::file::{KubeconfigFile, remove_named, upsert_named};
 use super::loaded::{
     current_context, current_context_source, find_cluster, find_context, find_user,
 };
+use super::lock::{Wait, run_blocking};
 use super::transaction::Transaction;
 use super::{KubeconfigError, KubeconfigPaths, LoadedKubeconfigs};
 
@@ -277,13 +278,35 @@ pub fn list_virtual_cluster_entries(loaded: &LoadedKubeconfigs) -> Vec<VirtualCl
 /// Writes the cluster, user and context of a virtual cluster, and switches to it when asked.
 /// Edits stay in the files that define the stanzas; new stanzas go to the default file.
 ///
+/// Waits for a held lock on the async runtime: the task yields between attempts, so a
+/// `select!` on Ctrl-C around the command ends the wait at once (the future is dropped, no
+/// lock is left behind, and someone else's lock is never removed).
+///
 /// # Errors
 /// Lock timeout, malformed or read-only files, write failures.
+pub async fn upsert_virtual_cluster_async(
+    paths: &KubeconfigPaths,
+    entry: &VirtualClusterEntry,
+) -> Result<EntryOutcome, KubeconfigError> {
+    upsert_in(Transaction::begin(paths, Wait::Async).await?, entry)
+}
+
+/// [`upsert_virtual_cluster_async`] for a plain thread: a held lock blocks the calling thread
+/// (on the async runtime, the whole task, Ctrl-C included) for up to the lock timeout.
+///
+/// # Errors
+/// As [`upsert_virtual_cluster_async`].
 pub fn upsert_virtual_cluster(
     paths: &KubeconfigPaths,
     entry: &VirtualClusterEntry,
 ) -> Result<EntryOutcome, KubeconfigError> {
-    let mut tx = Transaction::begin(paths)?;
+    upsert_in(run_blocking(Transaction::begin(paths, Wait::Blocking))?, entry)
+}
+
+fn upsert_in(
+    mut tx: Transaction,
+    entry: &VirtualClusterEntry,
+) -> Result<EntryOutcome, KubeconfigError> {
     let name = match existing_context_name(&tx.files, &entry.cluster) {
         Some(name) => name,
         None => free_context_name(&tx.files, &entry.cluster)?,
@@ -354,7 +377,25 @@ pub fn remove_virtual_cluster(
     paths: &KubeconfigPaths,
     selector: &VirtualClusterSelector,
 ) -> Result<RemovedOutcome, KubeconfigError> {
-    let mut tx = Transaction::begin(paths)?;
+    remove_in(run_blocking(Transaction::begin(paths, Wait::Blocking))?, selector)
+}
+
+/// [`remove_virtual_cluster`] waiting for a held lock on the async runtime, as
+/// [`upsert_virtual_cluster_async`] does.
+///
+/// # Errors
+/// As [`remove_virtual_cluster`].
+pub async fn remove_virtual_cluster_async(
+    paths: &KubeconfigPaths,
+    selector: &VirtualClusterSelector,
+) -> Result<RemovedOutcome, KubeconfigError> {
+    remove_in(Transaction::begin(paths, Wait::Async).await?, selector)
+}
+
+fn remove_in(
+    mut tx: Transaction,
+    selector: &VirtualClusterSelector,
+) -> Result<RemovedOutcome, KubeconfigError> {
     let targets = select_targets(&tx.files, selector)?;
     if targets.is_empty() {
         return Ok(RemovedOutcome::default());

@@ -19,7 +19,36 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// How a lock wait passes the time between attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// `tokio::time::sleep`: the task yields, so the runtime (and a `select!` on Ctrl-C around
+    /// the command) keeps running, and dropping the future abandons the wait at once.
+    Async,
+    /// `std::thread::sleep`, for callers on a plain thread. On the async runtime it stalls the
+    /// whole task, Ctrl-C included, for up to the lock timeout.
+    Blocking,
+}
+
+impl Wait {
+    async fn sleep(self, duration: Duration) {
+        match self {
+            Self::Async => tokio::time::sleep(duration).await,
+            Self::Blocking => std::thread::sleep(duration),
+        }
+    }
+}
+
+/// Drives a future whose only suspension points are [`Wait::Blocking`] sleeps, which never
+/// suspend: it completes on its first poll, on any thread, with or without a runtime.
+pub(crate) fn run_blocking<T>(future: impl Future<Output = T>) -> T {
+    use futures::FutureExt as _;
+    // An invariant of this module, not something a user or a host can influence.
+    future.now_or_never().expect("a Wait::Blocking lock transaction never suspends")
+}
+
 /// One held lock; the lock file is removed when this is dropped, on success and on error.
+/// Only a lock this process created is ever removed.
 #[derive(Debug)]
 pub(crate) struct FileLock {
     lock: PathBuf,
@@ -27,7 +56,11 @@ pub(crate) struct FileLock {
 
 impl FileLock {
     /// Creates `<path>.lock` exclusively, retrying with backoff until `timeout` has passed.
-    pub(crate) fn acquire(path: &Path, timeout: Duration) -> Result<Self, KubeconfigError> {
+    pub(crate) async fn acquire(
+        path: &Path,
+        timeout: Duration,
+        wait: Wait,
+    ) -> Result<Self, KubeconfigError> {
         let lock = lock_path(path);
         if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty())
             && looks_read_only(dir)
@@ -44,7 +77,7 @@ impl FileLock {
                     if waited >= timeout {
                         return Err(KubeconfigError::LockTimeout { lock, waited });
                     }
-                    std::thread::sleep(backoff.min(timeout.saturating_sub(waited)));
+                    wait.sleep(backoff.min(timeout.saturating_sub(waited))).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Err(e) if is_read_only_error(&e) => {
@@ -74,11 +107,16 @@ pub(crate) struct LockSet {
 
 impl LockSet {
     /// Locks `path` unless it is already held by this set.
-    pub(crate) fn add(&mut self, path: &Path, timeout: Duration) -> Result<(), KubeconfigError> {
+    pub(crate) async fn add(
+        &mut self,
+        path: &Path,
+        timeout: Duration,
+        wait: Wait,
+    ) -> Result<(), KubeconfigError> {
         if self.holds(path) {
             return Ok(());
         }
-        let lock = FileLock::acquire(path, timeout)?;
+        let lock = FileLock::acquire(path, timeout, wait).await?;
         self.held.push((path.to_path_buf(), lock));
         Ok(())
     }

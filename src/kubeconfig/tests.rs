@@ -722,6 +722,51 @@ fn kubeconfig_held_lock_waits_then_names_the_stale_lock() {
     assert!(!lock_file.exists(), "lock removed after writing");
 }
 
+/// On a single-threaded runtime, a waiting writer must yield: the task that releases the lock
+/// runs meanwhile, and a wait that is abandoned (as `select!` on Ctrl-C does) returns at once
+/// without touching the lock it was waiting for.
+#[tokio::test(flavor = "current_thread")]
+async fn kubeconfig_async_lock_wait_yields_and_can_be_abandoned() {
+    let sb = Sandbox::new();
+    let kind = sb.copy("kind.yaml", "config");
+    let before = fs::read(&kind).unwrap();
+    let lock_file = lock::lock_path(&kind);
+    fs::write(&lock_file, "someone else's").unwrap();
+    let paths = KubeconfigPaths::explicit(&kind).with_lock_timeout(Duration::from_secs(10));
+
+    let dev = entry(kind_dev(), 8443, true);
+    let started = Instant::now();
+    tokio::select! {
+        result = upsert_virtual_cluster_async(&paths, &dev) => {
+            panic!("the lock is held, yet the writer finished: {result:?}")
+        }
+        () = tokio::time::sleep(Duration::from_millis(200)) => {}
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "abandoned after {:?}", started.elapsed());
+    assert_eq!(fs::read(&kind).unwrap(), before, "nothing written without the lock");
+    assert_eq!(fs::read_to_string(&lock_file).unwrap(), "someone else's", "foreign lock kept");
+
+    let releaser = {
+        let lock_file = lock_file.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            fs::remove_file(lock_file).unwrap();
+        })
+    };
+    assert!(upsert_virtual_cluster_async(&paths, &dev).await.unwrap().created);
+    releaser.await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(!lock_file.exists(), "own lock removed after writing");
+
+    fs::write(&lock_file, "").unwrap();
+    let paths = paths.with_lock_timeout(Duration::from_millis(300));
+    let selector = VirtualClusterSelector::Cluster(kind_dev());
+    let err = remove_virtual_cluster_async(&paths, &selector).await.unwrap_err();
+    let KubeconfigError::LockTimeout { lock, .. } = &err else { panic!("{err}") };
+    assert_eq!(lock, &lock_file);
+    assert!(lock_file.exists(), "someone else's lock is never removed");
+}
+
 #[test]
 fn kubeconfig_racing_writers_both_land() {
     let sb = Sandbox::new();

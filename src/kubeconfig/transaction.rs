@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::file::{KubeconfigFile, ensure_parent_dir, write_atomic};
-use super::lock::LockSet;
+use super::lock::{LockSet, Wait};
 use super::{KubeconfigError, KubeconfigPaths};
 
 /// All files, re-read after the locks are held. Dropping it releases the locks.
@@ -19,15 +19,19 @@ pub(crate) struct Transaction {
 impl Transaction {
     /// Locks (sorted, kubectl's order) every existing file and the default file, then reads
     /// them all. A lock that cannot be created because its directory is read-only is skipped
-    /// for files vc will only read; writing such a file later fails with `ReadOnly`.
-    pub(crate) fn begin(paths: &KubeconfigPaths) -> Result<Self, KubeconfigError> {
+    /// for files vc will only read; writing such a file later fails with `ReadOnly`. `wait`
+    /// says how to wait for a lock someone else holds.
+    pub(crate) async fn begin(
+        paths: &KubeconfigPaths,
+        wait: Wait,
+    ) -> Result<Self, KubeconfigError> {
         let mut locks = LockSet::default();
-        let default = lock_all(paths, &mut locks)?;
+        let default = lock_all(paths, &mut locks, wait).await?;
         // Another writer may have created a file while we waited; the default can then move.
         let default = match paths.default_file() {
             now if now != default => {
                 ensure_parent_dir(now)?;
-                locks.add(now, paths.lock_timeout())?;
+                locks.add(now, paths.lock_timeout(), wait).await?;
                 now.to_path_buf()
             }
             _ => default,
@@ -59,14 +63,18 @@ impl Transaction {
     }
 }
 
-fn lock_all(paths: &KubeconfigPaths, locks: &mut LockSet) -> Result<PathBuf, KubeconfigError> {
+async fn lock_all(
+    paths: &KubeconfigPaths,
+    locks: &mut LockSet,
+    wait: Wait,
+) -> Result<PathBuf, KubeconfigError> {
     let default = paths.default_file().to_path_buf();
     ensure_parent_dir(&default)?;
     let mut targets: Vec<&PathBuf> =
         paths.precedence().iter().filter(|p| **p == default || p.exists()).collect();
     targets.sort();
     for path in targets {
-        match locks.add(path, paths.lock_timeout()) {
+        match locks.add(path, paths.lock_timeout(), wait).await {
             Err(KubeconfigError::ReadOnly { .. }) if *path != default => {}
             other => other?,
         }

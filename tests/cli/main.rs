@@ -6,5 +6,6 @@ mod fidelity;
 mod help;
 mod isolation;
 mod lifecycle;
+mod robustness;
 mod support;
 mod tls;
