@@ -110,8 +110,11 @@ pub async fn connect_background(
         target.cluster_ref(),
         &server_url,
         switch,
-    )
-    .and_then(|entry| kubeconfig::upsert_virtual_cluster(paths, &entry));
+    );
+    let entry = match entry {
+        Ok(entry) => kubeconfig::upsert_virtual_cluster_async(paths, &entry).await,
+        Err(e) => Err(e),
+    };
     match entry {
         Ok(entry) => Ok(Connected { port, server_url, entry }),
         Err(e) => {
@@ -181,7 +184,7 @@ pub async fn verify_server(
 }
 
 /// Writes the context for an address the user already exposes (`--server`), without a forward.
-pub fn connect_direct(
+pub async fn connect_direct(
     paths: &KubeconfigPaths,
     target: &Target,
     admin: &Kubeconfig,
@@ -194,7 +197,7 @@ pub fn connect_direct(
         server_url,
         switch,
     )?;
-    Ok(kubeconfig::upsert_virtual_cluster(paths, &entry)?)
+    Ok(kubeconfig::upsert_virtual_cluster_async(paths, &entry).await?)
 }
 
 /// The URL of a local forward.
@@ -225,10 +228,11 @@ pub async fn disconnect(
             let _ = store.remove(&target.forward_key());
         }
     }
-    let removed = kubeconfig::remove_virtual_cluster(
+    let removed = kubeconfig::remove_virtual_cluster_async(
         paths,
         &VirtualClusterSelector::Cluster(target.cluster_ref()),
-    )?;
+    )
+    .await?;
     let stopped = stopped?;
     Ok(Disconnected {
         stopped_forward: matches!(stopped, forward::StopOutcome::Stopped { .. }),

@@ -77,7 +77,8 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
     if let Some(server) = &args.server {
         // An address the user already exposes: no forward, just the context.
         connection::verify_server(&admin, &target, server, remaining()).await?;
-        let entry = connection::connect_direct(&paths, &target, &admin, server, !args.no_switch)?;
+        let entry =
+            connection::connect_direct(&paths, &target, &admin, server, !args.no_switch).await?;
         printer.info(&format!(
             "virtual cluster {:?}: context {} -> {server} in {}",
             target.name,

@@ -173,11 +173,21 @@ impl Host {
                 409 => HostError::Conflict(format!("{what}: {}", status.message)),
                 _ => HostError::Api { what: what.to_string(), message: status.message.clone() },
             },
-            kube::Error::HyperError(_) | kube::Error::Service(_) => HostError::Unreachable {
-                server: self.server.clone(),
-                context: self.context.clone(),
-                reason: root_cause(&err),
-            },
+            kube::Error::HyperError(_) | kube::Error::Service(_) => {
+                let cause = root_cause(&err);
+                let reason = if cause.contains("UnsupportedCertVersion") {
+                    format!(
+                        "its certificate (or the CA that signed it) is an X.509 v1 certificate, which vc's TLS stack (rustls) does not accept (kubectl does); re-issue it with v3 extensions (rustls: {cause})"
+                    )
+                } else {
+                    cause
+                };
+                HostError::Unreachable {
+                    server: self.server.clone(),
+                    context: self.context.clone(),
+                    reason,
+                }
+            }
             other => HostError::Api { what: what.to_string(), message: root_cause(&other) },
         }
     }
