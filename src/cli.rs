@@ -88,7 +88,7 @@ pub enum Command {
         after_help = "Examples:\n  vc kubeconfig dev --server https://dev.example.com > dev.kubeconfig"
     )]
     Kubeconfig(KubeconfigArgs),
-    /// Print the Role and RoleBinding that let a user run vc in a namespace (for a cluster admin)
+    /// Print the Roles and RoleBindings that let a user run vc in a namespace (for a cluster admin)
     #[command(after_help = RBAC_EXAMPLES)]
     Rbac(RbacArgs),
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
@@ -112,7 +112,9 @@ Examples:
 The Role grants what vc applies and removes in that namespace and every right of the engine's
 own Role, which RBAC lets a user grant only if they hold it: the built-in admin role lacks
 endpoints and endpointslices writes, pods/status, pods/ephemeralcontainers, pods/resize,
-and resourcequotas / limitranges writes. Nothing is sent to the host.";
+and resourcequotas / limitranges writes. A second Role in default lets the user read the
+kubernetes Endpoints (that object only), so the control plane's egress is pinned to the API
+server. Nothing is sent to the host.";
 
 const CREATE_EXAMPLES: &str = "\
 Examples:

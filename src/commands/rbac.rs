@@ -1,19 +1,19 @@
-//! `vc rbac NAMESPACE --user U|--group G|--service-account NS/SA`: prints the Role and
-//! RoleBinding a cluster admin applies once so that user can run `vc` in that namespace.
+//! `vc rbac NAMESPACE --user U|--group G|--service-account NS/SA`: prints the Roles and
+//! RoleBindings a cluster admin applies once so that user can run `vc` in that namespace (and
+//! read the host API server's endpoints in `default`).
 //! Contacts nothing.
 
 use crate::cli::{OutputFormat, RbacArgs};
 use crate::commands::Invocation;
+use crate::engine;
 use crate::engine::rbac::{self, Grantee};
-use crate::engine::{self, HostObject};
 use crate::error::CliError;
 use crate::spec;
 
 pub fn run(invocation: &Invocation, args: &RbacArgs) -> anyhow::Result<()> {
     spec::validate_namespace(&args.namespace)?;
     let grantee = grantee(args)?;
-    let (role, binding) = rbac::grant(&args.namespace, &grantee);
-    let list = engine::as_list(&[HostObject::Role(role), HostObject::RoleBinding(binding)]);
+    let list = engine::as_list(&rbac::grant(&args.namespace, &grantee).objects());
     let printer = &invocation.printer;
     match printer.format {
         OutputFormat::Json => printer.structured_value(&list),

@@ -171,10 +171,35 @@ impl Grantee {
     }
 }
 
-/// The Role and RoleBinding that let `grantee` run `vc` in `namespace`: `vc`'s own rights and
-/// every rule the engine's Role holds for the default configuration on a current host (pod
-/// resize included, which is inert on hosts before 1.35).
-pub fn grant(namespace: &str, grantee: &Grantee) -> (Role, RoleBinding) {
+/// Name of the Role in `default` that lets a user read the host API server's endpoints.
+pub const ENDPOINTS_ROLE: &str = "vc-read-api-endpoints";
+
+/// What `vc rbac` prints: the Role `vc-user` and its RoleBinding in `namespace`, and a Role
+/// and RoleBinding in `default` to read the `kubernetes` Endpoints (only that object), so
+/// the policies pin the control plane's egress to the real API server endpoints instead of
+/// falling back to any address on the API ports.
+pub struct Grant {
+    pub role: Role,
+    pub binding: RoleBinding,
+    pub endpoints_role: Role,
+    pub endpoints_binding: RoleBinding,
+}
+
+impl Grant {
+    pub fn objects(self) -> Vec<HostObject> {
+        vec![
+            HostObject::Role(self.role),
+            HostObject::RoleBinding(self.binding),
+            HostObject::Role(self.endpoints_role),
+            HostObject::RoleBinding(self.endpoints_binding),
+        ]
+    }
+}
+
+/// The grant that lets `grantee` run `vc` in `namespace`: `vc`'s own rights and every rule
+/// the engine's Role holds for the default configuration on a current host (pod resize
+/// included, which is inert on hosts before 1.35), and reading the API server's endpoints.
+pub fn grant(namespace: &str, grantee: &Grantee) -> Grant {
     let placement = Placement {
         name: "vc".to_string(),
         namespace: namespace.to_string(),
@@ -189,23 +214,39 @@ pub fn grant(namespace: &str, grantee: &Grantee) -> (Role, RoleBinding) {
     let mut rules = own_rules();
     rules.extend(engine_rules);
     let labels = BTreeMap::from([(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string())]);
-    let meta = |name: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(namespace.to_string()),
-        labels: Some(labels.clone()),
-        ..Default::default()
-    };
-    let role = Role { metadata: meta(USER_ROLE), rules: Some(compact(atoms(&rules))) };
-    let binding = RoleBinding {
-        metadata: meta(&grantee.binding_name()),
+    let meta =
+        |name: &str, namespace: &str| k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        };
+    let binding = |name: &str, namespace: &str, role: &str| RoleBinding {
+        metadata: meta(name, namespace),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".to_string(),
             kind: "Role".to_string(),
-            name: USER_ROLE.to_string(),
+            name: role.to_string(),
         },
         subjects: Some(vec![grantee.subject()]),
     };
-    (role, binding)
+    let endpoints = PolicyRule {
+        resource_names: Some(vec!["kubernetes".to_string()]),
+        ..rule(&[""], &["endpoints"], &["get"])
+    };
+    Grant {
+        role: Role { metadata: meta(USER_ROLE, namespace), rules: Some(compact(atoms(&rules))) },
+        binding: binding(&grantee.binding_name(), namespace, USER_ROLE),
+        endpoints_role: Role {
+            metadata: meta(ENDPOINTS_ROLE, "default"),
+            rules: Some(vec![endpoints]),
+        },
+        endpoints_binding: binding(
+            &format!("{ENDPOINTS_ROLE}-{}", grantee.binding_name().trim_start_matches("vc-user-")),
+            "default",
+            ENDPOINTS_ROLE,
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -296,8 +337,14 @@ mod tests {
 
     #[test]
     fn the_grant_covers_what_creating_needs() {
-        let (role, binding) = grant("team", &Grantee::User("alice@example.com".into()));
+        let Grant { role, binding, endpoints_role, endpoints_binding } =
+            grant("team", &Grantee::User("alice@example.com".into()));
         let held = role.rules.clone().unwrap_or_default();
+        assert_eq!(endpoints_role.metadata.namespace.as_deref(), Some("default"));
+        let endpoints = &endpoints_role.rules.expect("rules")[0];
+        assert_eq!(endpoints.resource_names.as_deref(), Some(&["kubernetes".to_string()][..]));
+        assert_eq!(endpoints.verbs, ["get"]);
+        assert_eq!(endpoints_binding.role_ref.name, ENDPOINTS_ROLE);
         for minor in [None, Some(30), Some(35)] {
             let placement = Placement { host_minor: minor, ..grant_placement() };
             let mut spec = VirtualClusterSpec::default();
@@ -309,11 +356,11 @@ mod tests {
         assert!(missing_rules(&own_rules(), &held).is_empty());
         assert_eq!(binding.metadata.name.as_deref(), Some("vc-user-alice-example-com"));
         assert_eq!(binding.subjects.as_ref().map(|s| s[0].kind.as_str()), Some("User"));
-        let (_, sa) = grant(
+        let sa = grant(
             "team",
             &Grantee::ServiceAccount { namespace: "ci".into(), name: "runner".into() },
         );
-        let subject = &sa.subjects.expect("a subject")[0];
+        let subject = &sa.binding.subjects.expect("a subject")[0];
         assert_eq!(
             (subject.kind.as_str(), subject.namespace.as_deref()),
             ("ServiceAccount", Some("ci"))

@@ -186,9 +186,29 @@ fn a_namespace_admin_is_told_the_missing_grant_then_creates_with_it() {
     assert_eq!(items[1]["subjects"][0]["name"], "team-admin");
     let mut rules = rbac::admin_rules();
     rules.extend(PolicyRule::parse(&items[0]));
-    fake.act_as(User::new("team-admin").allow("team", rules));
+    assert_eq!(items[2]["metadata"]["namespace"], "default");
+    assert_eq!(items[3]["roleRef"]["name"], items[2]["metadata"]["name"]);
+    let endpoints = PolicyRule::parse(&items[2]);
+    fake.act_as(User::new("team-admin").allow("team", rules.clone()));
+    // Without the endpoints grant: a warning and the fallback rule.
     let created = Vc::new(&sandbox).args(["create", "tenant1", "-n", "team", "--no-connect"]).run();
     created.code(0);
+    assert!(
+        created.stderr.contains("cannot read the host API server's endpoints"),
+        "{}",
+        created.stderr
+    );
+    // With it, the policies are pinned to the endpoints (only the kubernetes Endpoints is
+    // readable; the EndpointSlice list stays forbidden).
+    fake.act_as(User::new("team-admin").allow("team", rules).allow("default", endpoints));
+    let upsert = Vc::new(&sandbox)
+        .args(["create", "tenant1", "-n", "team", "--no-connect", "--upsert"])
+        .run();
+    upsert.code(0);
+    assert!(!upsert.stderr.contains("cannot read the host API"), "{}", upsert.stderr);
+    let cp =
+        fake.get("networkpolicies", "team", "vc-cp-tenant1").expect("the control-plane policy");
+    assert!(cp.to_string().contains("172.18.0.2/32"), "{cp}");
     assert!(fake.get("rolebindings", "team", "vc-tenant1").is_some());
     assert!(fake.get("statefulsets", "team", "tenant1").is_some());
 }
