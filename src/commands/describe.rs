@@ -40,7 +40,17 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
     let name = record.name.as_str();
     let (pod, claim, headless) =
         (format!("{name}-0"), format!("data-{name}-0"), format!("{name}-headless"));
-    let warnings = host.warning_events(&record.namespace, &[name, &pod, &claim, &headless]).await;
+    // A running cluster's warnings from before its control plane became ready are start-up
+    // noise (probes failing while it started, a claim binding).
+    let ready_since = pods
+        .iter()
+        .filter(|p| p.metadata.name.as_deref() == Some(pod.as_str()))
+        .flat_map(|p| p.status.iter().flat_map(|s| s.conditions.iter().flatten()))
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref().map(|t| t.0));
+    let warnings = host
+        .warning_events_since(&record.namespace, &[name, &pod, &claim, &headless], ready_since)
+        .await;
     let description = Description {
         name: record.name.clone(),
         namespace: record.namespace.clone(),

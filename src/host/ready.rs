@@ -264,13 +264,32 @@ impl Host {
 
     /// Recent Warning events about the named objects, newest first, as "Reason: message".
     pub async fn warning_events(&self, namespace: &str, objects: &[&str]) -> Vec<String> {
+        self.warning_events_since(namespace, objects, None).await
+    }
+
+    /// [`Host::warning_events`], leaving out those last seen before `since` (a running
+    /// cluster's start-up noise: probes failing while it started, a claim binding).
+    pub async fn warning_events_since(
+        &self,
+        namespace: &str,
+        objects: &[&str],
+        since: Option<jiff::Timestamp>,
+    ) -> Vec<String> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let Ok(list) = api.list(&ListParams::default()).await else { return Vec::new() };
+        let last_seen = |e: &Event| {
+            e.last_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .or_else(|| e.event_time.as_ref().map(|t| t.0))
+                .or_else(|| e.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        };
         let mut events: Vec<&Event> = list
             .items
             .iter()
             .filter(|e| e.type_.as_deref() == Some("Warning"))
             .filter(|e| e.involved_object.name.as_deref().is_some_and(|n| objects.contains(&n)))
+            .filter(|e| since.is_none_or(|since| last_seen(e).is_none_or(|t| t >= since)))
             .collect();
         events.sort_by_key(|e| std::cmp::Reverse(e.last_timestamp.clone().map(|t| t.0)));
         events

@@ -212,3 +212,38 @@ fn a_namespace_admin_is_told_the_missing_grant_then_creates_with_it() {
     assert!(fake.get("rolebindings", "team", "vc-tenant1").is_some());
     assert!(fake.get("statefulsets", "team", "tenant1").is_some());
 }
+
+#[test]
+fn describe_leaves_out_start_up_warnings_of_a_running_cluster() {
+    let (fake, sandbox) = host();
+    Vc::new(&sandbox).args(["create", "dev", "--no-connect", "-q"]).run().code(0);
+    let ready =
+        fake.get("pods", "vc-dev", "dev-0").expect("the control-plane pod")["status"]["conditions"]
+            .as_array()
+            .expect("conditions")
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .expect("a Ready condition")["lastTransitionTime"]
+            .as_str()
+            .expect("a transition time")
+            .to_string();
+    assert!(!ready.is_empty());
+    for (name, reason, when) in [
+        ("early", "Unhealthy", "2020-01-01T00:00:00Z"),
+        ("late", "BackOff", "2999-01-01T00:00:00Z"),
+    ] {
+        fake.put(json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("dev-0.{name}"), "namespace": "vc-dev"},
+            "involvedObject": {"kind": "Pod", "name": "dev-0", "namespace": "vc-dev"},
+            "type": "Warning", "reason": reason, "message": format!("{name} warning"),
+            "lastTimestamp": when
+        }))
+        .unwrap();
+    }
+    let described = Vc::new(&sandbox).args(["describe", "dev", "-o", "json"]).run();
+    described.code(0);
+    let warnings = described.json()["warnings"].to_string();
+    assert!(warnings.contains("late warning"), "{warnings}");
+    assert!(!warnings.contains("early warning"), "{warnings}");
+}
