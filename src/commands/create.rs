@@ -146,12 +146,13 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
         placement.created_at = created;
     }
     placement.host_minor = facts.minor;
-    if let Some(warning) = pin_isolation(&mut spec, &facts) {
-        printer.warn(&warning);
-    }
+    let warning = pin_isolation(&mut spec, &facts);
     let rendered = engine::render(&spec, &placement)?;
     if let Some(held) = held {
         check_rights(&host, &placement, &rendered, &held).await?;
+    }
+    if let Some(warning) = warning {
+        printer.warn(&warning);
     }
 
     let mut progress = printer.progress(&format!(
