@@ -71,24 +71,12 @@ impl Host {
             Err(e) => return Err(self.explain(&format!("deleting StatefulSet {ns}/{name}"), e)),
         }
         if let Some(uid) = uid {
-            use kube::runtime::wait::{await_condition, conditions};
-            await_condition(sets, name, conditions::is_deleted::<StatefulSet>(&uid))
-                .await
-                .map_err(|e| HostError::Api {
-                    what: format!("waiting for the control plane {ns}/{name} to stop"),
-                    message: e.to_string(),
-                })?;
+            self.wait_gone(sets, name, &uid, &format!("the control plane {ns}/{name}")).await?;
         }
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let pod_name = format!("{name}-0");
         if let Some(uid) = self.uid_of(&pods, &pod_name).await? {
-            use kube::runtime::wait::{await_condition, conditions};
-            await_condition(pods, &pod_name, conditions::is_deleted::<Pod>(&uid)).await.map_err(
-                |e| HostError::Api {
-                    what: format!("waiting for pod {ns}/{pod_name} to go"),
-                    message: e.to_string(),
-                },
-            )?;
+            self.wait_gone(pods, &pod_name, &uid, &format!("pod {ns}/{pod_name}")).await?;
         }
         self.labelled_objects(ns, name, Sweep::Delete).await?;
         self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).await
@@ -180,6 +168,26 @@ impl Host {
         }
     }
 
+    /// Waits until the object `name` with `uid` is gone; `what` names it in an error.
+    async fn wait_gone<K>(
+        &self,
+        api: Api<K>,
+        name: &str,
+        uid: &str,
+        what: &str,
+    ) -> Result<(), HostError>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
+        use kube::runtime::wait::{await_condition, conditions};
+        await_condition(api, name, conditions::is_deleted::<K>(uid)).await.map(|_| ()).map_err(
+            |e| HostError::Api {
+                what: format!("waiting for {what} to go"),
+                message: e.to_string(),
+            },
+        )
+    }
+
     async fn uid_of<K>(&self, api: &Api<K>, name: &str) -> Result<Option<String>, HostError>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
@@ -197,21 +205,11 @@ impl Host {
         record: &ClusterRecord,
         own_namespace: bool,
     ) -> Result<(), HostError> {
-        use kube::runtime::wait::{await_condition, conditions};
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
-        let gone = |what: String| {
-            move |e: kube::runtime::wait::Error| HostError::Api {
-                what: what.clone(),
-                message: e.to_string(),
-            }
-        };
         if own_namespace {
             let api: Api<Namespace> = Api::all(self.client.clone());
             let Some(uid) = self.uid_of(&api, ns).await? else { return Ok(()) };
-            await_condition(api, ns, conditions::is_deleted::<Namespace>(&uid))
-                .await
-                .map_err(gone(format!("waiting for namespace {ns} to go")))?;
-            return Ok(());
+            return self.wait_gone(api, ns, &uid, &format!("namespace {ns}")).await;
         }
         // Pods end after their grace period and claims once no pod uses them; nothing
         // labelled for the cluster may be left.
