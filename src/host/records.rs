@@ -160,8 +160,10 @@ impl Host {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
         };
+        // Both finish, so the number of requests does not depend on which answers first.
         let (sets, deployments) =
-            futures::try_join!(self.list_in(namespace, params), deployments.list(params))?;
+            futures::join!(self.list_in(namespace, params), deployments.list(params));
+        let (sets, deployments) = (sets?, deployments?);
         let mut records: Vec<ClusterRecord> = sets.iter().filter_map(record_from).collect();
         records.extend(deployments.items.iter().filter_map(record_from_deployment));
         Ok(records)
