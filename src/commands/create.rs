@@ -134,7 +134,9 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     // One deadline for the whole command: a host that accepts connections and never answers
     // ends it at `--timeout` too.
     let deadline = Instant::now() + args.timeout;
-    let facts = async { Ok(host.network_facts(spec.isolation.allow_internet).await?) };
+    let isolation = &spec.isolation;
+    let with_ranges = isolation.enabled && isolation.allow_internet;
+    let facts = async { Ok(host.network_facts(isolation.enabled, with_ranges).await?) };
     let rights = async { Ok(host.rules_in(&namespace).await?) };
     let preflight =
         async { futures::try_join!(check_existing(&host, &placement, args.upsert), facts, rights) };

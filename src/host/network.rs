@@ -31,11 +31,16 @@ fn unanswered(err: &kube::Error) -> bool {
 }
 
 impl Host {
-    /// Reads the network facts concurrently; `ranges` only when asked (public egress needs
-    /// them). Fails only on what is more than a refusal (the host is unreachable, say).
-    pub async fn network_facts(&self, with_ranges: bool) -> Result<NetworkFacts, HostError> {
+    /// Reads the network facts concurrently: the endpoints only for the isolation policies,
+    /// the ranges only when public egress needs them, the version always. Fails only on what
+    /// is more than a refusal (the host is unreachable, say).
+    pub async fn network_facts(
+        &self,
+        with_endpoints: bool,
+        with_ranges: bool,
+    ) -> Result<NetworkFacts, HostError> {
         let (api_endpoints, ranges, minor) = futures::try_join!(
-            self.api_endpoints(),
+            async { if with_endpoints { self.api_endpoints().await } else { Ok(None) } },
             async { if with_ranges { self.host_ranges().await } else { Ok(Vec::new()) } },
             self.kubernetes_minor(),
         )?;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::registry::ResourceDef;
 use crate::state::{Deferred, PodBehaviour, State, WatchEvent, WriteOpts};
+use crate::status::ApiError;
 use crate::util;
 
 const KCM: &str = "kube-controller-manager";
@@ -415,6 +416,16 @@ fn pod_from_template(
     pod
 }
 
+/// The StatefulSet controller's Warning `FailedCreate` event for an object it could not create.
+fn statefulset_failed_create(state: &mut State, sts: &Value, what: &str, err: &ApiError) {
+    let msg = format!(
+        "create {what} in StatefulSet {} failed error: {}",
+        s(sts, "name"),
+        err.body["message"].as_str().unwrap_or_default()
+    );
+    record_event(state, sts, "Warning", "FailedCreate", &msg, "statefulset-controller");
+}
+
 fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
     let sts_def = def(state, "apps/v1", "StatefulSet");
     let Some(sts) = state.get(&sts_def, ns, name).cloned() else { return };
@@ -448,18 +459,8 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
                 }
                 set_default(&mut pvc["spec"], "volumeMode", json!("Filesystem"));
                 if let Err(e) = state.create(&pvc_def, ns, pvc, &opts) {
-                    let msg = format!(
-                        "create Claim {claim_name} for Pod {pod_name} in StatefulSet {name} failed error: {}",
-                        e.body["message"].as_str().unwrap_or_default()
-                    );
-                    record_event(
-                        state,
-                        &sts,
-                        "Warning",
-                        "FailedCreate",
-                        &msg,
-                        "statefulset-controller",
-                    );
+                    let what = format!("Claim {claim_name} for Pod {pod_name}");
+                    statefulset_failed_create(state, &sts, &what, &e);
                     failed = true;
                 }
             }
@@ -504,18 +505,7 @@ fn reconcile_statefulset(state: &mut State, ns: &str, name: &str) {
                     }
                 }
                 if let Err(e) = state.create(&pod_def, ns, pod, &opts) {
-                    let msg = format!(
-                        "create Pod {pod_name} in StatefulSet {name} failed error: {}",
-                        e.body["message"].as_str().unwrap_or_default()
-                    );
-                    record_event(
-                        state,
-                        &sts,
-                        "Warning",
-                        "FailedCreate",
-                        &msg,
-                        "statefulset-controller",
-                    );
+                    statefulset_failed_create(state, &sts, &format!("Pod {pod_name}"), &e);
                     break;
                 }
             }
