@@ -88,6 +88,20 @@ pub enum Command {
         after_help = "Examples:\n  vc kubeconfig dev --server https://dev.example.com > dev.kubeconfig"
     )]
     Kubeconfig(KubeconfigArgs),
+    /// Stop a virtual cluster's control plane and workloads, keeping its data
+    #[command(after_help = "Examples:\n  vc pause dev\n  vc pause dev -n team-a")]
+    Pause(PauseArgs),
+    /// Start a paused virtual cluster again and wait until it is ready
+    #[command(after_help = "Examples:\n  vc resume dev\n  vc resume dev -o json")]
+    Resume(ResumeArgs),
+    /// Move a virtual cluster's expiry, counted from now
+    #[command(
+        after_help = "Examples:\n  vc extend ci-42 --ttl 1h\n  vc extend dev --until 2030-01-01T00:00:00Z"
+    )]
+    Extend(ExtendArgs),
+    /// Delete expired virtual clusters and pause idle ones
+    #[command(after_help = GC_EXAMPLES)]
+    Gc(GcArgs),
     /// Print the Roles and RoleBindings that let a user run vc in a namespace (for a cluster admin)
     #[command(after_help = RBAC_EXAMPLES)]
     Rbac(RbacArgs),
@@ -115,6 +129,17 @@ endpoints and endpointslices writes, pods/status, pods/ephemeralcontainers, pods
 and resourcequotas / limitranges writes. A second Role in default lets the user read the
 kubernetes Endpoints (that object only), so the control plane's egress is pinned to the API
 server. Nothing is sent to the host.";
+
+const GC_EXAMPLES: &str = "\
+Examples:
+  vc gc --dry-run
+  vc gc --yes
+  vc gc -l ci=true --yes -o json
+
+Deletes every cluster whose expiry (vc create --ttl, vc extend) has passed, in all namespaces
+unless -n is given, and pauses every cluster idle for longer than its vc create --sleep-after.
+A cluster without an expiry is never deleted, nor one made by another tool unless it carries
+vc's expiry annotation. Safe to run from many jobs at once.";
 
 const CREATE_EXAMPLES: &str = "\
 Examples:
@@ -164,6 +189,9 @@ pub struct CreateArgs {
     /// Lifetime of the cluster (30m, 2h, 1d); after it, vc list shows it as Expired
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
+    /// Idle limit (30m, 2h): vc gc pauses the cluster after this long without a request
+    #[arg(long, value_name = "DURATION")]
+    pub sleep_after: Option<String>,
     /// Label for the cluster's record, repeatable (KEY=VALUE)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -323,6 +351,57 @@ pub struct DeleteArgs {
     #[arg(long)]
     pub ignore_not_found: bool,
     /// How long to wait for the objects to be gone
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// `vc pause`
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+    /// How long to wait for the control plane and the workloads to stop
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// `vc resume`
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+    /// How long to wait for the cluster to become ready
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// `vc extend`
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("expiry").required(true).args(["ttl", "until"])))]
+pub struct ExtendArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+    /// New lifetime counted from now (30m, 2h, 1d)
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// New expiry as an RFC 3339 time, such as 2030-01-01T00:00:00Z
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+/// `vc gc`
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Only the clusters matching this label selector
+    #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Print what would be deleted or paused and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// How long to wait for the deleted clusters to be gone
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
     pub timeout: Duration,
 }

@@ -31,6 +31,10 @@ pub struct VirtualClusterSpec {
     /// Lifetime after creation, such as "2h" or "1d"; the cluster is expired after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    /// Idle limit, such as "30m": `vc gc` pauses the cluster after this long without a user
+    /// request through vc's forwards (see docs/lifecycle.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_after: Option<String>,
     /// Labels put on the cluster's record, for `vc list -l` and `vc delete -l`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -184,6 +188,8 @@ pub enum SpecError {
     Name { name: String, reason: String },
     #[error("invalid TTL {0:?}: use a number with a unit, such as 30m, 2h, 1h30m or 7d")]
     Ttl(String),
+    #[error("invalid idle limit {0:?}: use a number with a unit, such as 30m, 2h or 1d")]
+    SleepAfter(String),
     #[error(
         "invalid quota {0:?}: use RESOURCE=QUANTITY pairs separated by commas, such as cpu=4,memory=8Gi,pods=20"
     )]
@@ -477,6 +483,9 @@ impl VirtualClusterSpec {
         if let Some(ttl) = &self.ttl {
             parse_ttl(ttl)?;
         }
+        if let Some(idle) = &self.sleep_after {
+            parse_ttl(idle).map_err(|_| SpecError::SleepAfter(idle.clone()))?;
+        }
         for (k, v) in &self.quota.hard {
             if !is_quantity(v) {
                 return Err(SpecError::Quota(format!("{k}={v}")));
@@ -514,6 +523,11 @@ impl VirtualClusterSpec {
     /// The TTL as a duration, when one is set and valid.
     pub fn ttl_duration(&self) -> Option<Duration> {
         self.ttl.as_deref().and_then(|t| parse_ttl(t).ok())
+    }
+
+    /// The idle limit as a duration, when one is set and valid.
+    pub fn sleep_after_duration(&self) -> Option<Duration> {
+        self.sleep_after.as_deref().and_then(|t| parse_ttl(t).ok())
     }
 }
 

@@ -37,14 +37,27 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
     let record = tokio::time::timeout_at(deadline, find)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
-    if record.replicas == 0 {
-        return Err(CliError::conflict(format!(
-            "virtual cluster {:?} is paused (its control plane is scaled to zero); resume it before connecting",
+    let target = Target::new(&host, &record.namespace, &record.name);
+    if record.is_sleeping() {
+        // Put to sleep for being idle: a connect is the user coming back.
+        invocation.printer.info(&format!(
+            "virtual cluster {:?} is asleep (paused by vc gc after being idle); resuming it first",
             record.name
+        ));
+        let resume = host.resume_cluster(&record, invocation.now()?);
+        tokio::time::timeout_at(deadline, resume)
+            .await
+            .map_err(|_| host.no_answer(args.timeout))??;
+        if let Ok(store) = forward::ForwardStore::from_env() {
+            store.take_paused(&target.forward_key());
+        }
+    } else if record.is_paused() {
+        return Err(CliError::conflict(format!(
+            "virtual cluster {:?} is paused (its control plane is scaled to zero); resume it first with: vc resume {}",
+            record.name, record.name
         ))
         .into());
     }
-    let target = Target::new(&host, &record.namespace, &record.name);
     let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
     let remaining = || deadline.saturating_duration_since(Instant::now());
     let printer = &invocation.printer;
@@ -141,6 +154,15 @@ async fn run_command(
     )?;
     connection::verify_server(admin, target, &connection::local_url(forward.local_port()), timeout)
         .await?;
+    // The command is a user's request for the idle limit; best effort (the private forward
+    // counts nothing itself).
+    let _ = crate::host::record_activity(
+        &host.client,
+        &target.namespace,
+        &target.name,
+        jiff::Timestamp::now(),
+    )
+    .await;
     let path = kubeconfig::write_private_kubeconfig(&config)?;
     let mut child = tokio::process::Command::new(&command[0])
         .args(&command[1..])

@@ -71,6 +71,9 @@ fn build_spec(args: &CreateArgs) -> anyhow::Result<VirtualClusterSpec> {
         spec::parse_ttl(ttl)?;
         spec.ttl = Some(ttl.clone());
     }
+    if let Some(idle) = &args.sleep_after {
+        spec.sleep_after = Some(idle.clone());
+    }
     for label in &args.labels {
         let (k, v) = spec::parse_label(label)?;
         spec.labels.insert(k, v);
@@ -290,6 +293,13 @@ async fn check_existing(
         if existing.deleting {
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} in namespace {namespace:?} is being deleted; wait for it to go and retry"
+            ))
+            .into());
+        }
+        if upsert && existing.is_paused() {
+            // A re-apply would set the replicas back and leave the pause markers behind.
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} is paused; resume it first (vc resume {name}), then apply again"
             ))
             .into());
         }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::{DescribeArgs, OutputFormat};
 use crate::commands::Invocation;
-use crate::host::{MadeBy, ObjectState, QuotaUsage};
+use crate::host::{MadeBy, ObjectState, PAUSE_REASON_IDLE, QuotaUsage};
 use crate::spec::VirtualClusterSpec;
 
 #[derive(Debug, Serialize)]
@@ -21,6 +21,18 @@ struct Description {
     created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    /// When it was paused, while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_at: Option<String>,
+    /// Who paused it: "vc pause", "vc gc (idle)" or "vcluster CLI".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_by: Option<&'static str>,
+    /// The idle limit (`vc create --sleep-after`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sleep_after: Option<String>,
+    /// The last request seen through a vc forward, or the last resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_activity: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     spec: Option<VirtualClusterSpec>,
     /// What the control plane may reach outside the cluster, from the record.
@@ -34,6 +46,7 @@ struct Description {
 
 pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<()> {
     let printer = &invocation.printer;
+    let now = invocation.now()?;
     let host = invocation.host().await?;
     let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
     let (objects, quota, pods) = host.cluster_objects(&record).await?;
@@ -54,11 +67,20 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
     let description = Description {
         name: record.name.clone(),
         namespace: record.namespace.clone(),
-        status: record.status(&pods, jiff::Timestamp::now()).as_str(),
+        status: record.status(&pods, now).as_str(),
         made_by: record.made_by,
         kubernetes_version: record.kubernetes_version.clone(),
         created_at: record.created_at.map(|t| t.to_string()),
         expires_at: record.expires_at.map(|t| t.to_string()),
+        paused_at: record.paused_at.filter(|_| record.is_paused()).map(|t| t.to_string()),
+        paused_by: record.is_paused().then_some(match record.pause_reason.as_deref() {
+            Some(PAUSE_REASON_IDLE) => "vc gc (idle)",
+            Some(_) => "vc pause",
+            None if record.paused => "vcluster CLI",
+            None => "scaled to zero by hand",
+        }),
+        sleep_after: record.spec.as_ref().and_then(|s| s.sleep_after.clone()),
+        last_activity: record.last_activity.map(|t| t.to_string()),
         spec: record.spec.clone(),
         host_api_egress: record.spec.as_ref().and_then(host_api_egress),
         objects,
@@ -103,6 +125,15 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
     field(&mut out, "Kubernetes:", d.kubernetes_version.as_deref().unwrap_or("-"));
     field(&mut out, "Created:", d.created_at.as_deref().unwrap_or("-"));
     field(&mut out, "Expires:", d.expires_at.as_deref().unwrap_or("never"));
+    if let Some(by) = d.paused_by {
+        let since = d.paused_at.as_deref().map_or_else(String::new, |t| format!("since {t} "));
+        field(&mut out, "Paused:", &format!("{since}by {by} (resume with: vc resume {})", d.name));
+    }
+    if let Some(limit) = &d.sleep_after {
+        let seen =
+            d.last_activity.as_deref().map_or_else(String::new, |t| format!("; last activity {t}"));
+        field(&mut out, "Sleeps after:", &format!("{limit} idle{seen}"));
+    }
     if let Some(egress) = &d.host_api_egress {
         field(&mut out, "Host API egress:", egress);
     }

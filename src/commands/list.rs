@@ -22,6 +22,9 @@ struct ListItem {
     created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
+    /// When it was paused, while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_at: Option<String>,
     made_by: MadeBy,
     /// A background forward is alive and answering.
     connected: bool,
@@ -64,9 +67,12 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
     };
     // A missing or unreadable state directory means no forwards, not a failed list.
     let forwards = crate::forward::list_states().await.unwrap_or_default();
+    // A paused cluster has nothing behind its forward, even when the port still answers
+    // (the vcluster CLI paused it under a running forwarder).
     let forward_of = |r: &crate::host::ClusterRecord| {
         forwards
             .iter()
+            .filter(|_| !r.is_paused())
             .find(|f| {
                 f.answering
                     && f.state.host_server == host.server
@@ -75,7 +81,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             })
             .map(|f| f.state.port)
     };
-    let now = jiff::Timestamp::now();
+    let now = invocation.now()?;
     let items: Vec<ListItem> = records
         .iter()
         .map(|r| ListItem {
@@ -85,6 +91,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             kubernetes_version: r.kubernetes_version.clone(),
             created_at: r.created_at.map(|t| t.to_string()),
             expires_at: r.expires_at.map(|t| t.to_string()),
+            paused_at: r.paused_at.filter(|_| r.is_paused()).map(|t| t.to_string()),
             made_by: r.made_by,
             connected: forward_of(r).is_some(),
             local_port: forward_of(r),
@@ -119,7 +126,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
                         record.created_at.map_or("-".into(), |t| age_since(t, now)),
                         record.expires_at.map_or("-".into(), |t| {
                             if t <= now {
-                                "expired".into()
+                                "Expired".into()
                             } else {
                                 format!("in {}", age_since(now, t))
                             }

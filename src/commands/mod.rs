@@ -7,10 +7,14 @@ pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod disconnect;
+pub mod extend;
 pub mod forwarder;
+pub mod gc;
 pub mod kubeconfig;
 pub mod list;
+pub mod pause;
 pub mod rbac;
+pub mod resume;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::CliError;
@@ -37,6 +41,16 @@ impl Invocation {
             .into());
         }
         Ok((paths, loaded))
+    }
+
+    /// The current time; `VC_NOW` (RFC 3339, hidden, for tests) replaces the clock.
+    pub fn now(&self) -> anyhow::Result<jiff::Timestamp> {
+        match std::env::var("VC_NOW") {
+            Ok(text) => text.parse().map_err(|e| {
+                CliError::usage(format!("VC_NOW={text:?} is not an RFC 3339 time: {e}")).into()
+            }),
+            Err(_) => Ok(jiff::Timestamp::now()),
+        }
     }
 
     /// Connects to the host cluster named by `--kubeconfig` / `--context`.
@@ -79,6 +93,10 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Kubeconfig(args) => kubeconfig::run(invocation, args).await,
         Command::Completions(args) => completions::run(invocation, &args),
         Command::Rbac(args) => rbac::run(invocation, &args),
+        Command::Pause(args) => pause::run(invocation, args).await,
+        Command::Resume(args) => resume::run(invocation, args).await,
+        Command::Extend(args) => extend::run(invocation, args).await,
+        Command::Gc(args) => gc::run(invocation, args).await,
         Command::Version => {
             invocation.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
             Ok(())

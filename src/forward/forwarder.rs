@@ -17,7 +17,7 @@ use kube::{Api, Client};
 use super::state::{
     Log, bind_local, log_tail, pick_port, port_answers, process_start_time, rotate_log,
 };
-use super::transport::{Forward, ForwardOptions, PodTarget, is_permanent, probe};
+use super::transport::{Activity, Forward, ForwardOptions, PodTarget, is_permanent, probe};
 use super::{
     CONTROL_PLANE_PORT, ForwardError, ForwardKey, ForwardState, ForwardStatus, ForwardStore,
     StopOutcome, control_plane_pod,
@@ -256,7 +256,12 @@ pub(super) async fn serve(
         started: Timestamp::now(),
         pid_start_time: process_start_time(pid).unwrap_or_default(),
     };
-    let options = ForwardOptions { log: log.clone(), ..ForwardOptions::default() };
+    let activity = std::sync::Arc::new(Activity::default());
+    let options = ForwardOptions {
+        log: log.clone(),
+        activity: Some(activity.clone()),
+        ..ForwardOptions::default()
+    };
     let forward = Forward::from_listener(client.clone(), target, listener, options)?;
     // Never replace the state file of another forwarder that is still running.
     if let Some(other) = store.read(&key)?
@@ -272,6 +277,9 @@ pub(super) async fn serve(
     let period = (opts.gone_after / 3).clamp(Duration::from_millis(200), WATCHDOG_PERIOD);
     let mut watchdog = tokio::time::interval(period);
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut activity_check = tokio::time::interval(ACTIVITY_CHECK);
+    activity_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recorder = ActivityRecorder::default();
     let exit = loop {
         tokio::select! {
             () = &mut shutdown => break ForwarderExit::Asked,
@@ -280,6 +288,7 @@ pub(super) async fn serve(
                     break exit;
                 }
             }
+            _ = activity_check.tick() => recorder.check(&activity, &client, &opts, &log).await,
         }
     };
     drop(forward);
@@ -309,6 +318,52 @@ fn finish(
         }
     }
     Ok(exit)
+}
+
+/// How often the forwarder looks whether its connections carried requests.
+const ACTIVITY_CHECK: Duration = Duration::from_secs(5);
+/// How often at most it records that on the host (`vc.dev/last-activity`): the idle limits
+/// are minutes or more, and every write changes the StatefulSet's resourceVersion.
+const ACTIVITY_EVERY: Duration = Duration::from_secs(60);
+
+/// Records on the host that the forward carried requests, at most every [`ACTIVITY_EVERY`].
+#[derive(Default)]
+struct ActivityRecorder {
+    /// When it last recorded, as a monotonic instant and as Unix seconds.
+    recorded: Option<(tokio::time::Instant, u64)>,
+    failing: bool,
+}
+
+impl ActivityRecorder {
+    async fn check(
+        &mut self,
+        activity: &Activity,
+        client: &Client,
+        opts: &ForwarderOptions,
+        log: &Log,
+    ) {
+        let since = self.recorded.map_or(0, |(_, secs)| secs);
+        if !activity.seen_after(since)
+            || self.recorded.is_some_and(|(at, _)| at.elapsed() < ACTIVITY_EVERY)
+        {
+            return;
+        }
+        let now = Timestamp::now();
+        match crate::host::record_activity(client, &opts.namespace, &opts.name, now).await {
+            Ok(()) => {
+                let secs = u64::try_from(now.as_second()).unwrap_or_default();
+                self.recorded = Some((tokio::time::Instant::now(), secs));
+                self.failing = false;
+            }
+            Err(e) => {
+                // The idle limit then counts from the last record; say so once.
+                if !self.failing {
+                    log.line(&format!("cannot record activity on the host: {e}"));
+                }
+                self.failing = true;
+            }
+        }
+    }
 }
 
 /// Tracks how long the virtual cluster has been missing, and how long the host has been

@@ -142,6 +142,26 @@ impl ForwardStore {
         self.dir.join(format!("{}.log", key.id()))
     }
 
+    /// The marker of a forward stopped by a pause, so the resume starts it again.
+    pub fn paused_path(&self, key: &ForwardKey) -> PathBuf {
+        self.dir.join(format!("{}.paused", key.id()))
+    }
+
+    /// Remembers that a pause stopped the forward of `key`.
+    ///
+    /// # Errors
+    /// [`ForwardError::Io`] naming the file.
+    pub fn mark_paused(&self, key: &ForwardKey) -> Result<(), ForwardError> {
+        self.ensure_dir()?;
+        let path = self.paused_path(key);
+        fs::write(&path, b"").map_err(|source| ForwardError::Io { action: "write", path, source })
+    }
+
+    /// Whether a pause stopped the forward of `key`; forgets it.
+    pub fn take_paused(&self, key: &ForwardKey) -> bool {
+        fs::remove_file(self.paused_path(key)).is_ok()
+    }
+
     fn ensure_dir(&self) -> Result<(), ForwardError> {
         fs::create_dir_all(&self.dir).map_err(|source| ForwardError::Io {
             action: "create directory",
@@ -185,7 +205,9 @@ impl ForwardStore {
     pub fn remove(&self, key: &ForwardKey) -> Result<(), ForwardError> {
         let log = self.log_path(key);
         let mut first_error = None;
-        for path in [self.state_path(key), log.with_extension("log.old"), log] {
+        for path in
+            [self.state_path(key), self.paused_path(key), log.with_extension("log.old"), log]
+        {
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
                     first_error.get_or_insert(ForwardError::Io {

@@ -64,6 +64,50 @@ pub struct ForwardOptions {
     pub max_backoff: Duration,
     /// Where connection events go (the forwarder's log file); none for in-process forwards.
     pub(crate) log: Log,
+    /// Counts connections that carry requests, for the idle limit; none when not tracked.
+    pub(crate) activity: Option<Arc<Activity>>,
+}
+
+/// Connections that carried bytes from a local client: how many are open and when one was
+/// last seen. A connection closed before it sent anything (a liveness check such as
+/// `vc list`'s) is not activity.
+#[derive(Debug, Default)]
+pub struct Activity {
+    open: AtomicU64,
+    /// Unix seconds of the last connection that opened or closed; 0 for none.
+    last: AtomicU64,
+}
+
+impl Activity {
+    /// Whether a connection is open now or one was seen after `since` (Unix seconds).
+    pub fn seen_after(&self, since: u64) -> bool {
+        self.open.load(Ordering::Relaxed) > 0 || self.last.load(Ordering::Relaxed) > since
+    }
+
+    fn touch(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.last.store(now, Ordering::Relaxed);
+    }
+}
+
+/// One open connection in [`Activity`]; closing it counts as activity too.
+struct ActiveConnection(Arc<Activity>);
+
+impl ActiveConnection {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.open.fetch_add(1, Ordering::Relaxed);
+        activity.touch();
+        Self(activity.clone())
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
 }
 
 impl Default for ForwardOptions {
@@ -73,6 +117,7 @@ impl Default for ForwardOptions {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
             log: Log::none(),
+            activity: None,
         }
     }
 }
@@ -222,6 +267,7 @@ pub(crate) async fn forward_connection(
     if first == 0 {
         return Ok(RelayStats::default());
     }
+    let _active = options.activity.as_ref().map(ActiveConnection::begin);
     replay.truncate(first);
     let deadline = tokio::time::Instant::now() + options.connect_timeout;
     let mut delay = options.initial_backoff;

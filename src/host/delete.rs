@@ -51,12 +51,23 @@ impl Host {
         record: &ClusterRecord,
         own_namespace: bool,
     ) -> Result<(), HostError> {
+        self.start_delete(record, own_namespace).await.map(|_| ())
+    }
+
+    /// [`Host::delete_cluster`], telling whether this call started the deletion (false when
+    /// another one was already under way or had finished: a racing `vc gc` or `vc delete`).
+    pub async fn start_delete(
+        &self,
+        record: &ClusterRecord,
+        own_namespace: bool,
+    ) -> Result<bool, HostError> {
         let (ns, name) = (record.namespace.as_str(), record.name.as_str());
         if own_namespace {
             let api: Api<Namespace> = Api::all(self.client.clone());
             return match api.delete(ns, &DeleteParams::background()).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Ok(_) => Ok(true),
+                // 409: the namespace is already finalizing (another delete got there first).
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(false),
                 Err(e) => Err(self.explain(&format!("deleting namespace {ns}"), e)),
             };
         }
@@ -65,11 +76,11 @@ impl Host {
         // removed. Foreground propagation keeps the StatefulSet until its pods are gone.
         let sets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
         let uid = self.uid_of(&sets, name).await?;
-        match sets.delete(name, &DeleteParams::foreground()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+        let started = match sets.delete(name, &DeleteParams::foreground()).await {
+            Ok(_) => !record.deleting,
+            Err(kube::Error::Api(s)) if s.code == 404 => false,
             Err(e) => return Err(self.explain(&format!("deleting StatefulSet {ns}/{name}"), e)),
-        }
+        };
         if let Some(uid) = uid {
             self.wait_gone(sets, name, &uid, &format!("the control plane {ns}/{name}")).await?;
         }
@@ -79,7 +90,8 @@ impl Host {
             self.wait_gone(pods, &pod_name, &uid, &format!("pod {ns}/{pod_name}")).await?;
         }
         self.labelled_objects(ns, name, Sweep::Delete).await?;
-        self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).await
+        self.delete_named::<Secret>(ns, &engine::kubeconfig_secret_name(name)).await?;
+        Ok(started)
     }
 
     /// What is left on the host of a cluster in a shared namespace, as "Kind/name".

@@ -5,14 +5,19 @@
 mod apply;
 mod delete;
 mod describe;
+mod lifecycle;
 mod network;
 mod ready;
 mod records;
 
 pub use describe::{ObjectState, QuotaUsage};
+pub use lifecycle::{
+    ANNOTATION_LAST_ACTIVITY, ANNOTATION_PAUSED, PAUSE_REASON_IDLE, PAUSE_REASON_USER,
+    PauseOutcome, ResumeOutcome, record_activity,
+};
 pub use network::NetworkFacts;
 pub use ready::{ReadyEvent, pod_progress};
-pub use records::{ClusterRecord, ClusterStatus, MadeBy, record_from};
+pub use records::{ClusterRecord, ClusterStatus, MadeBy, Workload, record_from};
 
 use std::time::Duration;
 

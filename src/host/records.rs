@@ -16,6 +16,10 @@ use crate::engine::{
 };
 use crate::spec::VirtualClusterSpec;
 
+use super::lifecycle::{
+    ANNOTATION_LAST_ACTIVITY, ANNOTATION_PAUSE_REASON, ANNOTATION_PAUSED, ANNOTATION_PAUSED_AT,
+    ANNOTATION_PAUSED_DATE, ANNOTATION_PAUSED_REPLICAS, PAUSE_REASON_IDLE,
+};
 use super::{Host, HostError, NamespaceState, ReadyEvent, control_plane_selector, pod_progress};
 
 /// Who made a virtual cluster found on the host.
@@ -42,8 +46,29 @@ pub struct ClusterRecord {
     pub ready_replicas: i32,
     pub labels: BTreeMap<String, String>,
     pub uid: String,
+    /// The workload's resourceVersion when it was read.
+    pub resource_version: String,
     /// The StatefulSet is being deleted.
     pub deleting: bool,
+    /// Which kind of workload runs the control plane.
+    pub workload: Workload,
+    /// Paused by `vc pause`, `vc gc` or the upstream CLI (`loft.sh/paused: "true"`).
+    pub paused: bool,
+    /// When it was paused (`vc.dev/paused-at`, else the upstream `loft.sh/paused-date`).
+    pub paused_at: Option<Timestamp>,
+    /// The replica count to restore on resume (`loft.sh/paused-replicas`).
+    pub paused_replicas: Option<i32>,
+    /// Why vc paused it (`user` or `idle`); none when the upstream CLI did.
+    pub pause_reason: Option<String>,
+    /// The last request seen through one of vc's forwards (`vc.dev/last-activity`).
+    pub last_activity: Option<Timestamp>,
+}
+
+/// The kind of workload that runs a control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    StatefulSet,
+    Deployment,
 }
 
 impl Host {
@@ -297,6 +322,7 @@ pub fn record_from(sts: &StatefulSet) -> Option<ClusterRecord> {
     let status = sts.status.as_ref();
     record_of(
         &sts.metadata,
+        Workload::StatefulSet,
         sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         status.and_then(|s| s.ready_replicas).unwrap_or(0),
     )
@@ -308,12 +334,18 @@ pub fn record_from_deployment(deployment: &Deployment) -> Option<ClusterRecord> 
     let status = deployment.status.as_ref();
     record_of(
         &deployment.metadata,
+        Workload::Deployment,
         deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         status.and_then(|s| s.ready_replicas).unwrap_or(0),
     )
 }
 
-fn record_of(meta: &ObjectMeta, replicas: i32, ready_replicas: i32) -> Option<ClusterRecord> {
+fn record_of(
+    meta: &ObjectMeta,
+    workload: Workload,
+    replicas: i32,
+    ready_replicas: i32,
+) -> Option<ClusterRecord> {
     let labels = meta.labels.clone().unwrap_or_default();
     let annotations = meta.annotations.clone().unwrap_or_default();
     let name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
@@ -340,7 +372,14 @@ fn record_of(meta: &ObjectMeta, replicas: i32, ready_replicas: i32) -> Option<Cl
         ready_replicas,
         labels,
         uid: meta.uid.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
         deleting: meta.deletion_timestamp.is_some(),
+        workload,
+        paused: annotations.get(ANNOTATION_PAUSED).map(String::as_str) == Some("true"),
+        paused_at: time(ANNOTATION_PAUSED_AT).or_else(|| time(ANNOTATION_PAUSED_DATE)),
+        paused_replicas: annotations.get(ANNOTATION_PAUSED_REPLICAS).and_then(|v| v.parse().ok()),
+        pause_reason: annotations.get(ANNOTATION_PAUSE_REASON).cloned(),
+        last_activity: time(ANNOTATION_LAST_ACTIVITY),
     })
 }
 
@@ -384,8 +423,42 @@ impl ClusterRecord {
             ready_replicas: 0,
             labels: BTreeMap::new(),
             uid: String::new(),
+            resource_version: String::new(),
             deleting: false,
+            workload: Workload::StatefulSet,
+            paused: false,
+            paused_at: None,
+            paused_replicas: None,
+            pause_reason: None,
+            last_activity: None,
         }
+    }
+
+    /// Paused by a tool, or scaled to zero by hand.
+    pub fn is_paused(&self) -> bool {
+        self.paused || self.replicas == 0
+    }
+
+    /// Put to sleep by `vc gc` for being idle (so `vc connect` may wake it).
+    pub fn is_sleeping(&self) -> bool {
+        self.paused && self.pause_reason.as_deref() == Some(PAUSE_REASON_IDLE)
+    }
+
+    /// When the cluster last saw a user, for the idle limit: the last request through a
+    /// forward, else the last resume, else its creation.
+    pub fn active_at(&self) -> Option<Timestamp> {
+        self.last_activity.or(self.created_at)
+    }
+
+    /// Whether it has been idle for longer than its recorded limit at `now`.
+    pub fn idle_expired(&self, now: Timestamp) -> bool {
+        let Some(limit) = self.spec.as_ref().and_then(VirtualClusterSpec::sleep_after_duration)
+        else {
+            return false;
+        };
+        let Some(since) = self.active_at() else { return false };
+        let limit = i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
+        now.as_second().saturating_sub(since.as_second()) >= limit
     }
 
     /// The status from the workload's replicas, its control-plane pod and the clock.
@@ -396,7 +469,7 @@ impl ClusterRecord {
         if self.expires_at.is_some_and(|t| t <= now) {
             return ClusterStatus::Expired;
         }
-        if self.replicas == 0 {
+        if self.is_paused() {
             return ClusterStatus::Paused;
         }
         if self.ready_replicas >= 1 {

@@ -16,13 +16,13 @@ use crate::tls::{Pki, VirtualApi};
 
 /// A fake host, a sandbox whose kubeconfig points at it (context `kind-host`), and a guard:
 /// dropping it disconnects everything and kills any forwarder of this test still running.
-struct Env {
-    fake: FakeKube,
-    sandbox: Sandbox,
+pub(crate) struct Env {
+    pub(crate) fake: FakeKube,
+    pub(crate) sandbox: Sandbox,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let fake = FakeKube::builder().ready_delay(Duration::from_millis(20)).start();
         let sandbox = Sandbox::new();
         std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
@@ -30,7 +30,7 @@ impl Env {
         Self { fake, sandbox }
     }
 
-    fn vc(&self, args: &[&str]) -> Run {
+    pub(crate) fn vc(&self, args: &[&str]) -> Run {
         Vc::new(&self.sandbox).args(args).run()
     }
 
@@ -53,7 +53,7 @@ impl Env {
 
     /// Creates cluster `name` without connecting, then makes its control plane `api`: the
     /// pod's port 8443 forwards to it and the engine Secret holds its admin kubeconfig.
-    fn create(&self, name: &str, api: &VirtualApi) {
+    pub(crate) fn create(&self, name: &str, api: &VirtualApi) {
         self.vc(&["create", name, "--no-connect"]).code(0);
         self.serve(name, api);
     }
@@ -89,14 +89,14 @@ impl Env {
 
     /// The one forward state file of cluster `name`.
     #[track_caller]
-    fn forward(&self, name: &str) -> Value {
+    pub(crate) fn forward(&self, name: &str) -> Value {
         let states: Vec<Value> =
             self.forwards().into_iter().filter(|s| s["name"] == name).collect();
         assert_eq!(states.len(), 1, "one state file for {name}: {states:?}");
         states.into_iter().next().unwrap()
     }
 
-    fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+    pub(crate) fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Run {
         kubectl(&self.sandbox, kubeconfig, args)
     }
 
@@ -191,7 +191,7 @@ fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
 /// Asserts that a `kubectl get ns -o name` listing came from the virtual cluster: it has the
 /// marker namespace and no host namespace.
 #[track_caller]
-fn assert_lists_virtual_namespaces(run: &Run, marker: &str) {
+pub(crate) fn assert_lists_virtual_namespaces(run: &Run, marker: &str) {
     run.code(0);
     let listed: Vec<&str> = run.stdout.lines().collect();
     assert!(listed.contains(&format!("namespace/{marker}").as_str()), "{listed:?}");

@@ -16,6 +16,10 @@ fn help_of_every_verb() {
         "kubeconfig",
         "completions",
         "rbac",
+        "pause",
+        "resume",
+        "extend",
+        "gc",
     ] {
         let args: Vec<&str> = verb.split_whitespace().chain(["--help"]).collect();
         let run = Vc::new(&sandbox).args(&args).env("COLUMNS", "100").run();

@@ -6,6 +6,7 @@ mod fidelity;
 mod help;
 mod isolation;
 mod lifecycle;
+mod pause;
 mod robustness;
 mod support;
 mod tls;

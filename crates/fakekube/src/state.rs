@@ -899,6 +899,17 @@ impl State {
                 ));
             }
         }
+        // The real namespace registry refuses a second delete while the namespace finalizes.
+        if def.plural == "namespaces" && meta(&old)["deletionTimestamp"].is_string() {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on namespaces \"{name}\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system."
+                ),
+                Some(json!({"name": name, "kind": "namespaces"})),
+            ));
+        }
         if opts.dry_run {
             return Ok(old);
         }
