@@ -1115,3 +1115,118 @@ fn namespace_admin() {
     );
     assert_eq!(phase, "Active", "delete must leave the namespace it did not create");
 }
+
+/// Host pods in `namespace` matching `selector`, by name (terminating ones included).
+fn host_pods(e2e: &E2e, namespace: &str, selector: &str) -> Vec<String> {
+    let out = e2e.kubectl(&["get", "pods", "-n", namespace, "-l", selector, "-o", "name"]);
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn pause_resume_and_gc() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-nap");
+    let namespace = format!("vc-{name}");
+    // gc runs with a selector naming only this run's clusters: the host may be shared.
+    let run_label = format!("e2e-run={name}");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let created = e2e.vc(&[
+        "create",
+        &name,
+        "--no-connect",
+        "--ttl",
+        "1h",
+        "-l",
+        &run_label,
+        "--timeout",
+        "5m",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+
+    // A workload and some data inside.
+    let image = probe_image();
+    let inside = |args: &[&str]| {
+        let mut all = vec!["connect", name.as_str(), "--", "kubectl"];
+        all.extend_from_slice(args);
+        e2e.vc(&all)
+    };
+    let deployed = inside(&[
+        "create",
+        "deployment",
+        "web",
+        &format!("--image={image}"),
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(deployed.status.code(), Some(0), "deploying the workload failed");
+    let kept = inside(&["create", "configmap", "kept", "--from-literal=answer=42"]);
+    assert_eq!(kept.status.code(), Some(0));
+    let available =
+        inside(&["wait", "deployment/web", "--for=condition=Available", "--timeout=180s"]);
+    assert_eq!(available.status.code(), Some(0), "the workload did not become available");
+    let synced = format!("vcluster.loft.sh/managed-by={name}");
+    assert!(!host_pods(&e2e, &namespace, &synced).is_empty(), "the workload's pod is synced");
+
+    let started = Instant::now();
+    let paused = e2e.vc(&["pause", &name, "-o", "json"]);
+    let pause_time = started.elapsed();
+    assert_eq!(paused.status.code(), Some(0), "pause failed");
+    assert!(json(&paused)["removedPods"].as_u64().unwrap_or(0) >= 1, "synced pods removed");
+    assert!(host_pods(&e2e, &namespace, &synced).is_empty(), "no workload pod left on the host");
+    let control_plane = format!("app=vcluster,release={name}");
+    assert!(host_pods(&e2e, &namespace, &control_plane).is_empty(), "control plane stopped");
+    let claim = e2e.kubectl(&["get", "pvc", "-n", &namespace, &format!("data-{name}-0")]);
+    assert_eq!(claim.status.code(), Some(0), "the data volume claim stays");
+    let annotation = e2e.kubectl(&[
+        "get",
+        "statefulset",
+        &name,
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.metadata.annotations.loft\\.sh/paused}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&annotation.stdout), "true", "the upstream CLI's marker");
+    let listed = json(&e2e.vc(&["list", "-l", &run_label, "-o", "json"]));
+    assert_eq!(listed[0]["status"], "Paused");
+    assert_eq!(e2e.vc(&["pause", &name]).status.code(), Some(0), "pausing again is a no-op");
+
+    let started = Instant::now();
+    let resumed = e2e.vc(&["resume", &name, "-o", "json", "--timeout", "5m"]);
+    let resume_time = started.elapsed();
+    assert_eq!(resumed.status.code(), Some(0), "resume failed");
+    assert!(
+        eventually(Duration::from_secs(180), || !host_pods(&e2e, &namespace, &synced).is_empty()),
+        "the workload's pod is back on the host"
+    );
+    let back = inside(&["wait", "deployment/web", "--for=condition=Available", "--timeout=180s"]);
+    assert_eq!(back.status.code(), Some(0), "the workload is available again");
+    let data = inside(&["get", "configmap", "kept", "-o", "jsonpath={.data.answer}"]);
+    assert!(String::from_utf8_lossy(&data.stdout).contains("42"), "the data survived the pause");
+    eprintln!(
+        "e2e: pause took {:.1}s; resume until ready {:.1}s (vc: {}s)",
+        pause_time.as_secs_f64(),
+        resume_time.as_secs_f64(),
+        json(&resumed)["seconds"]
+    );
+
+    // gc: nothing is expired now; two hours on (the clock moved through VC_NOW) it is.
+    let now = e2e.vc(&["gc", "-l", &run_label, "-o", "json"]);
+    assert_eq!(now.status.code(), Some(0));
+    assert_eq!(json(&now)["deleted"], serde_json::json!([]));
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let gc = Command::new(VC)
+        .args(["gc", "--yes", "-l", &run_label, "-o", "json", "--timeout", "5m"])
+        .env("KUBECONFIG", &e2e.kubeconfig)
+        .env("XDG_STATE_HOME", e2e.state.path())
+        .env("VC_NOW", &later)
+        .output()
+        .expect("run vc gc");
+    log_command("vc", &["gc", "--yes", "-l", &run_label], &gc);
+    assert_eq!(gc.status.code(), Some(0), "gc failed");
+    assert_eq!(json(&gc)["deleted"][0]["name"], name.as_str());
+    let gone = e2e.kubectl(&["get", "namespace", &namespace]);
+    assert_ne!(gone.status.code(), Some(0), "the expired cluster's namespace is gone");
+}

@@ -48,6 +48,18 @@ fn refused_before_contacting_the_host() {
         ("empty image", vec!["create".into(), "dev".into(), "--engine-image".into(), "".into()]),
         ("bad selector", vec!["list".into(), "-l".into(), "a b c".into()]),
         (
+            "bad idle limit",
+            vec!["create".into(), "dev".into(), "--sleep-after".into(), "a while".into()],
+        ),
+        ("pause bad name", vec!["pause".into(), "Dev".into()]),
+        ("resume bad name", vec!["resume".into(), "dev_1".into()]),
+        ("extend bad ttl", vec!["extend".into(), "dev".into(), "--ttl".into(), "more".into()]),
+        (
+            "extend bad until",
+            vec!["extend".into(), "dev".into(), "--until".into(), "friday".into()],
+        ),
+        ("gc bad selector", vec!["gc".into(), "-l".into(), "a b c".into(), "--yes".into()]),
+        (
             "bad delete selector",
             vec!["delete".into(), "-l".into(), "team in a".into(), "--yes".into()],
         ),
