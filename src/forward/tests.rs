@@ -637,3 +637,35 @@ async fn spawn_background_reuses_the_forwarder_that_won_the_race() {
     let _ = other.kill();
     let _ = other.wait();
 }
+
+#[tokio::test]
+async fn only_connections_that_carry_bytes_count_as_activity() {
+    let pf = PortForwards::new();
+    pf.set_target(NS, POD, CONTROL_PLANE_PORT, echo_server().await);
+    let client = fake(&pf).await;
+    let activity = std::sync::Arc::new(transport::Activity::default());
+    let options = ForwardOptions { activity: Some(activity.clone()), ..ForwardOptions::default() };
+    let listener = bind_local(0).unwrap();
+    let forward = Forward::from_listener(
+        client,
+        PodTarget::new(NS, POD, CONTROL_PLANE_PORT),
+        listener,
+        options,
+    )
+    .unwrap();
+    let port = forward.local_port();
+
+    // A liveness check (connect, send nothing, close) is not a request.
+    drop(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!activity.seen_after(0), "a bare TCP check counted as activity");
+
+    // An open connection that sent something counts while it is open, and after it closes.
+    let mut held = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    held.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    held.read_exact(&mut one).await.unwrap();
+    assert!(activity.seen_after(u64::MAX), "an open connection is activity now");
+    drop(held);
+    assert!(activity.seen_after(0), "and it stays seen after it closed");
+}

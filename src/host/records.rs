@@ -485,3 +485,112 @@ impl ClusterRecord {
         if failing { ClusterStatus::Failed } else { ClusterStatus::Starting }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statefulset(replicas: i32, annotations: &[(&str, &str)]) -> StatefulSet {
+        let annotations =
+            annotations.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
+        let labels = BTreeMap::from([
+            (LABEL_APP.to_string(), APP_VCLUSTER.to_string()),
+            (LABEL_RELEASE.to_string(), "dev".to_string()),
+        ]);
+        StatefulSet {
+            metadata: ObjectMeta {
+                name: Some("dev".into()),
+                namespace: Some("vc-dev".into()),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            spec: Some(k8s_openapi::api::apps::v1::StatefulSetSpec {
+                replicas: Some(replicas),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn upstream_pause_annotations_are_read() {
+        let sts = statefulset(
+            0,
+            &[
+                (ANNOTATION_PAUSED, "true"),
+                (ANNOTATION_PAUSED_REPLICAS, "3"),
+                (ANNOTATION_PAUSED_DATE, "2026-11-30T08:00:00.000Z"),
+            ],
+        );
+        let record = record_from(&sts).unwrap();
+        assert!(record.paused && record.is_paused() && !record.is_sleeping());
+        assert_eq!(record.paused_replicas, Some(3));
+        assert_eq!(record.paused_at, Some(at("2026-11-30T08:00:00Z")));
+        assert_eq!(record.status(&[], at("2026-12-01T00:00:00Z")), ClusterStatus::Paused);
+    }
+
+    #[test]
+    fn paused_marker_wins_over_replicas_and_expiry_over_pause() {
+        // The upstream CLI annotates before the replicas reach zero.
+        let marked = record_from(&statefulset(1, &[(ANNOTATION_PAUSED, "true")])).unwrap();
+        assert_eq!(marked.status(&[], at("2026-12-01T00:00:00Z")), ClusterStatus::Paused);
+        let expired = record_from(&statefulset(
+            0,
+            &[(ANNOTATION_PAUSED, "true"), (ANNOTATION_EXPIRES_AT, "2026-11-01T00:00:00Z")],
+        ))
+        .unwrap();
+        assert_eq!(expired.status(&[], at("2026-12-01T00:00:00Z")), ClusterStatus::Expired);
+        let other = record_from(&statefulset(1, &[(ANNOTATION_PAUSED, "false")])).unwrap();
+        assert!(!other.is_paused());
+    }
+
+    #[test]
+    fn idle_counts_from_the_last_activity_else_the_creation() {
+        let spec = r#"{"sleepAfter":"30m"}"#;
+        let created = statefulset(
+            1,
+            &[(ANNOTATION_SPEC, spec), (ANNOTATION_CREATED_AT, "2026-12-01T10:00:00Z")],
+        );
+        let record = record_from(&created).unwrap();
+        assert!(!record.idle_expired(at("2026-12-01T10:29:59Z")));
+        assert!(record.idle_expired(at("2026-12-01T10:30:00Z")));
+
+        let active = statefulset(
+            1,
+            &[
+                (ANNOTATION_SPEC, spec),
+                (ANNOTATION_CREATED_AT, "2026-12-01T10:00:00Z"),
+                (ANNOTATION_LAST_ACTIVITY, "2026-12-01T11:00:00Z"),
+            ],
+        );
+        let record = record_from(&active).unwrap();
+        assert!(!record.idle_expired(at("2026-12-01T11:10:00Z")));
+        assert!(record.idle_expired(at("2026-12-01T11:31:00Z")));
+
+        let no_limit =
+            record_from(&statefulset(1, &[(ANNOTATION_CREATED_AT, "2026-12-01T10:00:00Z")]))
+                .unwrap();
+        assert!(!no_limit.idle_expired(at("2030-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_cluster_gc_put_to_sleep_is_sleeping() {
+        let record = record_from(&statefulset(
+            0,
+            &[(ANNOTATION_PAUSED, "true"), (ANNOTATION_PAUSE_REASON, PAUSE_REASON_IDLE)],
+        ))
+        .unwrap();
+        assert!(record.is_sleeping());
+        let by_user = record_from(&statefulset(
+            0,
+            &[(ANNOTATION_PAUSED, "true"), (ANNOTATION_PAUSE_REASON, "user")],
+        ))
+        .unwrap();
+        assert!(!by_user.is_sleeping());
+    }
+}

@@ -426,3 +426,34 @@ fn idle_clusters_sleep_and_connect_wakes_them() {
         annotations(&env.fake, "vc-dev", "dev")["vc.dev/last-activity"] != resumed_at
     });
 }
+
+#[test]
+fn pause_and_resume_that_cannot_finish_time_out_with_exit_4() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "dev", "-q"]).code(0);
+    // A synced pod a finalizer holds: it never goes.
+    let mut stuck = synced_pod("vc-dev", "dev", "web-x-default-x-dev");
+    stuck["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    fake.put(stuck).unwrap();
+    let paused = vc(&sandbox, &["pause", "dev", "--timeout", "2s"]);
+    paused.code(4);
+    assert!(paused.stderr.contains("run vc pause dev again"), "{}", paused.stderr);
+    assert_eq!(annotations(&fake, "vc-dev", "dev")["loft.sh/paused"], "true", "paused already");
+
+    // Released, a second pause finishes the job without pausing twice.
+    let mut pod = fake.get("pods", "vc-dev", "web-x-default-x-dev").unwrap();
+    pod["metadata"]["finalizers"] = json!([]);
+    fake.put(pod).unwrap();
+    let again = vc(&sandbox, &["pause", "dev", "-o", "json"]);
+    again.code(0);
+    assert_eq!(again.json()["changed"], false);
+    wait_for("the synced pod to go", || {
+        fake.get("pods", "vc-dev", "web-x-default-x-dev").is_none()
+    });
+
+    fake.set_behaviour("dev", fakekube::PodBehaviour::NeverReady);
+    let resumed = vc(&sandbox, &["resume", "dev", "--timeout", "2s"]);
+    resumed.code(4);
+    assert!(resumed.stderr.contains("did not become ready within 2s"), "{}", resumed.stderr);
+    assert_eq!(fake.get("statefulsets", "vc-dev", "dev").unwrap()["spec"]["replicas"], 1);
+}
