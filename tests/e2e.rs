@@ -1230,3 +1230,90 @@ fn pause_resume_and_gc() {
     let gone = e2e.kubectl(&["get", "namespace", &namespace]);
     assert_ne!(gone.status.code(), Some(0), "the expired cluster's namespace is gone");
 }
+
+/// Runs `vc` with its clock moved by `VC_NOW`.
+fn vc_at(e2e: &E2e, now: &str, args: &[&str]) -> Output {
+    let output = Command::new(VC)
+        .args(args)
+        .env("KUBECONFIG", &e2e.kubeconfig)
+        .env("XDG_STATE_HOME", e2e.state.path())
+        .env("NO_COLOR", "1")
+        .env("VC_NOW", now)
+        .output()
+        .expect("run vc");
+    log_command(&format!("VC_NOW={now} vc"), args, &output);
+    output
+}
+
+#[test]
+fn idle_sleep_and_wake_on_connect() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-idle");
+    let namespace = format!("vc-{name}");
+    let run_label = format!("e2e-run={name}");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let created = e2e.vc(&[
+        "create",
+        &name,
+        "--no-connect",
+        "--sleep-after",
+        "30m",
+        "-l",
+        &run_label,
+        "--timeout",
+        "5m",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let in_minutes =
+        |m: i64| (jiff::Timestamp::now() + jiff::SignedDuration::from_mins(m)).to_string();
+
+    let early = vc_at(&e2e, &in_minutes(10), &["gc", "-l", &run_label, "-o", "json"]);
+    assert_eq!(early.status.code(), Some(0));
+    assert_eq!(json(&early)["paused"], serde_json::json!([]), "not idle for long enough yet");
+    let slept = vc_at(&e2e, &in_minutes(31), &["gc", "--yes", "-l", &run_label, "-o", "json"]);
+    assert_eq!(slept.status.code(), Some(0), "gc failed");
+    assert_eq!(json(&slept)["paused"][0]["name"], name.as_str());
+    let reason = e2e.kubectl(&[
+        "get",
+        "statefulset",
+        &name,
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.metadata.annotations.vc\\.dev/pause-reason}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&reason.stdout), "idle");
+
+    // The user comes back: connect resumes it first, then the forward records the requests.
+    let started = Instant::now();
+    let woken = e2e.vc(&["connect", &name, "--no-switch", "-o", "json", "--timeout", "5m"]);
+    assert_eq!(woken.status.code(), Some(0), "connect to a sleeping cluster failed");
+    assert!(String::from_utf8_lossy(&woken.stderr).contains("resuming it first"));
+    eprintln!("e2e: connect woke the cluster in {:.1}s", started.elapsed().as_secs_f64());
+    let context = json(&woken)["context"].as_str().expect("context name").to_string();
+    let activity = || {
+        let out = e2e.kubectl(&[
+            "get",
+            "statefulset",
+            &name,
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.metadata.annotations.vc\\.dev/last-activity}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let resumed_at = activity();
+    let listed = Command::new("kubectl")
+        .args(["--context", &context, "get", "namespaces", "-o", "name"])
+        .env("KUBECONFIG", &e2e.kubeconfig)
+        .output()
+        .expect("kubectl must be installed for the e2e suite");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("namespace/default"));
+    assert!(
+        eventually(Duration::from_secs(20), || activity() != resumed_at),
+        "the forwarder records requests as activity"
+    );
+    assert_eq!(e2e.vc(&["disconnect", &name]).status.code(), Some(0));
+}
