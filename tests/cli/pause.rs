@@ -457,3 +457,38 @@ fn pause_and_resume_that_cannot_finish_time_out_with_exit_4() {
     assert!(resumed.stderr.contains("did not become ready within 2s"), "{}", resumed.stderr);
     assert_eq!(fake.get("statefulsets", "vc-dev", "dev").unwrap()["spec"]["replicas"], 1);
 }
+
+#[test]
+fn two_gcs_putting_one_idle_cluster_to_sleep_record_one_pause() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "dev", "--sleep-after", "30m", "-q"]).code(0);
+    // Both read the StatefulSet before either writes: the second write's resourceVersion is
+    // stale, so it reads again and finds the cluster paused.
+    fake.delay(Some("PATCH"), "/statefulsets/dev", Duration::from_millis(300));
+    let now = later(HOUR).to_string();
+    let spawn = || {
+        std::process::Command::new(crate::support::VC)
+            .args(["gc", "--yes", "-o", "json"])
+            .env("KUBECONFIG", sandbox.kubeconfig())
+            .env("HOME", sandbox.home())
+            .env("XDG_STATE_HOME", sandbox.state())
+            .env("VC_NOW", &now)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start vc gc")
+    };
+    let (a, b) = (spawn(), spawn());
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let (mut paused, mut gone) = (0, 0);
+    for out in &outputs {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        paused += result["paused"].as_array().unwrap().len();
+        gone += result["gone"].as_array().unwrap().len();
+    }
+    assert_eq!((paused, gone), (1, 1), "{outputs:?}");
+    let notes = annotations(&fake, "vc-dev", "dev");
+    assert_eq!(notes["loft.sh/paused-replicas"], "1", "the replica count before the pause");
+    assert_eq!(notes["vc.dev/pause-reason"], "idle");
+}
