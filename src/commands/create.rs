@@ -146,13 +146,16 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     let (existing, facts, held) = tokio::time::timeout_at(deadline, preflight)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
-    if let Some(created) = existing {
+    if let Some((created, _)) = existing {
         // The record keeps its creation time across re-applies, and with it the expiry.
         placement.created_at = created;
     }
     placement.host_minor = facts.minor;
     let warning = pin_isolation(&mut spec, &facts);
-    let rendered = engine::render(&spec, &placement)?;
+    let mut rendered = engine::render(&spec, &placement)?;
+    if let Some((_, Some(recorded))) = existing {
+        rendered.keep_later_expiry(recorded);
+    }
     if let Some(held) = held {
         check_rights(&host, &placement, &rendered, &held).await?;
     }
@@ -243,12 +246,12 @@ async fn check_rights(
 }
 
 /// Refuses to create over something that exists, unless `--upsert` re-applies a cluster `vc`
-/// made. Returns the creation time of the cluster being re-applied.
+/// made. Returns the creation time and the recorded expiry of the cluster being re-applied.
 async fn check_existing(
     host: &Host,
     placement: &Placement,
     upsert: bool,
-) -> anyhow::Result<Option<jiff::Timestamp>> {
+) -> anyhow::Result<Option<(jiff::Timestamp, Option<jiff::Timestamp>)>> {
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let context = &host.context;
     match host.namespace_state(namespace).await? {
@@ -309,7 +312,7 @@ async fn check_existing(
             ))
             .into());
         }
-        return Ok(existing.created_at);
+        return Ok(existing.created_at.map(|created| (created, existing.expires_at)));
     }
     // The engine runs one virtual cluster per namespace (since v0.25 it refuses to start a
     // second one), so refuse before anything is applied.

@@ -85,6 +85,25 @@ pub struct Rendered {
     pub engine_image: String,
 }
 
+impl Rendered {
+    /// Keeps an expiry recorded on the host when it is later than the rendered one (moved by
+    /// `vc extend`), so re-applying a cluster never shortens its life.
+    pub fn keep_later_expiry(&mut self, recorded: Timestamp) {
+        if self.expires_at.is_some_and(|rendered| rendered >= recorded) {
+            return;
+        }
+        self.expires_at = Some(recorded);
+        for object in &mut self.objects {
+            if let HostObject::StatefulSet(sts) = object {
+                sts.metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(ANNOTATION_EXPIRES_AT.to_string(), recorded.to_string());
+            }
+        }
+    }
+}
+
 /// A spec the engine cannot render.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -255,6 +255,9 @@ fn extend_moves_the_expiry_from_now() {
 
     vc(&sandbox, &["extend", "ci", "--until", "2030-01-01T00:00:00Z", "-q"]).code(0);
     assert_eq!(annotations(&fake, "vc-ci", "ci")["vc.dev/expires-at"], "2030-01-01T00:00:00Z");
+    // Re-applying the cluster keeps the later, extended expiry.
+    vc(&sandbox, &["create", "ci", "--ttl", "1h", "--upsert", "-q"]).code(0);
+    assert_eq!(annotations(&fake, "vc-ci", "ci")["vc.dev/expires-at"], "2030-01-01T00:00:00Z");
     let listed = vc(&sandbox, &["list"]);
     assert!(listed.stdout.contains("in "), "countdown: {}", listed.stdout);
 

@@ -206,6 +206,32 @@ fn engine_values_override() {
 }
 
 #[test]
+fn a_re_apply_keeps_a_later_recorded_expiry_only() {
+    let expiry = |rendered: &Rendered| {
+        let HostObject::StatefulSet(sts) = rendered.objects.last().expect("statefulset") else {
+            panic!("the StatefulSet comes last")
+        };
+        sts.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_EXPIRES_AT).cloned())
+    };
+    let spec = VirtualClusterSpec { ttl: Some("2h".into()), ..Default::default() };
+    let mut rendered = render(&spec, &placement(true)).expect("renders");
+    let extended: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+    rendered.keep_later_expiry(extended);
+    assert_eq!(rendered.expires_at, Some(extended));
+    assert_eq!(expiry(&rendered).as_deref(), Some("2030-01-01T00:00:00Z"));
+
+    let mut rendered = render(&spec, &placement(true)).expect("renders");
+    rendered.keep_later_expiry("2020-01-01T00:00:00Z".parse().unwrap());
+    assert_eq!(expiry(&rendered).as_deref(), Some("2025-01-02T05:04:05Z"), "never shortened");
+
+    // Without a TTL, an expiry given with vc extend stays too.
+    let mut rendered = render(&VirtualClusterSpec::default(), &placement(true)).expect("renders");
+    assert_eq!(expiry(&rendered), None);
+    rendered.keep_later_expiry(extended);
+    assert_eq!(expiry(&rendered).as_deref(), Some("2030-01-01T00:00:00Z"));
+}
+
+#[test]
 fn ttl_and_labels() {
     let mut spec = VirtualClusterSpec { ttl: Some("2h".into()), ..Default::default() };
     spec.labels.insert("team".into(), "web".into());
