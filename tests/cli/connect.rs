@@ -121,6 +121,14 @@ impl Drop for Env {
     }
 }
 
+/// Whether any forwarder log in `dir` contains `text`.
+fn log_mentions(dir: &Path, text: &str) -> bool {
+    std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok).any(|entry| {
+        entry.path().extension().is_some_and(|x| x == "log")
+            && std::fs::read_to_string(entry.path()).is_ok_and(|log| log.contains(text))
+    })
+}
+
 fn yaml(text: &str) -> Value {
     serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"))
 }
@@ -335,8 +343,16 @@ fn forwarder_reconnects_after_dropped_streams_and_a_recreated_pod() {
     let restore = {
         let pod_forwards = pod_forwards.clone();
         let addr = api.addr();
+        let logs = env.sandbox.state().join("vc").join("forwards");
+        // Only once the forwarder has met the refusal (kubectl may take longer than any fixed
+        // delay to start on a loaded machine), and at the latest after ten seconds.
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(400));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && !log_mentions(&logs, "connection refused; retrying")
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(200));
             pod_forwards.set_target("vc-dev", "dev-0", 8443, addr);
         })
     };
