@@ -13,7 +13,7 @@ use crate::commands::Invocation;
 use crate::connection::{self, Target};
 use crate::error::CliError;
 use crate::forward::ForwardStore;
-use crate::host::{ReadyEvent, ResumeOutcome};
+use crate::host::{ReadyEvent, ResumeOutcome, Workload};
 use crate::output::{Progress, human_duration};
 
 /// JSON result of `vc resume -o json`.
@@ -75,7 +75,13 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
             .note(&format!("virtual cluster {name:?} is not paused; waiting until it is ready"));
     }
     progress.phase("scheduled");
-    if let Err(e) = wait_ready(&host, &namespace, &name, deadline, &mut progress).await {
+    let waited = match record.workload {
+        Workload::StatefulSet => {
+            wait_ready(&host, &namespace, &name, deadline, &mut progress).await
+        }
+        Workload::Deployment => wait_deployment(&host, &record, deadline, &mut progress).await,
+    };
+    if let Err(e) = waited {
         progress.abandon();
         return Err(match e {
             Waited::Failed(e) => e.into(),
@@ -143,6 +149,33 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// The engine's Deployment variant (made by the upstream CLI): ready once the Deployment
+/// reports a ready replica.
+async fn wait_deployment(
+    host: &crate::host::Host,
+    record: &crate::host::ClusterRecord,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> Result<(), Waited> {
+    let poll = async {
+        loop {
+            let fresh = host.fresh_record(record).await.map_err(Waited::Failed)?;
+            if fresh.ready_replicas >= 1 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    match tokio::time::timeout_at(deadline, poll).await {
+        Ok(result) => {
+            progress.phase("starting");
+            progress.phase("ready");
+            result
+        }
+        Err(_) => Err(Waited::TimedOut),
+    }
 }
 
 enum Waited {

@@ -98,6 +98,8 @@ impl Host {
         for _ in 0..CONFLICT_RETRIES {
             let fresh = self.fresh_record(record).await?;
             if fresh.paused {
+                // An earlier pause may have stopped before the etcd beside it.
+                self.pause_etcd(&fresh, now).await?;
                 return Ok(PauseOutcome::AlreadyPaused(Box::new(fresh)));
             }
             // Scaled to zero by hand: resume brings back one replica, as the upstream CLI does.
@@ -116,7 +118,10 @@ impl Host {
                 "spec": {"replicas": 0},
             });
             match self.patch_workload(&fresh, &patch).await {
-                Ok(()) => return Ok(PauseOutcome::Paused { replicas }),
+                Ok(()) => {
+                    self.pause_etcd(&fresh, now).await?;
+                    return Ok(PauseOutcome::Paused { replicas });
+                }
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
                 Err(e) => return Err(self.explain(&workload_what(&fresh, "pausing"), e)),
             }
@@ -172,6 +177,7 @@ impl Host {
         for _ in 0..CONFLICT_RETRIES {
             let fresh = self.fresh_record(record).await?;
             if !fresh.is_paused() {
+                self.resume_etcd(&fresh).await?;
                 return Ok(ResumeOutcome::NotPaused);
             }
             let replicas = fresh.paused_replicas.filter(|r| *r > 0).unwrap_or(1);
@@ -190,7 +196,10 @@ impl Host {
                 "spec": {"replicas": replicas},
             });
             match self.patch_workload(&fresh, &patch).await {
-                Ok(()) => return Ok(ResumeOutcome::Resumed { replicas }),
+                Ok(()) => {
+                    self.resume_etcd(&fresh).await?;
+                    return Ok(ResumeOutcome::Resumed { replicas });
+                }
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
                 Err(e) => return Err(self.explain(&workload_what(&fresh, "resuming"), e)),
             }
@@ -199,6 +208,84 @@ impl Host {
             "virtual cluster {:?} kept changing while vc resumed it; try again",
             record.name
         )))
+    }
+
+    /// The etcd StatefulSets a Deployment control plane runs beside (the chart's deployed
+    /// etcd, `app=vcluster-etcd`), which the upstream CLI pauses and resumes with it.
+    async fn etcd_sets(&self, record: &ClusterRecord) -> Result<Vec<StatefulSet>, HostError> {
+        if record.workload != Workload::Deployment {
+            return Ok(Vec::new());
+        }
+        let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &record.namespace);
+        let params =
+            ListParams::default().labels(&format!("app=vcluster-etcd,release={}", record.name));
+        api.list(&params)
+            .await
+            .map(|l| l.items)
+            .map_err(|e| self.explain(&format!("listing the etcd of {:?}", record.name), e))
+    }
+
+    async fn pause_etcd(&self, record: &ClusterRecord, now: Timestamp) -> Result<(), HostError> {
+        for sts in self.etcd_sets(record).await? {
+            let annotations = sts.metadata.annotations.clone().unwrap_or_default();
+            if annotations.get(ANNOTATION_PAUSED).map(String::as_str) == Some("true") {
+                continue;
+            }
+            let replicas =
+                sts.spec.as_ref().and_then(|s| s.replicas).filter(|r| *r > 0).unwrap_or(1);
+            let patch = json!({
+                "metadata": {"annotations": {
+                    ANNOTATION_PAUSED: "true",
+                    ANNOTATION_PAUSED_REPLICAS: replicas.to_string(),
+                    ANNOTATION_PAUSED_DATE: upstream_date(now),
+                }},
+                "spec": {"replicas": 0},
+            });
+            self.patch_etcd(record, &sts, &patch).await?;
+        }
+        Ok(())
+    }
+
+    async fn resume_etcd(&self, record: &ClusterRecord) -> Result<(), HostError> {
+        for sts in self.etcd_sets(record).await? {
+            let annotations = sts.metadata.annotations.clone().unwrap_or_default();
+            if annotations.get(ANNOTATION_PAUSED).map(String::as_str) != Some("true") {
+                continue;
+            }
+            let replicas = annotations
+                .get(ANNOTATION_PAUSED_REPLICAS)
+                .and_then(|r| r.parse::<i32>().ok())
+                .filter(|r| *r > 0)
+                .unwrap_or(1);
+            let patch = json!({
+                "metadata": {"annotations": {
+                    ANNOTATION_PAUSED: Value::Null,
+                    ANNOTATION_PAUSED_REPLICAS: Value::Null,
+                    ANNOTATION_PAUSED_DATE: Value::Null,
+                }},
+                "spec": {"replicas": replicas},
+            });
+            self.patch_etcd(record, &sts, &patch).await?;
+        }
+        Ok(())
+    }
+
+    async fn patch_etcd(
+        &self,
+        record: &ClusterRecord,
+        sts: &StatefulSet,
+        patch: &Value,
+    ) -> Result<(), HostError> {
+        let name = sts.metadata.name.clone().unwrap_or_default();
+        let params =
+            PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        Api::<StatefulSet>::namespaced(self.client.clone(), &record.namespace)
+            .patch(&name, &params, &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                self.explain(&format!("scaling StatefulSet {}/{name}", record.namespace), e)
+            })
     }
 
     /// Records a new expiry (`vc.dev/expires-at`).

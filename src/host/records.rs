@@ -86,6 +86,31 @@ impl Host {
         }
     }
 
+    /// The engine's Deployment variant of cluster `name` in `namespace`, if there is one.
+    async fn deployment_record(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ClusterRecord>, HostError> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(Some(d))
+                if d.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_APP))
+                    .map(String::as_str)
+                    == Some(APP_VCLUSTER) =>
+            {
+                Ok(record_from_deployment(&d))
+            }
+            Ok(_) => Ok(None),
+            // Reading Deployments may be refused where StatefulSets are not: then it is not found.
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
+            Err(e) => Err(self.explain(&format!("reading Deployment {namespace}/{name}"), e)),
+        }
+    }
+
     /// Finds a virtual cluster by name: in `namespace` when given, else with one cluster-wide
     /// LIST (assuming `vc-<name>` when that LIST is forbidden).
     pub async fn find(
@@ -94,7 +119,13 @@ impl Host {
         namespace: Option<&str>,
     ) -> Result<ClusterRecord, HostError> {
         if let Some(ns) = namespace {
-            return self.get_record(ns, name).await?.ok_or_else(|| not_found(name, Some(ns), self));
+            if let Some(record) = self.get_record(ns, name).await? {
+                return Ok(record);
+            }
+            return self
+                .deployment_record(ns, name)
+                .await?
+                .ok_or_else(|| not_found(name, Some(ns), self));
         }
         let api: Api<StatefulSet> = Api::all(self.client.clone());
         let params = ListParams::default().labels(&control_plane_selector(name));
@@ -102,6 +133,19 @@ impl Host {
             Ok(list) => {
                 let mut found: Vec<ClusterRecord> =
                     list.items.iter().filter_map(record_from).filter(|r| r.name == name).collect();
+                // Only when no StatefulSet matches: a second LIST for the engine's
+                // Deployment variant, so the common case stays one request.
+                if found.is_empty() {
+                    let deployments: Api<Deployment> = Api::all(self.client.clone());
+                    let listed = match deployments.list(&params).await {
+                        Ok(listed) => listed.items,
+                        // Not being able to look there leaves it not found.
+                        Err(kube::Error::Api(s)) if s.code == 403 => Vec::new(),
+                        Err(e) => return Err(self.explain("listing virtual clusters", e)),
+                    };
+                    found.extend(listed.iter().filter_map(record_from_deployment));
+                    found.retain(|r| r.name == name);
+                }
                 match found.len() {
                     0 => Err(not_found(name, None, self)),
                     1 => Ok(found.remove(0)),

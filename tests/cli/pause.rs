@@ -495,3 +495,41 @@ fn two_gcs_putting_one_idle_cluster_to_sleep_record_one_pause() {
     assert_eq!(notes["loft.sh/paused-replicas"], "1", "the replica count before the pause");
     assert_eq!(notes["vc.dev/pause-reason"], "idle");
 }
+
+#[test]
+fn a_deployment_control_plane_pauses_and_resumes_with_its_etcd() {
+    let (fake, sandbox) = host();
+    fake.put(namespace("team")).unwrap();
+    // The chart's deployed-etcd variant, made by the upstream CLI.
+    fake.put(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "ext", "namespace": "team", "labels": {"app": "vcluster", "release": "ext"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vcluster", "release": "ext"}},
+                 "template": {"metadata": {"labels": {"app": "vcluster", "release": "ext"}},
+                              "spec": {"containers": [{"name": "syncer", "image": "ghcr.io/loft-sh/vcluster-oss:0.36.1"}]}}}
+    }))
+    .unwrap();
+    let mut etcd = upstream_statefulset("team", "ext-etcd", 3, json!({}));
+    let labels = json!({"app": "vcluster-etcd", "release": "ext"});
+    etcd["metadata"]["labels"] = labels.clone();
+    etcd["spec"]["selector"]["matchLabels"] = labels.clone();
+    etcd["spec"]["template"]["metadata"]["labels"] = labels;
+    fake.put(etcd).unwrap();
+
+    vc(&sandbox, &["pause", "ext", "-n", "team", "-q"]).code(0);
+    let deployment = fake.get("deployments", "team", "ext").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 0);
+    assert_eq!(deployment["metadata"]["annotations"]["loft.sh/paused"], "true");
+    let etcd = fake.get("statefulsets", "team", "ext-etcd").unwrap();
+    assert_eq!(etcd["spec"]["replicas"], 0);
+    assert_eq!(etcd["metadata"]["annotations"]["loft.sh/paused-replicas"], "3");
+    assert_eq!(vc(&sandbox, &["list", "-n", "team", "-o", "json"]).json()[0]["status"], "Paused");
+
+    let resumed = vc(&sandbox, &["resume", "ext", "-n", "team", "--timeout", "20s"]);
+    resumed.code(0);
+    assert!(resumed.stderr.contains("is ready"), "{}", resumed.stderr);
+    assert_eq!(fake.get("deployments", "team", "ext").unwrap()["spec"]["replicas"], 1);
+    let etcd = fake.get("statefulsets", "team", "ext-etcd").unwrap();
+    assert_eq!(etcd["spec"]["replicas"], 3);
+    assert!(etcd["metadata"]["annotations"].get("loft.sh/paused").is_none());
+}
