@@ -1212,6 +1212,52 @@ fn pause_resume_and_gc() {
         json(&resumed)["seconds"]
     );
 
+    // What `vcluster pause` does at v0.36.1 (one merge patch, then deleting the synced pods),
+    // done with kubectl: vc sees the cluster Paused and resumes it.
+    let upstream = serde_json::json!({
+        "metadata": {"annotations": {
+            "loft.sh/paused": "true",
+            "loft.sh/paused-replicas": "1",
+            "loft.sh/paused-date": "2026-01-01T00:00:00.000Z",
+        }},
+        "spec": {"replicas": 0},
+    })
+    .to_string();
+    let patched = e2e.kubectl(&[
+        "patch",
+        "statefulset",
+        &name,
+        "-n",
+        &namespace,
+        "--type",
+        "merge",
+        "-p",
+        &upstream,
+    ]);
+    assert_eq!(patched.status.code(), Some(0));
+    assert!(
+        eventually(Duration::from_secs(120), || host_pods(&e2e, &namespace, &control_plane)
+            .is_empty()),
+        "the control plane stopped"
+    );
+    let removed = e2e.kubectl(&["delete", "pods", "-n", &namespace, "-l", &synced, "--wait=false"]);
+    assert_eq!(removed.status.code(), Some(0));
+    let listed = json(&e2e.vc(&["list", "-l", &run_label, "-o", "json"]));
+    assert_eq!(listed[0]["status"], "Paused");
+    assert_eq!(listed[0]["pausedAt"], "2026-01-01T00:00:00Z");
+    let resumed = e2e.vc(&["resume", &name, "--timeout", "5m"]);
+    assert_eq!(resumed.status.code(), Some(0), "vc resumes what the upstream CLI paused");
+    let annotations = e2e.kubectl(&[
+        "get",
+        "statefulset",
+        &name,
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    assert!(!String::from_utf8_lossy(&annotations.stdout).contains("loft.sh/paused"));
+
     // gc: nothing is expired now; two hours on (the clock moved through VC_NOW) it is.
     let now = e2e.vc(&["gc", "-l", &run_label, "-o", "json"]);
     assert_eq!(now.status.code(), Some(0));
