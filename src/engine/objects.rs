@@ -628,6 +628,48 @@ fn image_ref(image: Option<&model::Image>, default_registry: Option<&String>) ->
     reference
 }
 
+/// Where the control-plane image keeps the Kubernetes binaries.
+const IMAGE_BINARIES: &str = "/kubernetes";
+
+/// The arguments of the init container's `cp`: only the binaries this configuration runs
+/// (the API server, the controller manager and kine; the image also holds a scheduler and
+/// more, about a quarter of its size, that a virtual cluster without the virtual scheduler
+/// never starts). A configuration that replaces a component's command or deploys Helm charts
+/// (the engine then runs `/binaries/helm`) may need anything, so it gets the chart's copy of
+/// the whole directory.
+pub fn binaries_copy_args(view: &View<'_>) -> Vec<String> {
+    let k8s = view.k8s();
+    let components = [
+        (k8s.and_then(|k| k.api_server.as_ref()), "kube-apiserver"),
+        (k8s.and_then(|k| k.controller_manager.as_ref()), "kube-controller-manager"),
+    ];
+    let custom_command = components
+        .iter()
+        .chain([(k8s.and_then(|k| k.scheduler.as_ref()), "kube-scheduler")].iter())
+        .any(|(c, _)| c.and_then(|c| c.command.as_ref()).is_some_and(|c| !c.is_empty()));
+    let helm = view
+        .config
+        .experimental
+        .as_ref()
+        .and_then(|e| e.deploy.as_ref())
+        .and_then(|d| d.vcluster.as_ref())
+        .and_then(|v| v.helm.as_ref())
+        .is_some_and(|h| !h.is_empty());
+    if custom_command || helm {
+        return vec!["-r".to_string(), format!("{IMAGE_BINARIES}/."), "/binaries/".to_string()];
+    }
+    let mut args: Vec<String> = components
+        .iter()
+        .filter(|(c, _)| c.and_then(|c| c.enabled).unwrap_or(true))
+        .map(|(_, binary)| format!("{IMAGE_BINARIES}/{binary}"))
+        .collect();
+    // The datastore: the only one vc renders is the embedded kine (etcd and external
+    // databases are refused by the configuration check).
+    args.push(format!("{IMAGE_BINARIES}/kine"));
+    args.push("/binaries/".to_string());
+    args
+}
+
 /// The record and identity of the StatefulSet, computed by the caller.
 pub struct Record {
     pub annotations: BTreeMap<String, String>,
@@ -720,7 +762,7 @@ pub fn render_statefulset(
         name: "kubernetes".to_string(),
         image: Some(image_ref(k8s.and_then(|k| k.image.as_ref()), default_registry)),
         command: Some(vec!["cp".to_string()]),
-        args: Some(vec!["-r".to_string(), "/kubernetes/.".to_string(), "/binaries/".to_string()]),
+        args: Some(binaries_copy_args(view)),
         image_pull_policy: non_empty(k8s.and_then(|k| k.image_pull_policy.as_ref())),
         volume_mounts: Some(vec![mount("binaries", "/binaries")]),
         security_context: optional(
