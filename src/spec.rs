@@ -34,9 +34,20 @@ pub struct VirtualClusterSpec {
     /// Labels put on the cluster's record, for `vc list -l` and `vc delete -l`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Keep the datastore on a volume claim (default true). `false` puts it on an emptyDir:
+    /// a faster start for throwaway clusters, whose data is gone when the pod is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<bool>,
     /// Passthrough to the engine.
     #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
     pub engine: EngineSpec,
+}
+
+impl VirtualClusterSpec {
+    /// Whether the datastore lives on a volume claim that survives the pod.
+    pub fn persistent(&self) -> bool {
+        self.persistence != Some(false)
+    }
 }
 
 /// Container images; unset fields come from the engine's image table.

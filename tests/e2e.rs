@@ -182,7 +182,7 @@ fn create_list_describe_delete() {
     let result = json(&created);
     assert_eq!(result["name"], name.as_str());
     assert_eq!(result["phase"], "Running");
-    for phase in ["applying", "scheduled", "starting", "ready"] {
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready"] {
         assert!(result["timings"][phase].is_number(), "no timing for {phase}: {result}");
     }
 

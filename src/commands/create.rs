@@ -84,6 +84,9 @@ fn build_spec(args: &CreateArgs) -> anyhow::Result<VirtualClusterSpec> {
     if args.no_quota {
         spec.quota.enabled = Some(false);
     }
+    if args.ephemeral {
+        spec.persistence = Some(false);
+    }
     if let Some(quota) = &args.quota {
         spec.quota.hard.extend(spec::parse_quota(quota)?);
         spec.quota.enabled = Some(true);
@@ -463,7 +466,8 @@ async fn apply_wait_connect(
         }
         seen.push(event.clone());
         match event {
-            ReadyEvent::Scheduled => progress.phase("starting"),
+            ReadyEvent::Scheduled => progress.phase("initialized"),
+            ReadyEvent::Initialized => progress.phase("apiserver"),
             ReadyEvent::PodReady => progress.phase("ready"),
             ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
             ReadyEvent::Waiting { reason, message } => {

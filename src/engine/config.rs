@@ -382,10 +382,6 @@ const OTHER_OBJECTS: &[(&str, &str)] = &[
         "controlPlane.backingStore.etcd.deploy.enabled",
         "a deployed etcd (the chart then renders an etcd StatefulSet and runs the control plane as a Deployment)",
     ),
-    (
-        "controlPlane.statefulSet.persistence.dataVolume",
-        "a data volume in place of the volume claim",
-    ),
     ("controlPlane.ingress.enabled", "an Ingress for the control plane"),
     ("controlPlane.tlsRoute.enabled", "a TLSRoute for the control plane"),
     ("controlPlane.serviceMonitor.enabled", "a ServiceMonitor"),
@@ -439,40 +435,48 @@ pub fn check_supported(config: &Value) -> Result<(), EngineError> {
     for path in COMMERCIAL {
         if is_set(at(config, path)) {
             return unsupported(format!(
-                "{path} is a feature of the commercial engine; the open-source engine \
-                 (vcluster-oss) refuses to start with it"
+                "{path} is a feature of the commercial engine, which vc does not deploy; the \
+                 open-source engine (vcluster-oss) refuses to start with it: remove it"
             ));
         }
     }
     for (path, what) in OTHER_OBJECTS {
         if is_set(at(config, path)) {
             return unsupported(format!(
-                "{path} needs {what}, which vc does not render; remove it or use the upstream chart"
+                "{path} needs {what}, which vc does not render: remove it, or deploy such a cluster with the upstream chart"
             ));
         }
     }
-    if at(config, "controlPlane.statefulSet.persistence.volumeClaim.enabled")
-        .is_some_and(|v| v == &Value::Bool(false) || v == "false")
-    {
-        return unsupported(
-            "controlPlane.statefulSet.persistence.volumeClaim.enabled=false (the chart then runs \
-             the control plane as a Deployment without a volume claim) is not rendered by vc"
-                .to_string(),
-        );
+    let no_claim = at(config, "controlPlane.statefulSet.persistence.volumeClaim.enabled")
+        .is_some_and(|v| v == &Value::Bool(false) || v == "false");
+    let data_volume = is_set(at(config, "controlPlane.statefulSet.persistence.dataVolume"));
+    if no_claim || data_volume {
+        let key = if no_claim {
+            "controlPlane.statefulSet.persistence.volumeClaim.enabled=false"
+        } else {
+            "controlPlane.statefulSet.persistence.dataVolume"
+        };
+        return unsupported(format!(
+            "{key} is not supported by vc (the chart then renders a Deployment with another data \
+             volume); for a cluster without a volume claim use vc create --ephemeral (persistence: \
+             false in a values file), which keeps the datastore on an emptyDir"
+        ));
     }
     let replicas = at(config, "controlPlane.statefulSet.highAvailability.replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1);
     if replicas != 1 {
         return unsupported(format!(
-            "controlPlane.statefulSet.highAvailability.replicas={replicas}: the embedded \
-             database runs exactly one replica"
+            "controlPlane.statefulSet.highAvailability.replicas={replicas} is not supported by \
+             vc: the embedded database runs exactly one replica; leave it at 1"
         ));
     }
     let cluster_role = at(config, "rbac.clusterRole.enabled");
     if cluster_role.is_some_and(|v| v == &Value::Bool(true) || v == "true") {
         return unsupported(
-            "rbac.clusterRole.enabled=true: vc gives the engine no ClusterRole".to_string(),
+            "rbac.clusterRole.enabled=true is not supported: vc gives the engine no ClusterRole; \
+             remove it"
+                .to_string(),
         );
     }
     let metrics = is_set(at(config, "integrations.metricsServer.enabled"))

@@ -92,7 +92,9 @@ pub enum EngineError {
     UnknownVersion { given: String, known: String },
     #[error("engine.values: {0}")]
     Values(String),
-    #[error("engine.values: {0} is not supported by vc")]
+    /// A variant `vc` does not render or the engine refuses; the text names the key, why,
+    /// and what to do instead.
+    #[error("engine.values: {0}")]
     Unsupported(String),
     #[error(transparent)]
     Spec(#[from] SpecError),

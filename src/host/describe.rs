@@ -97,7 +97,7 @@ impl Host {
                         state.push_str(&format!(", unschedulable: {m}"))
                     }
                     ReadyEvent::Waiting { reason, .. } => state.push_str(&format!(", {reason}")),
-                    ReadyEvent::Scheduled => {}
+                    ReadyEvent::Scheduled | ReadyEvent::Initialized => {}
                 }
             }
             objects.push(ObjectState {
