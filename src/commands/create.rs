@@ -399,17 +399,22 @@ async fn cleanup(host: &Host, placement: &Placement) -> Result<bool, HostError> 
     }
 }
 
-/// Connects to the new cluster: background forward and kubeconfig context.
+/// Connects to the new cluster: background forward and kubeconfig context, with the admin
+/// kubeconfig the race proved working, else the engine's kubeconfig Secret.
 async fn connect(
     invocation: &Invocation,
     host: &Host,
     args: &CreateArgs,
     deadline: Instant,
+    admin: Option<crate::kubeconfig::Kubeconfig>,
 ) -> anyhow::Result<connection::Connected> {
     let (paths, _) = invocation.kubeconfigs()?;
     let target = connection::Target::new(host, &namespace_of(invocation, &args.name), &args.name);
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let admin = connection::ready_admin_kubeconfig(host, &target, remaining).await?;
+    let admin = match admin {
+        Some(admin) => admin,
+        None => connection::ready_admin_kubeconfig(host, &target, remaining).await?,
+    };
     connection::connect_background(
         &paths,
         invocation.global.kubeconfig.clone(),
@@ -459,12 +464,17 @@ async fn apply_wait_connect(
         return Ok((false, None));
     }
     progress.phase("scheduled");
+    // The kubelet's view (pod events, failures that will not heal, and the fallback: pod
+    // Ready plus the engine's kubeconfig Secret) and vc's own race through a forward run
+    // together; whichever proves the cluster ready first ends the wait.
+    let progress = std::cell::RefCell::new(progress);
     let mut seen = Vec::new();
-    let wait = host.wait_ready(&namespace, name, |event| {
+    let watch = host.wait_ready(&namespace, name, |event| {
         if seen.contains(&event) {
             return;
         }
         seen.push(event.clone());
+        let mut progress = progress.borrow_mut();
         match event {
             ReadyEvent::Scheduled => progress.phase("initialized"),
             ReadyEvent::Initialized => progress.phase("apiserver"),
@@ -475,15 +485,34 @@ async fn apply_wait_connect(
             }
         }
     });
-    match tokio::time::timeout_at(deadline, wait).await {
+    let target = connection::Target::new(host, &namespace, name);
+    let race = connection::race_ready(host, &target, || progress.borrow_mut().phase("ready"));
+    let wait = async {
+        tokio::pin!(watch);
+        tokio::pin!(race);
+        let mut racing = true;
+        loop {
+            tokio::select! {
+                raced = &mut race, if racing => match raced {
+                    Ok(admin) => return Ok(Some(admin)),
+                    // The race cannot run here (the certificate Secret cannot be read, say):
+                    // the kubelet's readiness decides alone.
+                    Err(_) => racing = false,
+                },
+                watched = &mut watch => return watched.map(|()| None),
+            }
+        }
+    };
+    let admin = match tokio::time::timeout_at(deadline, wait).await {
         Ok(result) => result?,
         Err(_) => return Err(Stop::TimedOut),
-    }
+    };
+    let progress = progress.into_inner();
     if args.no_connect {
         return Ok((true, None));
     }
     progress.phase("connected");
-    match connect(invocation, host, args, deadline).await {
+    match connect(invocation, host, args, deadline, admin).await {
         Ok(connected) => Ok((true, Some(connected))),
         Err(e) => Err(Stop::Connect(e)),
     }
