@@ -141,8 +141,13 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     let with_ranges = isolation.enabled && isolation.allow_internet;
     let facts = async { Ok(host.network_facts(isolation.enabled, with_ranges).await?) };
     let rights = async { Ok(host.rules_in(&namespace).await?) };
-    let preflight =
-        async { futures::try_join!(check_existing(&host, &placement, args.upsert), facts, rights) };
+    let preflight = async {
+        futures::try_join!(
+            check_existing(&host, &placement, args.upsert, spec.persistent()),
+            facts,
+            rights
+        )
+    };
     let (existing, facts, held) = tokio::time::timeout_at(deadline, preflight)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
@@ -248,6 +253,7 @@ async fn check_existing(
     host: &Host,
     placement: &Placement,
     upsert: bool,
+    persistent: bool,
 ) -> anyhow::Result<Option<jiff::Timestamp>> {
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let context = &host.context;
@@ -299,6 +305,19 @@ async fn check_existing(
         if !upsert {
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} already exists in namespace {namespace:?} on context {context:?} (apply again with --upsert, or remove it with: vc delete {name})"
+            ))
+            .into());
+        }
+        // A StatefulSet's volume claim templates cannot change after it is created.
+        let was_persistent = existing.spec.as_ref().is_none_or(VirtualClusterSpec::persistent);
+        if was_persistent != persistent {
+            let (was, fix) = if was_persistent {
+                ("with a volume claim", "")
+            } else {
+                ("with --ephemeral (no volume claim)", " --ephemeral")
+            };
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} was created {was}, which cannot change on an existing cluster; apply again with the same choice (vc create {name} --upsert{fix}), or delete it and create it anew"
             ))
             .into());
         }

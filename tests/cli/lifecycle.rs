@@ -620,3 +620,22 @@ fn ephemeral_cluster_has_no_volume_claim() {
     vc(&sandbox, &["delete", "tmp", "--yes"]).code(0);
     assert!(fake.get("statefulsets", "vc-tmp", "tmp").is_none());
 }
+
+#[test]
+fn upsert_cannot_switch_persistence() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "keep"]).code(0);
+    let before = fake.get("statefulsets", "vc-keep", "keep").expect("StatefulSet");
+    let switched = vc(&sandbox, &["create", "keep", "--upsert", "--ephemeral"]);
+    switched.code(6);
+    assert!(switched.stderr.contains("was created with a volume claim"), "{}", switched.stderr);
+    assert_eq!(switched.stderr.lines().count(), 1, "{}", switched.stderr);
+    let after = fake.get("statefulsets", "vc-keep", "keep").expect("StatefulSet");
+    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    vc(&sandbox, &["create", "keep", "--upsert"]).code(0);
+
+    vc(&sandbox, &["create", "gone", "--ephemeral"]).code(0);
+    let back = vc(&sandbox, &["create", "gone", "--upsert"]);
+    back.code(6);
+    assert!(back.stderr.contains("--upsert --ephemeral"), "{}", back.stderr);
+}
