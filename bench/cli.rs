@@ -95,7 +95,7 @@ fn main() {
         let (took, output) = bench.vc(&["create", &name, "--no-connect", "-o", "json"]);
         create_wall.push(took);
         let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
-        let phases: f64 = ["applying", "scheduled", "starting", "ready"]
+        let phases: f64 = ["applying", "scheduled", "initialized", "apiserver", "ready"]
             .iter()
             .filter_map(|p| result["timings"][p].as_f64())
             .sum();
@@ -121,6 +121,37 @@ fn main() {
     summary("vc list (table), 500 clusters", table);
 
     connect_figures();
+    race_figures();
+}
+
+/// vc's own overhead once the virtual API answers: `vc create` against a control plane whose
+/// `/readyz` answers at once through the fake's port-forward (the pod runs but never turns
+/// Ready and no `vc-<name>` is written, so the race alone ends the wait), from `/readyz`
+/// answering to the process returning with a working context.
+fn race_figures() {
+    let fake = FakeKube::builder().ready_delay(Duration::ZERO).start();
+    let api = tls::VirtualApi::start("bench");
+    fake.set_engine_secret(false);
+    fake.set_engine_certs(Some(&api.pki.admin_conf()));
+    let bench = Bench::new(fake);
+    let mut after_api = Vec::new();
+    let mut to_ready = Vec::new();
+    for i in 0..10 {
+        let name = format!("r{i}");
+        let namespace = format!("vc-{name}");
+        bench.fake.set_behaviour(&name, fakekube::PodBehaviour::NeverReady);
+        bench.fake.set_port_forward_target(&namespace, &format!("{name}-0"), 8443, api.addr());
+        let (took, output) = bench.vc(&["create", &name, "-o", "json"]);
+        let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        let phase = |p: &str| result["timings"][p].as_f64().unwrap_or_default();
+        let until_api: f64 =
+            ["applying", "scheduled", "initialized", "apiserver"].iter().map(|p| phase(p)).sum();
+        after_api.push(took.saturating_sub(Duration::from_secs_f64(until_api)));
+        to_ready.push(Duration::from_secs_f64(phase("ready")));
+        bench.vc(&["disconnect", &name, "-q"]);
+    }
+    summary("vc create: /readyz answered to /version checked", to_ready);
+    summary("vc create: /readyz answered to process exit", after_api);
 }
 
 /// `vc connect` (background forward + kubeconfig merge) until `kubectl get ns` answers through

@@ -204,6 +204,10 @@ pub struct CreateArgs {
     /// Drop the ResourceQuota and the LimitRange
     #[arg(long, conflicts_with = "quota")]
     pub no_quota: bool,
+    /// Keep the datastore on an emptyDir instead of a volume claim (a faster start; the data
+    /// is lost when the control-plane pod is replaced)
+    #[arg(long)]
+    pub ephemeral: bool,
     /// ResourceQuota limits, such as cpu=4,memory=8Gi,pods=20 (also turns the quota on in a shared namespace)
     #[arg(long, value_name = "LIST")]
     pub quota: Option<String>,

@@ -77,6 +77,75 @@ pub async fn ready_admin_kubeconfig(
     Ok(kubeconfig::parse_admin_kubeconfig(&text)?)
 }
 
+/// How often the race looks for the engine's certificate Secret: it appears a few seconds
+/// after the pod starts, once the engine has generated its certificates.
+const CERTS_POLL: Duration = Duration::from_millis(200);
+/// How long the race waits between two `/readyz` requests through the forward: tens of ms, so
+/// the cluster is seen ready within a few tens of ms of its API answering.
+const READYZ_POLL: Duration = Duration::from_millis(40);
+/// The forward's retries while nothing listens on the pod's port yet: short and flat, for the
+/// same reason (the default backoff grows to 2 s).
+const RACE_BACKOFF: Duration = Duration::from_millis(40);
+/// One request through the forward: enough for a TLS handshake and an answer on a busy host.
+const RACE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Races the kubelet to the virtual API server: once the engine's certificate Secret holds
+/// its admin kubeconfig, opens one in-process forward to the control-plane pod's port 8443 and
+/// polls `/readyz` every few tens of ms with those credentials (TLS verified against the
+/// engine's CA), calls `on_api` when it answers `ok`, then asks for `/version`. Returns the
+/// admin kubeconfig once both answered: proof that the credentials work through a forward.
+/// Runs until it succeeds; an error (the Secret cannot be read, its kubeconfig is unusable)
+/// means the race cannot be run and the caller falls back to the kubelet's readiness.
+pub async fn race_ready(
+    host: &Host,
+    target: &Target,
+    mut on_api: impl FnMut(),
+) -> anyhow::Result<Kubeconfig> {
+    let admin = loop {
+        if let Some(text) = host.engine_admin_conf(&target.namespace, &target.name).await? {
+            break kubeconfig::parse_admin_kubeconfig(&text)?;
+        }
+        tokio::time::sleep(CERTS_POLL).await;
+    };
+    let pod = forward::PodTarget::new(
+        &target.namespace,
+        forward::control_plane_pod(&target.name),
+        forward::CONTROL_PLANE_PORT,
+    );
+    let options = forward::ForwardOptions {
+        connect_timeout: RACE_REQUEST_TIMEOUT,
+        initial_backoff: RACE_BACKOFF,
+        max_backoff: RACE_BACKOFF,
+        ..Default::default()
+    };
+    let listener = forward::bind_local(0)?;
+    let forward = forward::Forward::from_listener(host.client.clone(), pod, listener, options)?;
+    let server_url = local_url(forward.local_port());
+    let config = kubeconfig::standalone_kubeconfig(&admin, &target.context_name(), &server_url)?;
+    let client_config =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await?;
+    let client = kube::Client::try_from(client_config)?;
+    loop {
+        let request = http::Request::get("/readyz").body(Vec::new())?;
+        let answer = tokio::time::timeout(RACE_REQUEST_TIMEOUT, client.request_text(request)).await;
+        if matches!(answer, Ok(Ok(body)) if body.trim() == "ok") {
+            break;
+        }
+        tokio::time::sleep(READYZ_POLL).await;
+    }
+    on_api();
+    loop {
+        let answer = tokio::time::timeout(RACE_REQUEST_TIMEOUT, client.apiserver_version()).await;
+        if matches!(answer, Ok(Ok(_))) {
+            break;
+        }
+        tokio::time::sleep(READYZ_POLL).await;
+    }
+    drop(forward);
+    Ok(admin)
+}
+
 /// What [`connect_background`] set up.
 #[derive(Clone, Debug)]
 pub struct Connected {

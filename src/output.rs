@@ -10,8 +10,12 @@ use serde::Serialize;
 
 use crate::cli::OutputFormat;
 
-/// Phases of `vc create`, in order; also the keys of `timings` in JSON output.
-pub const PHASES: [&str; 5] = ["applying", "scheduled", "starting", "ready", "connected"];
+/// Phases of `vc create`, in order; also the keys of `timings` in JSON output. Each is named
+/// after the step it ends with: the objects applied, the control-plane pod bound to a node,
+/// its init container done, the virtual API server answering, the cluster ready with working
+/// admin credentials, the kubeconfig context connected.
+pub const PHASES: [&str; 6] =
+    ["applying", "scheduled", "initialized", "apiserver", "ready", "connected"];
 
 /// Owns stdout, stderr, colour and the progress display.
 #[derive(Clone, Debug)]
@@ -154,12 +158,24 @@ impl Progress {
         }
     }
 
-    /// Enters `phase`, closing the current one. Phases already passed are ignored.
+    /// Enters `phase`, closing the current one. Phases already passed are ignored. Phases of
+    /// [`PHASES`] between the current one and `phase` that were never entered ended at the
+    /// same moment as the current one (two steps seen in one update), so they take 0 s.
     pub fn phase(&mut self, phase: &'static str) {
         if self.current == Some(phase) || self.done.iter().any(|(p, _)| *p == phase) {
             return;
         }
+        let position = |p: &str| PHASES.iter().position(|known| *known == p);
+        let skipped: Vec<&'static str> = match (self.current.and_then(position), position(phase)) {
+            (Some(from), Some(to)) if to > from + 1 => PHASES[from + 1..to].to_vec(),
+            _ => Vec::new(),
+        };
         self.finish_current();
+        for passed in skipped {
+            self.current = Some(passed);
+            self.phase_started = Instant::now();
+            self.finish_current();
+        }
         self.current = Some(phase);
         self.phase_started = Instant::now();
         if let Some(bar) = &self.bar {

@@ -38,9 +38,20 @@ pub struct VirtualClusterSpec {
     /// Labels put on the cluster's record, for `vc list -l` and `vc delete -l`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Keep the datastore on a volume claim (default true). `false` puts it on an emptyDir:
+    /// a faster start for throwaway clusters, whose data is gone when the pod is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<bool>,
     /// Passthrough to the engine.
     #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
     pub engine: EngineSpec,
+}
+
+impl VirtualClusterSpec {
+    /// Whether the datastore lives on a volume claim that survives the pod.
+    pub fn persistent(&self) -> bool {
+        self.persistence != Some(false)
+    }
 }
 
 /// Container images; unset fields come from the engine's image table.
@@ -190,6 +201,10 @@ pub enum SpecError {
     Ttl(String),
     #[error("invalid idle limit {0:?}: use a number with a unit, such as 30m, 2h or 1d")]
     SleepAfter(String),
+    #[error(
+        "an idle limit (--sleep-after) pauses the cluster, and an ephemeral cluster (--ephemeral) loses its data when paused; drop one of the two"
+    )]
+    SleepEphemeral,
     #[error(
         "invalid quota {0:?}: use RESOURCE=QUANTITY pairs separated by commas, such as cpu=4,memory=8Gi,pods=20"
     )]
@@ -485,6 +500,9 @@ impl VirtualClusterSpec {
         }
         if let Some(idle) = &self.sleep_after {
             parse_ttl(idle).map_err(|_| SpecError::SleepAfter(idle.clone()))?;
+            if !self.persistent() {
+                return Err(SpecError::SleepEphemeral);
+            }
         }
         for (k, v) in &self.quota.hard {
             if !is_quantity(v) {

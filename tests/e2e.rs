@@ -40,6 +40,34 @@ fn host_kubeconfig() -> Option<PathBuf> {
     kubeconfig
 }
 
+/// One line with the phase timings of a create, from its JSON result or its progress lines,
+/// so start-up time can be followed from run to run.
+fn print_timings(args: &[&str], output: &Output) {
+    let name = args.get(1).copied().unwrap_or_default();
+    let from_json = serde_json::from_slice::<serde_json::Value>(&output.stdout)
+        .ok()
+        .and_then(|v| v.get("timings").cloned())
+        .filter(serde_json::Value::is_object)
+        .map(|t| t.to_string());
+    let timings = from_json.unwrap_or_else(|| {
+        // Plain progress lines: "<timestamp> <phase> <seconds>s".
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let phases: Vec<String> = stderr
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace().skip(1);
+                let phase = words.next()?;
+                let seconds = words.next()?.strip_suffix('s')?.parse::<f64>().ok()?;
+                Some(format!("{phase} {seconds:.1}s"))
+            })
+            .collect();
+        phases.join(", ")
+    });
+    if !timings.is_empty() {
+        eprintln!("e2e timings: create {name}: {timings}");
+    }
+}
+
 fn log_command(program: &str, args: &[&str], output: &Output) {
     eprintln!(
         "$ {program} {}\n{}{}exit: {:?}",
@@ -80,6 +108,9 @@ impl E2e {
             .output()
             .expect("run vc");
         log_command("vc", args, &output);
+        if args.first() == Some(&"create") {
+            print_timings(args, &output);
+        }
         output
     }
 
@@ -182,7 +213,7 @@ fn create_list_describe_delete() {
     let result = json(&created);
     assert_eq!(result["name"], name.as_str());
     assert_eq!(result["phase"], "Running");
-    for phase in ["applying", "scheduled", "starting", "ready"] {
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready"] {
         assert!(result["timings"][phase].is_number(), "no timing for {phase}: {result}");
     }
 
@@ -273,6 +304,54 @@ fn connect_run_a_workload_and_disconnect() {
         .output()
         .expect("kubectl must be installed for the e2e suite");
     assert!(String::from_utf8_lossy(&listed.stdout).contains("deployment.apps/web"));
+    let disconnected = e2e.vc(&["disconnect", &name]);
+    assert_eq!(disconnected.status.code(), Some(0));
+}
+
+#[test]
+fn ephemeral_cluster_runs_a_workload_without_a_claim() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-eph");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let created =
+        e2e.vc(&["create", &name, "--ephemeral", "--no-switch", "-o", "json", "--timeout", "5m"]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let result = json(&created);
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready", "connected"] {
+        assert!(result["timings"][phase].is_number(), "no timing for {phase}: {result}");
+    }
+    let namespace = format!("vc-{name}");
+    let claims = e2e.kubectl(&["get", "pvc", "-n", &namespace, "-o", "name"]);
+    assert!(claims.status.success());
+    assert!(
+        claims.stdout.is_empty(),
+        "no volume claim: {}",
+        String::from_utf8_lossy(&claims.stdout)
+    );
+
+    // The context create wrote works at once, and the controller manager (one identity, see
+    // docs/engine.md) makes ReplicaSets and pods that the engine syncs to the host.
+    let context = result["context"].as_str().expect("a context").to_string();
+    let kubectl = |args: &[&str]| {
+        let output = Command::new("kubectl")
+            .arg("--context")
+            .arg(&context)
+            .args(args)
+            .env("KUBECONFIG", &e2e.kubeconfig)
+            .output()
+            .expect("kubectl must be installed for the e2e suite");
+        log_command("kubectl", args, &output);
+        output
+    };
+    let deployed = kubectl(&["create", "deployment", "web", "--image=registry.k8s.io/pause:3.10"]);
+    assert!(deployed.status.success(), "kubectl create through the new context failed");
+    let available =
+        kubectl(&["wait", "deployment/web", "--for=condition=Available", "--timeout=180s"]);
+    assert!(available.status.success(), "the workload did not become available");
+    let accounts =
+        kubectl(&["get", "serviceaccount", "default", "-n", "kube-system", "-o", "name"]);
+    assert!(accounts.status.success(), "service accounts are made");
     let disconnected = e2e.vc(&["disconnect", &name]);
     assert_eq!(disconnected.status.code(), Some(0));
 }

@@ -87,6 +87,9 @@ fn build_spec(args: &CreateArgs) -> anyhow::Result<VirtualClusterSpec> {
     if args.no_quota {
         spec.quota.enabled = Some(false);
     }
+    if args.ephemeral {
+        spec.persistence = Some(false);
+    }
     if let Some(quota) = &args.quota {
         spec.quota.hard.extend(spec::parse_quota(quota)?);
         spec.quota.enabled = Some(true);
@@ -141,8 +144,13 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     let with_ranges = isolation.enabled && isolation.allow_internet;
     let facts = async { Ok(host.network_facts(isolation.enabled, with_ranges).await?) };
     let rights = async { Ok(host.rules_in(&namespace).await?) };
-    let preflight =
-        async { futures::try_join!(check_existing(&host, &placement, args.upsert), facts, rights) };
+    let preflight = async {
+        futures::try_join!(
+            check_existing(&host, &placement, args.upsert, spec.persistent()),
+            facts,
+            rights
+        )
+    };
     let (existing, facts, held) = tokio::time::timeout_at(deadline, preflight)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
@@ -251,6 +259,7 @@ async fn check_existing(
     host: &Host,
     placement: &Placement,
     upsert: bool,
+    persistent: bool,
 ) -> anyhow::Result<Option<(jiff::Timestamp, Option<jiff::Timestamp>)>> {
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let context = &host.context;
@@ -309,6 +318,19 @@ async fn check_existing(
         if !upsert {
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} already exists in namespace {namespace:?} on context {context:?} (apply again with --upsert, or remove it with: vc delete {name})"
+            ))
+            .into());
+        }
+        // A StatefulSet's volume claim templates cannot change after it is created.
+        let was_persistent = existing.spec.as_ref().is_none_or(VirtualClusterSpec::persistent);
+        if was_persistent != persistent {
+            let (was, fix) = if was_persistent {
+                ("with a volume claim", "")
+            } else {
+                ("with --ephemeral (no volume claim)", " --ephemeral")
+            };
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} was created {was}, which cannot change on an existing cluster; apply again with the same choice (vc create {name} --upsert{fix}), or delete it and create it anew"
             ))
             .into());
         }
@@ -409,17 +431,22 @@ async fn cleanup(host: &Host, placement: &Placement) -> Result<bool, HostError> 
     }
 }
 
-/// Connects to the new cluster: background forward and kubeconfig context.
+/// Connects to the new cluster: background forward and kubeconfig context, with the admin
+/// kubeconfig the race proved working, else the engine's kubeconfig Secret.
 async fn connect(
     invocation: &Invocation,
     host: &Host,
     args: &CreateArgs,
     deadline: Instant,
+    admin: Option<crate::kubeconfig::Kubeconfig>,
 ) -> anyhow::Result<connection::Connected> {
     let (paths, _) = invocation.kubeconfigs()?;
     let target = connection::Target::new(host, &namespace_of(invocation, &args.name), &args.name);
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let admin = connection::ready_admin_kubeconfig(host, &target, remaining).await?;
+    let admin = match admin {
+        Some(admin) => admin,
+        None => connection::ready_admin_kubeconfig(host, &target, remaining).await?,
+    };
     connection::connect_background(
         &paths,
         invocation.global.kubeconfig.clone(),
@@ -469,14 +496,20 @@ async fn apply_wait_connect(
         return Ok((false, None));
     }
     progress.phase("scheduled");
+    // The kubelet's view (pod events, failures that will not heal, and the fallback: pod
+    // Ready plus the engine's kubeconfig Secret) and vc's own race through a forward run
+    // together; whichever proves the cluster ready first ends the wait.
+    let progress = std::cell::RefCell::new(progress);
     let mut seen = Vec::new();
-    let wait = host.wait_ready(&namespace, name, |event| {
+    let watch = host.wait_ready(&namespace, name, |event| {
         if seen.contains(&event) {
             return;
         }
         seen.push(event.clone());
+        let mut progress = progress.borrow_mut();
         match event {
-            ReadyEvent::Scheduled => progress.phase("starting"),
+            ReadyEvent::Scheduled => progress.phase("initialized"),
+            ReadyEvent::Initialized => progress.phase("apiserver"),
             ReadyEvent::PodReady => progress.phase("ready"),
             ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
             ReadyEvent::Waiting { reason, message } => {
@@ -484,15 +517,34 @@ async fn apply_wait_connect(
             }
         }
     });
-    match tokio::time::timeout_at(deadline, wait).await {
+    let target = connection::Target::new(host, &namespace, name);
+    let race = connection::race_ready(host, &target, || progress.borrow_mut().phase("ready"));
+    let wait = async {
+        tokio::pin!(watch);
+        tokio::pin!(race);
+        let mut racing = true;
+        loop {
+            tokio::select! {
+                raced = &mut race, if racing => match raced {
+                    Ok(admin) => return Ok(Some(admin)),
+                    // The race cannot run here (the certificate Secret cannot be read, say):
+                    // the kubelet's readiness decides alone.
+                    Err(_) => racing = false,
+                },
+                watched = &mut watch => return watched.map(|()| None),
+            }
+        }
+    };
+    let admin = match tokio::time::timeout_at(deadline, wait).await {
         Ok(result) => result?,
         Err(_) => return Err(Stop::TimedOut),
-    }
+    };
+    let progress = progress.into_inner();
     if args.no_connect {
         return Ok((true, None));
     }
     progress.phase("connected");
-    match connect(invocation, host, args, deadline).await {
+    match connect(invocation, host, args, deadline, admin).await {
         Ok(connected) => Ok((true, Some(connected))),
         Err(e) => Err(Stop::Connect(e)),
     }

@@ -55,6 +55,13 @@ pub async fn run(invocation: &Invocation, args: PauseArgs) -> anyhow::Result<()>
         ))
         .into());
     }
+    if record.is_ephemeral() {
+        return Err(CliError::conflict(format!(
+            "virtual cluster {name:?} in namespace {:?} was created with --ephemeral: its datastore is an emptyDir that a pause would delete; delete it instead (vc delete {name}), or create it without --ephemeral to be able to pause it",
+            record.namespace
+        ))
+        .into());
+    }
     let pause =
         tokio::time::timeout_at(deadline, host.pause_cluster(&record, PAUSE_REASON_USER, now));
     let outcome = pause.await.map_err(|_| host.no_answer(args.timeout))??;

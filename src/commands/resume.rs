@@ -170,7 +170,6 @@ async fn wait_deployment(
     };
     match tokio::time::timeout_at(deadline, poll).await {
         Ok(result) => {
-            progress.phase("starting");
             progress.phase("ready");
             result
         }
@@ -198,7 +197,8 @@ async fn wait_ready(
         }
         seen.push(event.clone());
         match event {
-            ReadyEvent::Scheduled => progress.phase("starting"),
+            ReadyEvent::Scheduled => progress.phase("initialized"),
+            ReadyEvent::Initialized => progress.phase("apiserver"),
             ReadyEvent::PodReady => progress.phase("ready"),
             ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
             ReadyEvent::Waiting { reason, message } => {

@@ -78,8 +78,35 @@ pub const DEFAULT_REQUESTS: [(&str, &str); 3] =
 /// in it as processes); they fit inside [`DEFAULT_QUOTA`] with the LimitRange defaults.
 pub const SYNCER_REQUESTS: [(&str, &str); 3] =
     [("cpu", "200m"), ("memory", "256Mi"), ("ephemeral-storage", "1Gi")];
+/// The CPU limit is 2 because the start (API server, kine, controller manager and the syncer all
+/// starting at once) is CPU-bound and was throttled under a limit of 1; the request stays
+/// small, so the quota and the scheduler see the same pod as before.
 pub const SYNCER_LIMITS: [(&str, &str); 3] =
-    [("cpu", "1"), ("memory", "2Gi"), ("ephemeral-storage", "8Gi")];
+    [("cpu", "2"), ("memory", "2Gi"), ("ephemeral-storage", "8Gi")];
+
+/// CPU limit of the init container that copies the Kubernetes binaries: the release's 100m
+/// made a copy of a few hundred megabytes take seconds.
+pub const INIT_CPU_LIMIT: &str = "1";
+
+/// Probe period of the control plane's startup and readiness probes, in seconds: the kubelet
+/// marks the pod Ready at the first tick after the API answers, so the release's 6 s startup
+/// tick added up to 6 s to every start.
+pub const PROBE_PERIOD_SECONDS: i64 = 1;
+/// Startup probe failures allowed: 1800 ticks of 1 s keep the release's budget of 300 ticks of
+/// 6 s (30 minutes) for a slow first start.
+pub const STARTUP_FAILURE_THRESHOLD: i64 = 1800;
+/// Readiness probe failures allowed before the pod is taken out of its Service: 120 ticks of
+/// 1 s keep the release's 60 ticks of 2 s.
+pub const READINESS_FAILURE_THRESHOLD: i64 = 120;
+
+/// Controller-manager flags `vc` adds: every controller acts with the controller manager's
+/// own admin credentials instead of a token per controller, so the engine's first wait (for
+/// the default ServiceAccount) ends about a second after the controller manager starts
+/// instead of five. The two flags go together: with per-controller credentials switched off
+/// but the release's `controller-manager.conf` kept, controllers lack rights and no
+/// ReplicaSet is ever created. See docs/engine.md for the trade-off.
+pub const CONTROLLER_MANAGER_ARGS: [&str; 2] =
+    ["--use-service-account-credentials=false", "--kubeconfig=/data/pki/admin.conf"];
 
 /// The complete configuration of one virtual cluster, typed and as JSON.
 #[derive(Clone, Debug)]
@@ -177,6 +204,16 @@ pub fn derived(
             distro: Some(Distro {
                 k8s: Some(DistroK8s {
                     image: Some(image(&images.control_plane)),
+                    controller_manager: Some(DistroContainerEnabled {
+                        extra_args: Some(
+                            CONTROLLER_MANAGER_ARGS.iter().map(ToString::to_string).collect(),
+                        ),
+                        ..Default::default()
+                    }),
+                    resources: Some(BTreeMap::from([(
+                        "limits".to_string(),
+                        Value::Object(string_map(&[("cpu", INIT_CPU_LIMIT)]).into_iter().collect()),
+                    )])),
                     ..Default::default()
                 }),
             }),
@@ -185,6 +222,19 @@ pub fn derived(
                 resources: Some(Resources {
                     limits: Some(string_map(&SYNCER_LIMITS)),
                     requests: Some(string_map(&SYNCER_REQUESTS)),
+                }),
+                probes: Some(ControlPlaneProbes {
+                    readiness_probe: Some(ReadinessProbe {
+                        period_seconds: Some(PROBE_PERIOD_SECONDS),
+                        failure_threshold: Some(READINESS_FAILURE_THRESHOLD),
+                        ..Default::default()
+                    }),
+                    startup_probe: Some(StartupProbe {
+                        period_seconds: Some(PROBE_PERIOD_SECONDS),
+                        failure_threshold: Some(STARTUP_FAILURE_THRESHOLD),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
                 }),
                 ..Default::default()
             }),
@@ -332,10 +382,6 @@ const OTHER_OBJECTS: &[(&str, &str)] = &[
         "controlPlane.backingStore.etcd.deploy.enabled",
         "a deployed etcd (the chart then renders an etcd StatefulSet and runs the control plane as a Deployment)",
     ),
-    (
-        "controlPlane.statefulSet.persistence.dataVolume",
-        "a data volume in place of the volume claim",
-    ),
     ("controlPlane.ingress.enabled", "an Ingress for the control plane"),
     ("controlPlane.tlsRoute.enabled", "a TLSRoute for the control plane"),
     ("controlPlane.serviceMonitor.enabled", "a ServiceMonitor"),
@@ -389,40 +435,48 @@ pub fn check_supported(config: &Value) -> Result<(), EngineError> {
     for path in COMMERCIAL {
         if is_set(at(config, path)) {
             return unsupported(format!(
-                "{path} is a feature of the commercial engine; the open-source engine \
-                 (vcluster-oss) refuses to start with it"
+                "{path} is a feature of the commercial engine, which vc does not deploy; the \
+                 open-source engine (vcluster-oss) refuses to start with it: remove it"
             ));
         }
     }
     for (path, what) in OTHER_OBJECTS {
         if is_set(at(config, path)) {
             return unsupported(format!(
-                "{path} needs {what}, which vc does not render; remove it or use the upstream chart"
+                "{path} needs {what}, which vc does not render: remove it, or deploy such a cluster with the upstream chart"
             ));
         }
     }
-    if at(config, "controlPlane.statefulSet.persistence.volumeClaim.enabled")
-        .is_some_and(|v| v == &Value::Bool(false) || v == "false")
-    {
-        return unsupported(
-            "controlPlane.statefulSet.persistence.volumeClaim.enabled=false (the chart then runs \
-             the control plane as a Deployment without a volume claim) is not rendered by vc"
-                .to_string(),
-        );
+    let no_claim = at(config, "controlPlane.statefulSet.persistence.volumeClaim.enabled")
+        .is_some_and(|v| v == &Value::Bool(false) || v == "false");
+    let data_volume = is_set(at(config, "controlPlane.statefulSet.persistence.dataVolume"));
+    if no_claim || data_volume {
+        let key = if no_claim {
+            "controlPlane.statefulSet.persistence.volumeClaim.enabled=false"
+        } else {
+            "controlPlane.statefulSet.persistence.dataVolume"
+        };
+        return unsupported(format!(
+            "{key} is not supported by vc (the chart then renders a Deployment with another data \
+             volume); for a cluster without a volume claim use vc create --ephemeral (persistence: \
+             false in a values file), which keeps the datastore on an emptyDir"
+        ));
     }
     let replicas = at(config, "controlPlane.statefulSet.highAvailability.replicas")
         .and_then(Value::as_i64)
         .unwrap_or(1);
     if replicas != 1 {
         return unsupported(format!(
-            "controlPlane.statefulSet.highAvailability.replicas={replicas}: the embedded \
-             database runs exactly one replica"
+            "controlPlane.statefulSet.highAvailability.replicas={replicas} is not supported by \
+             vc: the embedded database runs exactly one replica; leave it at 1"
         ));
     }
     let cluster_role = at(config, "rbac.clusterRole.enabled");
     if cluster_role.is_some_and(|v| v == &Value::Bool(true) || v == "true") {
         return unsupported(
-            "rbac.clusterRole.enabled=true: vc gives the engine no ClusterRole".to_string(),
+            "rbac.clusterRole.enabled=true is not supported: vc gives the engine no ClusterRole; \
+             remove it"
+                .to_string(),
         );
     }
     let metrics = is_set(at(config, "integrations.metricsServer.enabled"))

@@ -111,7 +111,9 @@ pub enum EngineError {
     UnknownVersion { given: String, known: String },
     #[error("engine.values: {0}")]
     Values(String),
-    #[error("engine.values: {0} is not supported by vc")]
+    /// A variant `vc` does not render or the engine refuses; the text names the key, why,
+    /// and what to do instead.
+    #[error("engine.values: {0}")]
     Unsupported(String),
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -121,6 +123,17 @@ pub enum EngineError {
 pub fn kubeconfig_secret_name(name: &str) -> String {
     format!("vc-{name}")
 }
+
+/// Name of the engine's certificate Secret (`pkg/certs`: every file of `/data/pki`, written
+/// once the engine has generated them, before the API server starts).
+pub fn certs_secret_name(name: &str) -> String {
+    format!("{name}-certs")
+}
+
+/// Key of the admin kubeconfig (`kubernetes-super-admin`, `system:masters`) in the
+/// certificate Secret; its server is the API server's own `https://127.0.0.1:6443`, and its
+/// CA also signs the syncer's certificate on port 8443.
+pub const CERTS_ADMIN_KEY: &str = "admin.conf";
 
 /// Default host namespace of a virtual cluster.
 pub fn default_namespace(name: &str) -> String {

@@ -628,6 +628,64 @@ fn image_ref(image: Option<&model::Image>, default_registry: Option<&String>) ->
     reference
 }
 
+/// Where the control-plane image keeps the Kubernetes binaries.
+const IMAGE_BINARIES: &str = "/kubernetes";
+
+/// The init container's command and arguments: the chart copies the image's whole binaries
+/// directory; `vc` leaves out what this configuration never runs: the scheduler (a quarter of
+/// the image, started only with the virtual scheduler, which `vc` refuses since it needs a
+/// ClusterRole) and Helm (run only to deploy `experimental.deploy.vcluster.helm` charts), and
+/// a disabled API server or controller manager. Everything else is copied, so a datastore or
+/// helper the image ships beside the binaries keeps working. A configuration that replaces a
+/// component's command may run anything, so it gets the chart's copy.
+pub fn binaries_copy_command(view: &View<'_>) -> (Vec<String>, Vec<String>) {
+    let k8s = view.k8s();
+    let components = [
+        (k8s.and_then(|k| k.api_server.as_ref()), "kube-apiserver"),
+        (k8s.and_then(|k| k.controller_manager.as_ref()), "kube-controller-manager"),
+        (k8s.and_then(|k| k.scheduler.as_ref()), "kube-scheduler"),
+    ];
+    let custom_command = components
+        .iter()
+        .any(|(c, _)| c.and_then(|c| c.command.as_ref()).is_some_and(|c| !c.is_empty()));
+    if custom_command {
+        return (
+            vec!["cp".to_string()],
+            vec!["-r".to_string(), format!("{IMAGE_BINARIES}/."), "/binaries/".to_string()],
+        );
+    }
+    let helm = view
+        .config
+        .experimental
+        .as_ref()
+        .and_then(|e| e.deploy.as_ref())
+        .and_then(|d| d.vcluster.as_ref())
+        .and_then(|v| v.helm.as_ref())
+        .is_some_and(|h| !h.is_empty());
+    let mut skipped: Vec<&str> = components
+        .iter()
+        .filter(|(c, name)| {
+            let default = *name != "kube-scheduler";
+            !c.and_then(|c| c.enabled).unwrap_or(default)
+        })
+        .map(|(_, name)| *name)
+        .collect();
+    if !helm {
+        skipped.push("helm");
+    }
+    if skipped.is_empty() {
+        return (
+            vec!["cp".to_string()],
+            vec!["-r".to_string(), format!("{IMAGE_BINARIES}/."), "/binaries/".to_string()],
+        );
+    }
+    let script = format!(
+        "set -e; for f in {IMAGE_BINARIES}/*; do case \"${{f##*/}}\" in {}) ;; *) cp -r \"$f\" /binaries/ ;; esac; done",
+        skipped.join("|")
+    );
+    (vec!["sh".to_string()], vec!["-c".to_string(), script])
+}
+
 /// The record and identity of the StatefulSet, computed by the caller.
 pub struct Record {
     pub annotations: BTreeMap<String, String>,
@@ -636,12 +694,14 @@ pub struct Record {
 }
 
 /// The control-plane StatefulSet `<name>`: an init container copying the Kubernetes binaries
-/// into `/binaries`, the syncer container, and the `data` volume claim.
+/// into `/binaries`, the syncer container, and the `data` volume claim (an emptyDir `data`
+/// instead when `persistent` is false).
 pub fn render_statefulset(
     name: &str,
     namespace: &str,
     view: &View<'_>,
     record: Record,
+    persistent: bool,
 ) -> Result<StatefulSet, EngineError> {
     let sts = view.stateful_set();
     let k8s = view.k8s();
@@ -677,6 +737,9 @@ pub fn render_statefulset(
     all_volumes.append(&mut volumes);
     all_volumes.push(empty_dir("tmp"));
     all_volumes.push(empty_dir("certs"));
+    if !persistent {
+        all_volumes.push(empty_dir("data"));
+    }
     all_volumes.push(Volume {
         name: "vcluster-config".to_string(),
         secret: Some(SecretVolumeSource {
@@ -694,7 +757,14 @@ pub fn render_statefulset(
         persistence.and_then(|p| p.volume_claim_templates.as_ref()),
         "controlPlane.statefulSet.persistence.volumeClaimTemplates",
     )?;
-    if claim_templates.is_empty() {
+    if !persistent && !claim_templates.is_empty() {
+        return Err(EngineError::Values(
+            "controlPlane.statefulSet.persistence.volumeClaimTemplates cannot be combined with \
+             persistence: false (--ephemeral): leave out one of them"
+                .to_string(),
+        ));
+    }
+    if persistent && claim_templates.is_empty() {
         let size = claim.and_then(|c| c.size.clone()).unwrap_or_else(|| "5Gi".to_string());
         claim_templates.push(PersistentVolumeClaim {
             metadata: ObjectMeta { name: Some("data".to_string()), ..Default::default() },
@@ -716,11 +786,12 @@ pub fn render_statefulset(
         });
     }
 
+    let (copy_command, copy_args) = binaries_copy_command(view);
     let init_container = Container {
         name: "kubernetes".to_string(),
         image: Some(image_ref(k8s.and_then(|k| k.image.as_ref()), default_registry)),
-        command: Some(vec!["cp".to_string()]),
-        args: Some(vec!["-r".to_string(), "/kubernetes/.".to_string(), "/binaries/".to_string()]),
+        command: Some(copy_command),
+        args: Some(copy_args),
         image_pull_policy: non_empty(k8s.and_then(|k| k.image_pull_policy.as_ref())),
         volume_mounts: Some(vec![mount("binaries", "/binaries")]),
         security_context: optional(
@@ -875,7 +946,7 @@ pub fn render_statefulset(
         metadata: object_meta(name, namespace, labels, annotations),
         spec: Some(StatefulSetSpec {
             selector: control_plane_selector(name),
-            persistent_volume_claim_retention_policy: Some(
+            persistent_volume_claim_retention_policy: persistent.then(|| {
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
                     when_deleted: Some(
                         claim
@@ -884,14 +955,14 @@ pub fn render_statefulset(
                             .unwrap_or_else(|| "Retain".to_string()),
                     ),
                     ..Default::default()
-                },
-            ),
+                }
+            }),
             service_name: Some(headless_service_name(name)),
             pod_management_policy: Some(
                 non_empty(scheduling.and_then(|s| s.pod_management_policy.as_ref()))
                     .unwrap_or_else(|| "Parallel".to_string()),
             ),
-            volume_claim_templates: Some(claim_templates),
+            volume_claim_templates: (!claim_templates.is_empty()).then_some(claim_templates),
             replicas: Some(replicas),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {

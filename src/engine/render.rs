@@ -67,7 +67,13 @@ pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Render
     out.push(HostObject::Service(objects::render_headless_service(name, namespace, &view)));
     let expires_at = expiry(spec, placement)?;
     let record = record(spec, placement, &images.kubernetes_version, &config_yaml, expires_at)?;
-    out.push(HostObject::StatefulSet(objects::render_statefulset(name, namespace, &view, record)?));
+    out.push(HostObject::StatefulSet(objects::render_statefulset(
+        name,
+        namespace,
+        &view,
+        record,
+        spec.persistent(),
+    )?));
 
     Ok(Rendered {
         objects: out,

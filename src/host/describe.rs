@@ -97,7 +97,7 @@ impl Host {
                         state.push_str(&format!(", unschedulable: {m}"))
                     }
                     ReadyEvent::Waiting { reason, .. } => state.push_str(&format!(", {reason}")),
-                    ReadyEvent::Scheduled => {}
+                    ReadyEvent::Scheduled | ReadyEvent::Initialized => {}
                 }
             }
             objects.push(ObjectState {
@@ -150,6 +150,25 @@ impl Host {
 }
 
 impl Host {
+    /// The admin kubeconfig in the engine's certificate Secret `<name>-certs` (key
+    /// `admin.conf`), if the engine has written it yet.
+    pub async fn engine_admin_conf(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<String>, HostError> {
+        let secret_name = engine::certs_secret_name(name);
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api
+            .get_opt(&secret_name)
+            .await
+            .map_err(|e| self.explain(&format!("reading Secret {namespace}/{secret_name}"), e))?;
+        Ok(secret
+            .and_then(|s| s.data)
+            .and_then(|mut d| d.remove(engine::CERTS_ADMIN_KEY))
+            .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned()))
+    }
+
     /// The engine's admin kubeconfig (Secret `vc-<name>`, key `config`), if it exists yet.
     pub async fn admin_kubeconfig(
         &self,

@@ -17,6 +17,8 @@ use super::{Host, HostError, control_plane_selector};
 pub enum ReadyEvent {
     /// The control-plane pod exists and is bound to a node.
     Scheduled,
+    /// The pod's init containers (the binaries' copy) have finished.
+    Initialized,
     /// The pod is not scheduled yet; the scheduler's message.
     Unschedulable(String),
     /// The control-plane pod passes its readiness probe.
@@ -101,6 +103,7 @@ impl Host {
                                         }
                                         on_event(e);
                                     }
+                                    ReadyEvent::Initialized => on_event(e),
                                 }
                             }
                             if !engine_errors_checked && crash_looping(&pod) {
@@ -345,6 +348,9 @@ pub fn pod_progress(pod: &Pod) -> Vec<ReadyEvent> {
             c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default(),
         )),
         None => {}
+    }
+    if condition("Initialized").is_some_and(|c| c.status == "True") {
+        out.push(ReadyEvent::Initialized);
     }
     let statuses = status
         .init_container_statuses

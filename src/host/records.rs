@@ -494,8 +494,16 @@ impl ClusterRecord {
         self.last_activity.or(self.created_at)
     }
 
+    /// Whether its datastore is on an emptyDir (`--ephemeral`): pausing it would lose it.
+    pub fn is_ephemeral(&self) -> bool {
+        self.spec.as_ref().is_some_and(|s| !s.persistent())
+    }
+
     /// Whether it has been idle for longer than its recorded limit at `now`.
     pub fn idle_expired(&self, now: Timestamp) -> bool {
+        if self.is_ephemeral() {
+            return false;
+        }
         let Some(limit) = self.spec.as_ref().and_then(VirtualClusterSpec::sleep_after_duration)
         else {
             return false;

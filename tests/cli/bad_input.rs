@@ -22,6 +22,12 @@ fn refused_before_contacting_the_host() {
     unreachable_kubeconfig(&sandbox);
     let values = sandbox.dir.path().join("values.yaml");
     std::fs::write(&values, "kubernetesVersion: '1.33'\nisolation:\n  enabeld: false\n").unwrap();
+    let no_claim = sandbox.dir.path().join("no-claim.yaml");
+    std::fs::write(
+        &no_claim,
+        "engine:\n  values:\n    controlPlane:\n      statefulSet:\n        persistence:\n          volumeClaim:\n            enabled: false\n",
+    )
+    .unwrap();
     let cases: Vec<(&str, Vec<String>)> = vec![
         ("uppercase name", vec!["create".into(), "Dev".into()]),
         ("underscore", vec!["create".into(), "my_dev".into()]),
@@ -36,6 +42,10 @@ fn refused_before_contacting_the_host() {
         (
             "misspelt values key",
             vec!["create".into(), "dev".into(), "-f".into(), values.display().to_string()],
+        ),
+        (
+            "the engine's own switch for no volume claim",
+            vec!["create".into(), "dev".into(), "-f".into(), no_claim.display().to_string()],
         ),
         (
             "missing values file",

@@ -764,3 +764,67 @@ fn connect_logs_show_the_forwarder_log_even_after_a_failed_start() {
     assert!(!logs.stdout.trim().is_empty(), "the failed start left a log");
     env.vc(&["connect", "missing", "--logs"]).code(3);
 }
+
+#[test]
+fn create_races_the_kubelet_through_the_forward() {
+    // The pod runs but never becomes Ready and the engine never writes `vc-<name>`: only the
+    // race (the certificate Secret, then /readyz and /version through the forward) can end
+    // the wait.
+    let env = Env::new();
+    let api = VirtualApi::start("inside-fast");
+    env.fake.set_behaviour("fast", PodBehaviour::NeverReady);
+    env.fake.set_engine_secret(false);
+    env.fake.set_engine_certs(Some(&api.pki.admin_conf()));
+    env.fake.set_port_forward_target("vc-fast", "fast-0", 8443, api.addr());
+
+    let created = env.vc(&["create", "fast", "-o", "json", "--timeout", "30s"]);
+    created.code(0);
+    let result: Value = serde_json::from_str(&created.stdout).expect("JSON on stdout");
+    assert_eq!(result["phase"], "Running");
+    let timings = result["timings"].as_object().expect("timings");
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready", "connected"] {
+        assert!(timings[phase].is_number(), "timing {phase}: {result}");
+    }
+    let pod = env.fake.get("pods", "vc-fast", "fast-0").expect("pod");
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert!(env.fake.get("secrets", "vc-fast", "vc-fast").is_none(), "no kubeconfig Secret");
+    assert!(api.client_cert_handshakes() > 0, "the admin client certificate was presented");
+
+    // The context it wrote works with TLS verified against the engine's CA.
+    let listed = env.kubectl(&env.sandbox.kubeconfig(), &["get", "namespaces", "-o", "name"]);
+    listed.code(0);
+    assert!(listed.stdout.contains("namespace/inside-fast"), "{}", listed.stdout);
+    let config = env.kubeconfig();
+    assert_eq!(config["current-context"], "vc-fast");
+}
+
+#[test]
+fn create_falls_back_to_the_kubelet_without_the_certificate_secret() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-slow");
+    // No `<name>-certs` (an engine that keeps it elsewhere): pod Ready and `vc-<name>` decide.
+    env.fake.set_port_forward_target("vc-slow", "slow-0", 8443, api.addr());
+    let namespace = "vc-slow".to_string();
+    let secret = api.pki.engine_secret(&namespace, "slow");
+    env.fake.set_engine_secret(false);
+    let created = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let ready = eventually(Duration::from_secs(20), || {
+                env.fake.get("pods", "vc-slow", "slow-0").is_some_and(|p| {
+                    p["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+            });
+            if ready {
+                env.fake.put(secret).expect("engine Secret");
+            }
+        });
+        env.vc(&["create", "slow", "-o", "json", "--timeout", "30s"])
+    });
+    created.code(0);
+    assert_eq!(created.json()["phase"], "Running");
+    let listed = env.kubectl(&env.sandbox.kubeconfig(), &["get", "namespaces", "-o", "name"]);
+    listed.code(0);
+    assert!(listed.stdout.contains("namespace/inside-slow"), "{}", listed.stdout);
+}

@@ -44,7 +44,7 @@ fn create_list_describe_delete() {
     let created = vc(&sandbox, &["create", "dev", "--label", "team=web"]);
     created.code(0);
     assert!(created.stdout.is_empty(), "progress goes to stderr: {}", created.stdout);
-    for phase in ["applying", "scheduled", "starting", "ready"] {
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready"] {
         assert!(created.stderr.contains(phase), "phase {phase} shown: {}", created.stderr);
     }
     assert!(created.stderr.contains("virtual cluster \"dev\" is ready"), "{}", created.stderr);
@@ -119,9 +119,11 @@ fn create_json_reports_phase_timings_only_on_stdout() {
     assert_eq!(result["phase"], "Running");
     assert_eq!(result["kubeconfigSecret"], "vc-ci");
     assert!(result["expiresAt"].is_string());
-    for phase in ["applying", "scheduled", "starting", "ready"] {
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready"] {
         assert!(result["timings"][phase].is_number(), "timing {phase}: {result}");
     }
+    let timings = result["timings"].as_object().expect("timings");
+    assert_eq!(timings.len(), 5, "no connect, so no connected phase: {result}");
     let listed = vc(&sandbox, &["list", "-o", "json"]).json();
     assert_eq!(listed[0]["expiresAt"], result["expiresAt"]);
 }
@@ -592,4 +594,48 @@ fn list_calls_stay_constant_with_starting_clusters_deployments_and_the_403_fallb
     assert!(run.stderr.contains("showing namespace \"default\""), "{}", run.stderr);
     assert_eq!(run.json().as_array().unwrap().len(), 1, "ext only");
     assert_eq!(fake.requests().len(), 4, "{:?}", fake.requests());
+}
+
+#[test]
+fn ephemeral_cluster_has_no_volume_claim() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "tmp", "--ephemeral"]).code(0);
+    let sts = fake.get("statefulsets", "vc-tmp", "tmp").expect("StatefulSet tmp");
+    assert_eq!(sts["spec"].get("volumeClaimTemplates"), None, "{sts}");
+    let volumes = sts["spec"]["template"]["spec"]["volumes"].as_array().expect("volumes");
+    let data = volumes.iter().find(|v| v["name"] == "data").expect("a data volume");
+    assert_eq!(data["emptyDir"], json!({}));
+    assert!(fake.list("persistentvolumeclaims", Some("vc-tmp")).is_empty(), "no PVC");
+    let record: Value =
+        serde_json::from_str(sts["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(record["persistence"], false);
+
+    // The same from a values file, and a delete with no claim to remove.
+    let values = sandbox.dir.path().join("values.yaml");
+    std::fs::write(&values, "persistence: false\n").unwrap();
+    vc(&sandbox, &["create", "tmp2", "-f", values.to_str().unwrap()]).code(0);
+    let sts = fake.get("statefulsets", "vc-tmp2", "tmp2").expect("StatefulSet tmp2");
+    assert_eq!(sts["spec"].get("volumeClaimTemplates"), None);
+    vc(&sandbox, &["delete", "tmp", "--yes"]).code(0);
+    assert!(fake.get("statefulsets", "vc-tmp", "tmp").is_none());
+}
+
+#[test]
+fn upsert_cannot_switch_persistence() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "keep"]).code(0);
+    let before = fake.get("statefulsets", "vc-keep", "keep").expect("StatefulSet");
+    let switched = vc(&sandbox, &["create", "keep", "--upsert", "--ephemeral"]);
+    switched.code(6);
+    assert!(switched.stderr.contains("was created with a volume claim"), "{}", switched.stderr);
+    assert_eq!(switched.stderr.lines().count(), 1, "{}", switched.stderr);
+    let after = fake.get("statefulsets", "vc-keep", "keep").expect("StatefulSet");
+    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    vc(&sandbox, &["create", "keep", "--upsert"]).code(0);
+
+    vc(&sandbox, &["create", "gone", "--ephemeral"]).code(0);
+    let back = vc(&sandbox, &["create", "gone", "--upsert"]);
+    back.code(6);
+    assert!(back.stderr.contains("--upsert --ephemeral"), "{}", back.stderr);
 }

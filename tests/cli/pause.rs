@@ -123,7 +123,7 @@ fn pause_removes_synced_pods_keeps_data_and_resume_brings_it_back() {
 
     let resumed = vc(&sandbox, &["resume", "dev"]);
     resumed.code(0);
-    for phase in ["applying", "scheduled", "starting", "ready"] {
+    for phase in ["applying", "scheduled", "initialized", "apiserver", "ready"] {
         assert!(resumed.stderr.contains(phase), "phase {phase} shown: {}", resumed.stderr);
     }
     assert!(resumed.stderr.contains("is ready (resumed in"), "{}", resumed.stderr);
@@ -532,4 +532,23 @@ fn a_deployment_control_plane_pauses_and_resumes_with_its_etcd() {
     let etcd = fake.get("statefulsets", "team", "ext-etcd").unwrap();
     assert_eq!(etcd["spec"]["replicas"], 3);
     assert!(etcd["metadata"]["annotations"].get("loft.sh/paused").is_none());
+}
+
+#[test]
+fn an_ephemeral_cluster_is_never_paused_and_takes_no_idle_limit() {
+    let (fake, sandbox) = host();
+    let refused = vc(&sandbox, &["create", "tmp", "--ephemeral", "--sleep-after", "30m"]);
+    refused.code(2);
+    assert!(refused.stderr.contains("drop one of the two"), "{}", refused.stderr);
+    assert!(fake.get("namespaces", "", "vc-tmp").is_none(), "nothing applied");
+
+    vc(&sandbox, &["create", "tmp", "--ephemeral", "-q"]).code(0);
+    let writes_before = fake.requests().iter().filter(|r| r.method != "GET").count();
+    let paused = vc(&sandbox, &["pause", "tmp"]);
+    paused.code(6);
+    assert!(paused.stderr.contains("created with --ephemeral"), "{}", paused.stderr);
+    assert!(paused.stderr.contains("vc delete tmp"), "{}", paused.stderr);
+    let writes_after = fake.requests().iter().filter(|r| r.method != "GET").count();
+    assert_eq!(writes_before, writes_after, "a refused pause writes nothing");
+    assert_eq!(fake.get("statefulsets", "vc-tmp", "tmp").unwrap()["spec"]["replicas"], 1);
 }

@@ -81,6 +81,18 @@ impl Pki {
         )
     }
 
+    /// The `admin.conf` of the engine's certificate Secret: the API server's own address
+    /// inside the pod, the super-admin user, this CA and the client certificate.
+    pub fn admin_conf(&self) -> String {
+        let b64 = |s: &str| STANDARD.encode(s.as_bytes());
+        format!(
+            "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: {}\n    server: https://127.0.0.1:6443\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: kubernetes-super-admin\n  name: kubernetes-super-admin@kubernetes\ncurrent-context: kubernetes-super-admin@kubernetes\nkind: Config\nusers:\n- name: kubernetes-super-admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(&self.ca_pem),
+            b64(&self.client_cert_pem),
+            b64(&self.client_key_pem),
+        )
+    }
+
     /// The engine's Secret `vc-<name>` in `namespace` holding [`Pki::admin_kubeconfig`].
     pub fn engine_secret(&self, namespace: &str, name: &str) -> Value {
         let b64 = |s: &str| STANDARD.encode(s.as_bytes());

@@ -211,6 +211,7 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
         }
         ("/pods", "MODIFIED") => {
             reconcile_owner(state, &ev.object);
+            write_engine_certs(state, &ev.object);
             write_engine_secret(state, &ev.object);
         }
         ("/pods", "DELETED") => {
@@ -931,6 +932,34 @@ pub fn engine_kubeconfig(name: &str, server: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: my-vcluster\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: my-vcluster\n  context:\n    cluster: my-vcluster\n    user: my-vcluster\ncurrent-context: my-vcluster\nusers:\n- name: my-vcluster\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\npreferences: {{}}\n# virtual cluster {name}\n"
     )
+}
+
+/// The engine's certificate Secret `<release>-certs`, written once the control-plane pod runs
+/// (the engine generates its certificates before it starts the API server), labelled as the
+/// engine labels it.
+fn write_engine_certs(state: &mut State, pod: &Value) {
+    let labels = &pod["metadata"]["labels"];
+    let (Some("vcluster"), Some(release)) = (labels["app"].as_str(), labels["release"].as_str())
+    else {
+        return;
+    };
+    let Some(admin_conf) = state.settings.engine_admin_conf.clone() else { return };
+    if pod["status"]["phase"] != "Running" {
+        return;
+    }
+    let secret_def = def(state, "v1", "Secret");
+    let ns = s(pod, "namespace").to_string();
+    let secret_name = format!("{release}-certs");
+    if state.get(&secret_def, &ns, &secret_name).is_some() {
+        return;
+    }
+    let secret = json!({
+        "metadata": {"name": secret_name, "labels": {"app": "vcluster", "vcluster-name": release}},
+        "type": "Opaque",
+        "data": {"admin.conf": util::base64(admin_conf.as_bytes())},
+    });
+    let opts = WriteOpts { manager: "vcluster".into(), ..Default::default() };
+    let _ = state.create(&secret_def, &ns, secret, &opts);
 }
 
 fn write_engine_secret(state: &mut State, pod: &Value) {

@@ -486,6 +486,12 @@ impl FakeKube {
         self.state().settings.engine_secret = on;
     }
 
+    /// Makes the engine write its certificate Secret `<name>-certs`, with `admin_conf` under
+    /// `admin.conf`, as soon as a control-plane pod is Running (off by default).
+    pub fn set_engine_certs(&self, admin_conf: Option<&str>) {
+        self.state().settings.engine_admin_conf = admin_conf.map(str::to_string);
+    }
+
     /// Server address written into the engine's kubeconfig Secret (default
     /// `https://localhost:8443`).
     pub fn set_engine_server(&self, server: &str) {

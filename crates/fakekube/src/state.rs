@@ -91,6 +91,10 @@ pub struct Settings {
     pub engine_server: String,
     /// Whether the engine's kubeconfig Secret appears when the control plane is Ready.
     pub engine_secret: bool,
+    /// The admin kubeconfig the engine's certificate Secret `<name>-certs` holds; the Secret
+    /// appears once the control-plane pod is Running (before it is Ready), as the engine
+    /// writes it before starting the API server. None: no such Secret (default).
+    pub engine_admin_conf: Option<String>,
 }
 
 impl Default for Settings {
@@ -106,6 +110,7 @@ impl Default for Settings {
             bookmark_interval: Duration::from_secs(5),
             engine_server: "https://localhost:8443".to_string(),
             engine_secret: true,
+            engine_admin_conf: None,
         }
     }
 }

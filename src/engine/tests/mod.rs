@@ -201,7 +201,7 @@ fn engine_values_override() {
     let sts = rendered.objects.last().expect("statefulset").to_json();
     let syncer = &sts["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(syncer["resources"]["limits"]["memory"], "3Gi");
-    assert_eq!(syncer["resources"]["limits"]["cpu"], "1", "a deep merge keeps siblings");
+    assert_eq!(syncer["resources"]["limits"]["cpu"], "2", "a deep merge keeps siblings");
     assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"], "fast");
 }
 
@@ -579,3 +579,4 @@ fn rendering_is_deterministic() {
 }
 
 mod isolation;
+mod speed;
