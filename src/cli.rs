@@ -94,14 +94,23 @@ pub enum Command {
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
     #[command(hide = true)]
     Forwarder(ForwarderArgs),
-    /// Print a shell completion script
-    #[command(
-        after_help = "Examples:\n  vc completions bash > /etc/bash_completion.d/vc\n  vc completions zsh > \"${fpath[1]}/_vc\""
-    )]
+    /// Print a shell completion script (cluster names complete from the host)
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
-    /// Print version information
+    /// Print the version, commit, engine release and supported Kubernetes versions
+    #[command(after_help = "Examples:\n  vc version\n  vc version -o json\n  vc --version")]
     Version,
 }
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  vc completions bash > ~/.local/share/bash-completion/completions/vc
+  vc completions zsh > ~/.zfunc/_vc        # with fpath=(~/.zfunc $fpath) before compinit
+  vc completions fish > ~/.config/fish/completions/vc.fish
+
+The script calls vc back for every completion, so it stays right across upgrades; cluster
+names come from the host named by --kubeconfig, --context and -n on the command line, and a
+host that does not answer within 1.5 s completes nothing rather than hanging the shell.";
 
 const RBAC_EXAMPLES: &str = "\
 Examples:
@@ -209,6 +218,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// Keep the kubeconfig's current context
     #[arg(long)]
@@ -238,7 +248,7 @@ pub struct ConnectArgs {
 #[derive(Debug, Args)]
 pub struct DisconnectArgs {
     /// Name of the virtual cluster
-    #[arg(required_unless_present = "all")]
+    #[arg(add = cluster_names(), required_unless_present = "all")]
     pub name: Option<String>,
     /// Disconnect every virtual cluster
     #[arg(long, conflicts_with = "name")]
@@ -249,6 +259,7 @@ pub struct DisconnectArgs {
 #[derive(Debug, Args)]
 pub struct KubeconfigArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// Server URL to write (default: the URL of the running forward, else the engine's own)
     #[arg(long, value_name = "URL")]
@@ -298,6 +309,7 @@ pub struct RbacArgs {
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
 }
 
@@ -305,7 +317,7 @@ pub struct DescribeArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Names of the virtual clusters
-    #[arg(required_unless_present_any = ["all", "selector"])]
+    #[arg(add = cluster_names(), required_unless_present_any = ["all", "selector"])]
     pub names: Vec<String>,
     /// Delete every virtual cluster made by vc (in -n NS, else in all namespaces)
     #[arg(long, conflicts_with_all = ["names", "selector"])]
@@ -332,6 +344,11 @@ pub struct DeleteArgs {
 pub struct CompletionsArgs {
     /// Shell to generate the script for
     pub shell: clap_complete::Shell,
+}
+
+/// Completes a cluster-name argument from the host (see `crate::complete`).
+pub fn cluster_names() -> clap_complete::ArgValueCompleter {
+    clap_complete::ArgValueCompleter::new(crate::complete::cluster_names)
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {

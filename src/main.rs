@@ -7,6 +7,7 @@ use vc::cli::Cli;
 use vc::error::{Exit, exit_code};
 
 fn main() {
+    vc::complete::answer_if_requested();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

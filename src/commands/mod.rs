@@ -11,6 +11,7 @@ pub mod forwarder;
 pub mod kubeconfig;
 pub mod list;
 pub mod rbac;
+pub mod version;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::CliError;
@@ -79,10 +80,7 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Kubeconfig(args) => kubeconfig::run(invocation, args).await,
         Command::Completions(args) => completions::run(invocation, &args),
         Command::Rbac(args) => rbac::run(invocation, &args),
-        Command::Version => {
-            invocation.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
-            Ok(())
-        }
+        Command::Version => version::run(invocation),
         Command::Create(args) => create::run(invocation, args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,
     }

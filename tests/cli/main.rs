@@ -3,6 +3,7 @@
 mod bad_input;
 mod connect;
 mod fidelity;
+mod generated;
 mod help;
 mod isolation;
 mod lifecycle;
