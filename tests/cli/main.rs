@@ -5,6 +5,7 @@ mod connect;
 mod fidelity;
 mod generated;
 mod help;
+mod install;
 mod isolation;
 mod lifecycle;
 mod robustness;
