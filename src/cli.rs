@@ -91,6 +91,9 @@ pub enum Command {
     /// Print the Roles and RoleBindings that let a user run vc in a namespace (for a cluster admin)
     #[command(after_help = RBAC_EXAMPLES)]
     Rbac(RbacArgs),
+    /// Check the host, your rights, storage, network policies, images and local state
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
     #[command(hide = true)]
     Forwarder(ForwarderArgs),
@@ -111,6 +114,18 @@ Examples:
 The script calls vc back for every completion, so it stays right across upgrades; cluster
 names come from the host named by --kubeconfig, --context and -n on the command line, and a
 host that does not answer within 1.5 s completes nothing rather than hanging the shell.";
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  vc doctor
+  vc doctor -n team            # what a namespace admin needs in team
+  vc doctor --skip-probes      # read-only: no throwaway objects
+  vc doctor --fix -o json
+
+Probes create a namespace vc-doctor-XXXXXX (with -n: objects named so in NS) holding a claim
+of the default StorageClass, a pod with the engine images (imagePullPolicy IfNotPresent) and
+two pods with a deny NetworkPolicy between them, and remove it all afterwards, also on
+failure or Ctrl-C. Exit 1 when a check fails.";
 
 const RBAC_EXAMPLES: &str = "\
 Examples:
@@ -336,6 +351,23 @@ pub struct DeleteArgs {
     pub ignore_not_found: bool,
     /// How long to wait for the objects to be gone
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// `vc doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Stay read-only: no throwaway pods, claim or NetworkPolicy
+    #[arg(long)]
+    pub skip_probes: bool,
+    /// Stop stale forwarders and remove their state files and stale kubeconfig locks
+    #[arg(long)]
+    pub fix: bool,
+    /// Image of the network probe pods (needs sh, httpd and nc)
+    #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
+    pub probe_image: String,
+    /// How long each probe may wait
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration_arg)]
     pub timeout: Duration,
 }
 

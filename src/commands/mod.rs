@@ -7,6 +7,7 @@ pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod disconnect;
+pub mod doctor;
 pub mod forwarder;
 pub mod kubeconfig;
 pub mod list;
@@ -59,6 +60,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&invocation, args).await,
         Command::Connect(args) if !args.command.is_empty() => connect::run(&invocation, args).await,
         Command::Forwarder(args) => forwarder::run(&invocation, args).await,
+        // Removes its probe objects on Ctrl-C before it ends.
+        Command::Doctor(args) => doctor::run(&invocation, args).await,
         command => {
             tokio::select! {
                 result = run_interruptible(&invocation, command) => result,
@@ -83,5 +86,6 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Version => version::run(invocation),
         Command::Create(args) => create::run(invocation, args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,
+        Command::Doctor(args) => doctor::run(invocation, args).await,
     }
 }

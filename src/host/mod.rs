@@ -5,6 +5,7 @@
 mod apply;
 mod delete;
 mod describe;
+pub mod doctor;
 mod network;
 mod ready;
 mod records;

@@ -22,7 +22,7 @@ fn visible_commands() -> Vec<String> {
 fn help_of_every_verb() {
     let sandbox = Sandbox::new();
     let verbs = visible_commands();
-    for verb in ["create", "list", "connect", "version", "completions"] {
+    for verb in ["create", "list", "connect", "doctor", "version", "completions"] {
         assert!(verbs.iter().any(|v| v == verb), "{verb} is a visible command: {verbs:?}");
     }
     for verb in &verbs {

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod connect;
+mod doctor;
 mod fidelity;
 mod generated;
 mod help;
