@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod host;
+pub mod http_log;
 pub mod kubeconfig;
 pub mod output;
 pub mod spec;

@@ -12,3 +12,4 @@ mod lifecycle;
 mod robustness;
 mod support;
 mod tls;
+mod verbose;
