@@ -165,10 +165,23 @@ async fn host_checks(
     checks.push(host_version_check(host, &version));
 
     let namespace = invocation.global.namespace.clone();
-    let (rights, can_create_namespace) = rights_checks(host, namespace.as_deref()).await?;
+    // A host that stops answering half-way still gets a report, not just an error.
+    let (rights, can_create_namespace) = match rights_checks(host, namespace.as_deref()).await {
+        Ok(found) => found,
+        Err(e) => (vec![check("rights", Status::Fail, format!("{e:#}"))], false),
+    };
     checks.extend(rights);
 
-    let classes = host.storage_classes().await?;
+    let classes = match host.storage_classes().await {
+        Ok(classes) => classes,
+        Err(e) => {
+            checks.push(check("storage", Status::Fail, e.to_string()));
+            for name in ["network policies", "images"] {
+                checks.push(check(name, Status::Skip, "the host stopped answering"));
+            }
+            return Ok(());
+        }
+    };
     let default_class = classes.as_ref().and_then(|c| c.iter().find(|c| c.is_default).cloned());
     if args.skip_probes {
         checks.push(storage_check(classes.as_deref(), None));

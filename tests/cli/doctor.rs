@@ -203,8 +203,17 @@ fn skip_probes_writes_nothing_to_the_host() {
 
 #[test]
 fn an_unreachable_host_fails_the_host_check_and_skips_the_rest() {
-    let (fake, sandbox) = fake_host();
-    fake.refuse_connections(true);
+    let (_fake, sandbox) = fake_host();
+    // Port 1: nothing listens there, and no parallel test can take it over (a port the fake
+    // gives up can be reused by another test's fake at once).
+    let kubeconfig = std::fs::read_to_string(sandbox.kubeconfig()).expect("read");
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server line")
+        .to_string();
+    std::fs::write(sandbox.kubeconfig(), kubeconfig.replace(&server, "http://127.0.0.1:1"))
+        .expect("write");
     let run = doctor(&sandbox, &[]);
     run.code(1);
     let host = line(&run, "host");
@@ -243,4 +252,38 @@ fn stale_forward_state_is_reported_and_fix_removes_it() {
     assert!(!file.exists(), "state file removed");
     let again = doctor(&sandbox, &["--skip-probes"]);
     assert!(line(&again, "forwards").starts_with("pass"), "{}", again.stdout);
+}
+
+#[test]
+fn ctrl_c_during_the_probes_still_removes_them() {
+    let (fake, sandbox) = fake_host();
+    // The fake's client pods never finish, so the probes wait until the signal.
+    let mut child = std::process::Command::new(crate::support::VC)
+        .args(["doctor", "--timeout", "5m"])
+        .env("KUBECONFIG", sandbox.kubeconfig())
+        .env("HOME", sandbox.home())
+        .env("XDG_STATE_HOME", sandbox.state())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start vc doctor");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fake.list("pods", None).iter().all(|p| p["metadata"]["labels"]["vc.dev/doctor"].is_null())
+    {
+        assert!(std::time::Instant::now() < deadline, "the probes never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted; the probe objects were removed"), "{stderr}");
+    assert_probes_removed(&fake);
 }
