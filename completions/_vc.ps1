@@ -2,8 +2,8 @@
 Register-ArgumentCompleter -Native -CommandName vc -ScriptBlock {
     param($wordToComplete, $commandAst, $cursorPosition)
 
-    $prev = $env:COMPLETE;
-    $env:COMPLETE = "powershell";
+    $prev = $env:VC_COMPLETE;
+    $env:VC_COMPLETE = "powershell";
 
     $args = $commandAst.Extent.Text
     $args = $args.Substring(0, [math]::Min($cursorPosition, $args.Length));
@@ -15,9 +15,9 @@ Register-ArgumentCompleter -Native -CommandName vc -ScriptBlock {
 & vc -- $args
 "@;
     if ($null -eq $prev) {
-        Remove-Item Env:\COMPLETE;
+        Remove-Item Env:\VC_COMPLETE;
     } else {
-        $env:COMPLETE = $prev;
+        $env:VC_COMPLETE = $prev;
     }
     $results | ForEach-Object {
         $split = $_.Split("`t");

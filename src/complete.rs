@@ -13,12 +13,12 @@ use crate::host::Host;
 use crate::kubeconfig::{KubeconfigPaths, LoadedKubeconfigs};
 
 /// The environment variable that switches `vc` into answering a completion request.
-pub const ENV_VAR: &str = "COMPLETE";
+pub const ENV_VAR: &str = "VC_COMPLETE";
 
 /// How long a completion request may wait for the host.
 pub const HOST_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// Answers a completion request and exits when `COMPLETE` is set; returns otherwise.
+/// Answers a completion request and exits when `VC_COMPLETE` is set; returns otherwise.
 pub fn answer_if_requested() {
     clap_complete::CompleteEnv::with_factory(|| {
         <crate::cli::Cli as clap::CommandFactory>::command()
@@ -30,7 +30,7 @@ pub fn answer_if_requested() {
 }
 
 /// The registration script for `shell` (bash, zsh, fish, powershell, elvish): it calls
-/// `COMPLETE=SHELL vc -- ARGS` for every completion.
+/// `VC_COMPLETE=SHELL vc -- ARGS` for every completion.
 pub fn script(shell: &str) -> Result<String, std::io::Error> {
     let shells = Shells::builtins();
     let completer = shells
@@ -149,7 +149,7 @@ mod tests {
     fn every_shell_has_a_script_that_calls_vc_back() {
         for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
             let text = script(shell).expect("a script");
-            assert!(text.contains("COMPLETE"), "{shell}: {text}");
+            assert!(text.contains("VC_COMPLETE"), "{shell}: {text}");
         }
         assert!(script("tcsh").is_err());
     }

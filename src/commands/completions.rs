@@ -1,5 +1,5 @@
 //! `vc completions SHELL`: prints the shell's completion script. The script asks `vc` itself
-//! for candidates (`COMPLETE=SHELL vc -- ...`), so cluster names complete from the host.
+//! for candidates (`VC_COMPLETE=SHELL vc -- ...`), so cluster names complete from the host.
 
 use crate::cli::CompletionsArgs;
 use crate::commands::Invocation;

@@ -69,7 +69,7 @@ fn generated_completions_match_the_binary() {
             let run = Vc::new(&sandbox).args(["completions", shell]).run();
             run.code(0);
             assert!(
-                run.stdout.contains("COMPLETE"),
+                run.stdout.contains("VC_COMPLETE"),
                 "{shell} script calls vc back: {}",
                 run.stdout
             );
@@ -113,7 +113,7 @@ fn cluster_names_complete_from_the_host() {
     Vc::new(&sandbox).args(["create", "dev", "--no-connect"]).run().code(0);
     Vc::new(&sandbox).args(["create", "web", "--no-connect"]).run().code(0);
     let complete = |line: &[&str]| {
-        let run = Vc::new(&sandbox).env("COMPLETE", "fish").args(["--", "vc"]).args(line).run();
+        let run = Vc::new(&sandbox).env("VC_COMPLETE", "fish").args(["--", "vc"]).args(line).run();
         run.code(0);
         run.stdout
     };
@@ -140,7 +140,7 @@ fn a_mute_host_yields_no_names_quickly() {
     .expect("write the kubeconfig");
     let started = std::time::Instant::now();
     let run = Vc::new(&sandbox)
-        .env("COMPLETE", "bash")
+        .env("VC_COMPLETE", "bash")
         .env("_CLAP_COMPLETE_INDEX", "2")
         .args(["--", "vc", "connect", ""])
         .run();
