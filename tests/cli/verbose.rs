@@ -1,5 +1,5 @@
 //! `-v` logs every HTTP call (method, path, status, time) on stderr, `-vv` also kube's own
-//! events; without `-v`, or with `-q`, nothing of the sort; stdout carries only the data.
+//! events and the bodies; without `-v`, or with `-q`, nothing of the sort; stdout carries only the data.
 
 use crate::support::{Vc, fake_host};
 
@@ -27,6 +27,17 @@ fn verbose_logs_http_calls_on_stderr_only() {
     very.code(3);
     assert!(very.stderr.contains("http: GET /apis/apps/v1/statefulsets?"), "{}", very.stderr);
     assert!(very.stderr.contains("DEBUG kube_client"), "{}", very.stderr);
+    assert!(
+        very.stderr.contains("http:   < {\"apiVersion\":\"apps/v1\",\"items\":[]"),
+        "{}",
+        very.stderr
+    );
+
+    // Request bodies too, and watches still stream (create waits through one).
+    let created = Vc::new(&sandbox).args(["create", "dev", "--no-connect", "-vv"]).run();
+    created.code(0);
+    assert!(created.stderr.contains("http:   > {"), "{}", created.stderr);
+    assert!(created.stderr.contains("is ready"), "{}", created.stderr);
 
     let quiet = Vc::new(&sandbox).args(["list", "-q", "-v"]).run();
     quiet.code(0);
