@@ -7,6 +7,9 @@
 //! at a copy in a reachable registry on hosts that cannot pull from Docker Hub. It skips, saying
 //! so, on hosts whose CNI does not enforce NetworkPolicies.
 //!
+//! `doctor_probes_and_cleans_up` runs `vc doctor` (its network probe uses the same probe image)
+//! cluster-wide and with `-n`, and checks that no object labelled `vc.dev/doctor` is left.
+//!
 //! `namespace_admin` runs vc as a ServiceAccount bound only to the built-in `admin` ClusterRole
 //! in one namespace, before and after `vc rbac`; it needs `kubectl create token` (Kubernetes
 //! 1.24 or later) and a host kubeconfig whose cluster entry works with a bearer token.
