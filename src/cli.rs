@@ -105,17 +105,41 @@ pub enum Command {
     /// Print the Roles and RoleBindings that let a user run vc in a namespace (for a cluster admin)
     #[command(after_help = RBAC_EXAMPLES)]
     Rbac(RbacArgs),
+    /// Check the host, your rights, storage, network policies, images and local state
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor(DoctorArgs),
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
     #[command(hide = true)]
     Forwarder(ForwarderArgs),
-    /// Print a shell completion script
-    #[command(
-        after_help = "Examples:\n  vc completions bash > /etc/bash_completion.d/vc\n  vc completions zsh > \"${fpath[1]}/_vc\""
-    )]
+    /// Print a shell completion script (cluster names complete from the host)
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
-    /// Print version information
+    /// Print the version, commit, engine release and supported Kubernetes versions
+    #[command(after_help = "Examples:\n  vc version\n  vc version -o json\n  vc --version")]
     Version,
 }
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  vc completions bash > ~/.local/share/bash-completion/completions/vc
+  vc completions zsh > ~/.zfunc/_vc        # with fpath=(~/.zfunc $fpath) before compinit
+  vc completions fish > ~/.config/fish/completions/vc.fish
+
+The script calls vc back for every completion, so it stays right across upgrades; cluster
+names come from the host named by --kubeconfig, --context and -n on the command line, and a
+host that does not answer within 1.5 s completes nothing rather than hanging the shell.";
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  vc doctor
+  vc doctor -n team            # what a namespace admin needs in team
+  vc doctor --skip-probes      # read-only: no throwaway objects
+  vc doctor --fix -o json
+
+Probes create a namespace vc-doctor-XXXXXX (with -n: objects named so in NS) holding a claim
+of the default StorageClass, a pod with the engine images (imagePullPolicy IfNotPresent) and
+two pods with a deny NetworkPolicy between them, and remove it all afterwards, also on
+failure or Ctrl-C. Exit 1 when a check fails.";
 
 const RBAC_EXAMPLES: &str = "\
 Examples:
@@ -241,6 +265,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// Keep the kubeconfig's current context
     #[arg(long)]
@@ -270,7 +295,7 @@ pub struct ConnectArgs {
 #[derive(Debug, Args)]
 pub struct DisconnectArgs {
     /// Name of the virtual cluster
-    #[arg(required_unless_present = "all")]
+    #[arg(add = cluster_names(), required_unless_present = "all")]
     pub name: Option<String>,
     /// Disconnect every virtual cluster
     #[arg(long, conflicts_with = "name")]
@@ -281,6 +306,7 @@ pub struct DisconnectArgs {
 #[derive(Debug, Args)]
 pub struct KubeconfigArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// Server URL to write (default: the URL of the running forward, else the engine's own)
     #[arg(long, value_name = "URL")]
@@ -330,6 +356,7 @@ pub struct RbacArgs {
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
 }
 
@@ -337,7 +364,7 @@ pub struct DescribeArgs {
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Names of the virtual clusters
-    #[arg(required_unless_present_any = ["all", "selector"])]
+    #[arg(add = cluster_names(), required_unless_present_any = ["all", "selector"])]
     pub names: Vec<String>,
     /// Delete every virtual cluster made by vc (in -n NS, else in all namespaces)
     #[arg(long, conflicts_with_all = ["names", "selector"])]
@@ -363,6 +390,7 @@ pub struct DeleteArgs {
 #[derive(Debug, Args)]
 pub struct PauseArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// How long to wait for the control plane and the workloads to stop
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
@@ -373,6 +401,7 @@ pub struct PauseArgs {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// How long to wait for the cluster to become ready
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
@@ -384,6 +413,7 @@ pub struct ResumeArgs {
 #[command(group(clap::ArgGroup::new("expiry").required(true).args(["ttl", "until"])))]
 pub struct ExtendArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// New lifetime counted from now (30m, 2h, 1d)
     #[arg(long, value_name = "DURATION")]
@@ -410,11 +440,33 @@ pub struct GcArgs {
     pub timeout: Duration,
 }
 
+/// `vc doctor`
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Stay read-only: no throwaway pods, claim or NetworkPolicy
+    #[arg(long)]
+    pub skip_probes: bool,
+    /// Stop stale forwarders and remove their state files and stale kubeconfig locks
+    #[arg(long)]
+    pub fix: bool,
+    /// Image of the network probe pods (needs sh, httpd and nc)
+    #[arg(long, value_name = "IMAGE", default_value = "busybox:1.36")]
+    pub probe_image: String,
+    /// How long each probe may wait
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
 /// `vc completions`
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// Shell to generate the script for
     pub shell: clap_complete::Shell,
+}
+
+/// Completes a cluster-name argument from the host (see `crate::complete`).
+pub fn cluster_names() -> clap_complete::ArgValueCompleter {
+    clap_complete::ArgValueCompleter::new(crate::complete::cluster_names)
 }
 
 fn parse_duration_arg(text: &str) -> Result<Duration, String> {

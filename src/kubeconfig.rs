@@ -55,6 +55,7 @@
 
 mod entries;
 mod file;
+pub mod health;
 mod loaded;
 mod lock;
 mod paths;

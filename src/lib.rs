@@ -3,11 +3,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod complete;
 pub mod connection;
 pub mod engine;
 pub mod error;
 pub mod forward;
 pub mod host;
+pub mod http_log;
 pub mod kubeconfig;
 pub mod output;
 pub mod spec;

@@ -7,7 +7,9 @@ use vc::cli::Cli;
 use vc::error::{Exit, exit_code};
 
 fn main() {
+    vc::complete::answer_if_requested();
     let cli = Cli::parse();
+    vc::http_log::install(if cli.global.quiet { 0 } else { cli.global.verbose });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -26,6 +26,8 @@ pub struct Printer {
     pub color: bool,
     pub stderr_tty: bool,
     pub stdin_tty: bool,
+    /// Colour on stdout: it is a terminal, and neither --no-color nor NO_COLOR is set.
+    pub stdout_color: bool,
 }
 
 impl Printer {
@@ -39,6 +41,7 @@ impl Printer {
             color: stderr_tty && !no_color && !no_color_env,
             stderr_tty,
             stdin_tty: std::io::stdin().is_terminal(),
+            stdout_color: std::io::stdout().is_terminal() && !no_color && !no_color_env,
         }
     }
 
@@ -58,6 +61,11 @@ impl Printer {
         {
             std::process::exit(0);
         }
+    }
+
+    /// `text` in the ANSI colour `code` (such as "32", green) when stdout takes colour.
+    pub fn paint_stdout(&self, text: &str, code: &str) -> String {
+        if self.stdout_color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
     /// Writes a value as JSON or YAML, as the output format asks (JSON for table and name).

@@ -7,6 +7,9 @@
 //! at a copy in a reachable registry on hosts that cannot pull from Docker Hub. It skips, saying
 //! so, on hosts whose CNI does not enforce NetworkPolicies.
 //!
+//! `doctor_probes_and_cleans_up` runs `vc doctor` (its network probe uses the same probe image)
+//! cluster-wide and with `-n`, and checks that no object labelled `vc.dev/doctor` is left.
+//!
 //! `namespace_admin` runs vc as a ServiceAccount bound only to the built-in `admin` ClusterRole
 //! in one namespace, before and after `vc rbac`; it needs `kubectl create token` (Kubernetes
 //! 1.24 or later) and a host kubeconfig whose cluster entry works with a bearer token.
@@ -1441,4 +1444,71 @@ fn idle_sleep_and_wake_on_connect() {
         "the forwarder records requests as activity"
     );
     assert_eq!(e2e.vc(&["disconnect", &name]).status.code(), Some(0));
+}
+
+/// `vc doctor` on a real host: the host, rights and storage pass, the engine images are on a
+/// node (or their pull error is named), the network probe gives a verdict, and no probe object
+/// is left. `--skip-probes` creates nothing. With `-n NS` it probes in that namespace.
+#[test]
+fn doctor_probes_and_cleans_up() {
+    let Some(original) = host_kubeconfig() else { return };
+    let e2e = E2e::new(original);
+    let image = probe_image();
+    let leftovers = |e2e: &E2e| {
+        let out = e2e.kubectl(&[
+            "get",
+            "namespaces,pods,pvc,networkpolicies",
+            "-A",
+            "-l",
+            "vc.dev/doctor",
+            "-o",
+            "name",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = leftovers(&e2e);
+
+    let output = e2e.vc(&["doctor", "-o", "json", "--probe-image", &image]);
+    let report = json(&output);
+    let status = |name: &str| {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .map(|c| c["status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no {name} check in {report}"))
+    };
+    assert_eq!(status("host"), "pass");
+    assert_eq!(status("rights"), "pass", "the e2e kubeconfig is a cluster admin");
+    assert_ne!(status("storage"), "skip");
+    assert_ne!(status("images"), "skip");
+    let policies = status("network policies");
+    assert!(policies == "pass" || policies == "warn", "{report}");
+    if policies == "warn" {
+        report_skip(
+            "e2e: doctor: this host's CNI does not enforce NetworkPolicies (or the probe image is missing)",
+        );
+    }
+    let failed = report["checks"].as_array().into_iter().flatten().any(|c| c["status"] == "fail");
+    assert_eq!(output.status.code(), Some(if failed { 1 } else { 0 }), "{report}");
+    assert_eq!(report["ok"], !failed);
+
+    // Probes in a namespace the user names; the namespace itself stays.
+    let namespace = unique("vc-e2e-doctor");
+    e2e.kubectl(&["create", "namespace", &namespace]);
+    let in_ns = e2e.vc(&["doctor", "-n", &namespace, "--probe-image", &image, "--timeout", "90s"]);
+    let text = String::from_utf8_lossy(&in_ns.stdout).to_string();
+    let _ = e2e.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+    assert!(text.contains(&format!("in namespace {namespace}")), "{text}");
+    assert!(!text.contains("namespace creation"), "{text}");
+
+    let read_only = e2e.vc(&["doctor", "--skip-probes"]);
+    assert!(
+        !String::from_utf8_lossy(&read_only.stderr).contains("probing"),
+        "read-only run probes nothing"
+    );
+    assert!(
+        eventually(Duration::from_secs(60), || leftovers(&e2e) == before),
+        "probe objects left: {}",
+        leftovers(&e2e)
+    );
 }

@@ -1,14 +1,10 @@
-//! `vc completions SHELL`: prints a completion script generated from the clap definition.
+//! `vc completions SHELL`: prints the shell's completion script. The script asks `vc` itself
+//! for candidates (`VC_COMPLETE=SHELL vc -- ...`), so cluster names complete from the host.
 
-use clap::CommandFactory;
-
-use crate::cli::{Cli, CompletionsArgs};
+use crate::cli::CompletionsArgs;
 use crate::commands::Invocation;
 
 pub fn run(invocation: &Invocation, args: &CompletionsArgs) -> anyhow::Result<()> {
-    let mut command = Cli::command();
-    let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut command, "vc", &mut script);
-    invocation.printer.data(&String::from_utf8_lossy(&script));
+    invocation.printer.data(&crate::complete::script(&args.shell.to_string())?);
     Ok(())
 }

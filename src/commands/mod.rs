@@ -7,6 +7,7 @@ pub mod create;
 pub mod delete;
 pub mod describe;
 pub mod disconnect;
+pub mod doctor;
 pub mod extend;
 pub mod forwarder;
 pub mod gc;
@@ -15,6 +16,7 @@ pub mod list;
 pub mod pause;
 pub mod rbac;
 pub mod resume;
+pub mod version;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::CliError;
@@ -72,6 +74,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&invocation, args).await,
         Command::Connect(args) if !args.command.is_empty() => connect::run(&invocation, args).await,
         Command::Forwarder(args) => forwarder::run(&invocation, args).await,
+        // Removes its probe objects on Ctrl-C before it ends.
+        Command::Doctor(args) => doctor::run(&invocation, args).await,
         command => {
             tokio::select! {
                 result = run_interruptible(&invocation, command) => result,
@@ -97,11 +101,9 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Resume(args) => resume::run(invocation, args).await,
         Command::Extend(args) => extend::run(invocation, args).await,
         Command::Gc(args) => gc::run(invocation, args).await,
-        Command::Version => {
-            invocation.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
-            Ok(())
-        }
+        Command::Version => version::run(invocation),
         Command::Create(args) => create::run(invocation, args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,
+        Command::Doctor(args) => doctor::run(invocation, args).await,
     }
 }

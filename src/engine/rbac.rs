@@ -130,6 +130,18 @@ pub fn describe_rule(rule: &PolicyRule) -> String {
     )
 }
 
+/// Every right (API group, resource, verb) that running `vc` in `namespace` needs, one by
+/// one: what `vc rbac` grants there, for a check such as `vc doctor`'s access reviews.
+pub fn required_rights(namespace: &str) -> Vec<(String, String, String)> {
+    let grant = grant(namespace, &Grantee::User(String::new()));
+    atoms(grant.role.rules.as_deref().unwrap_or_default())
+}
+
+/// Rules of `rights` grouped as a person would write them (for messages).
+pub fn rules_of(rights: Vec<(String, String, String)>) -> Vec<PolicyRule> {
+    compact(rights)
+}
+
 /// Who `vc rbac` grants the rights to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Grantee {

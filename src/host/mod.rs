@@ -5,6 +5,7 @@
 mod apply;
 mod delete;
 mod describe;
+pub mod doctor;
 mod lifecycle;
 mod network;
 mod ready;
@@ -135,12 +136,17 @@ impl Host {
         config.connect_timeout = Some(Duration::from_secs(10));
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = Client::try_from(config).map_err(|e| {
-            match v1_certificate(&user, &context_name, &root_cause(&e)) {
+        let built = if crate::http_log::bodies_enabled() {
+            kube::client::ClientBuilder::try_from(config)
+                .map(|b| b.with_layer(&crate::http_log::BodyLogLayer).build())
+        } else {
+            Client::try_from(config)
+        };
+        let client =
+            built.map_err(|e| match v1_certificate(&user, &context_name, &root_cause(&e)) {
                 Some(message) => anyhow::anyhow!(message),
                 None => anyhow::anyhow!("cannot build a client for {server}: {e}"),
-            }
-        })?;
+            })?;
         Ok(Host { client, context: context_name, server, default_namespace })
     }
 

@@ -2,11 +2,15 @@
 
 mod bad_input;
 mod connect;
+mod doctor;
 mod fidelity;
+mod generated;
 mod help;
+mod install;
 mod isolation;
 mod lifecycle;
 mod pause;
 mod robustness;
 mod support;
 mod tls;
+mod verbose;

@@ -63,7 +63,9 @@ fn namespace(name: &str) -> Value {
 }
 
 fn wait_for(what: &str, done: impl Fn() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // Generous: the forwarder looks for activity every 5 s, and a loaded machine (the whole
+    // suite on two cores) can delay its first look by several seconds more.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !done() {
         assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));

@@ -374,6 +374,10 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
             let review = rules_review(shared, ctx.body_value()?);
             Ok(json_response(StatusCode::CREATED, &review))
         }
+        (&Method::POST, None, _) if def.plural == "selfsubjectreviews" => {
+            let review = self_review(shared, ctx.body_value()?);
+            Ok(json_response(StatusCode::CREATED, &review))
+        }
         (&Method::POST, None, _) if def.create_only => {
             let review = access_review(shared, ctx.body_value()?);
             Ok(json_response(StatusCode::CREATED, &review))
@@ -536,6 +540,23 @@ fn access_review(shared: &Arc<Shared>, mut review: Value) -> Value {
     }
     review["metadata"]["creationTimestamp"] = Value::Null;
     review["status"] = if denied { json!({"allowed": false}) } else { json!({"allowed": true}) };
+    review
+}
+
+/// Answers a SelfSubjectReview: who the request is from (without a user, the token user the
+/// fake's kubeconfig carries, a cluster admin).
+fn self_review(shared: &Arc<Shared>, mut review: Value) -> Value {
+    let (name, groups) = match shared.user() {
+        Some(user) => (user.name.clone(), user.groups.clone()),
+        None => (
+            "fakekube-user".to_string(),
+            vec!["system:masters".to_string(), "system:authenticated".to_string()],
+        ),
+    };
+    review["apiVersion"] = json!("authentication.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = json!({"userInfo": {"username": name, "groups": groups}});
     review
 }
 

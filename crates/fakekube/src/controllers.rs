@@ -692,13 +692,29 @@ fn bind_claim(state: &mut State, pvc: &Value) {
     if pvc["status"]["phase"] == "Bound" {
         return;
     }
+    // A claim binds through its class, else the default one; without either it stays Pending.
+    let class_def = def(state, "storage.k8s.io/v1", "StorageClass");
+    let class = match pvc["spec"]["storageClassName"].as_str() {
+        Some(name) => state.get(&class_def, "", name).map(|_| name.to_string()),
+        None => state
+            .list(&class_def, None)
+            .into_iter()
+            .find(|c| {
+                c["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"]
+                    == "true"
+            })
+            .and_then(|c| c["metadata"]["name"].as_str().map(str::to_string)),
+    };
+    let Some(class) = class else {
+        return;
+    };
     let pvc_def = def(state, "v1", "PersistentVolumeClaim");
     let ns = s(pvc, "namespace").to_string();
     let name = s(pvc, "name").to_string();
     let mut obj = pvc.clone();
     let volume = format!("pvc-{}", s(pvc, "uid"));
     obj["spec"]["volumeName"] = json!(volume);
-    set_default(&mut obj["spec"], "storageClassName", json!("standard"));
+    set_default(&mut obj["spec"], "storageClassName", json!(class));
     state.write_object(&pvc_def, obj, KCM);
     let status = json!({
         "phase": "Bound",
@@ -706,6 +722,13 @@ fn bind_claim(state: &mut State, pvc: &Value) {
         "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"].as_str().unwrap_or("1Gi")},
     });
     state.write_status(&pvc_def, &ns, &name, status, KCM);
+}
+
+/// What containerd reports for an image that no registry serves.
+fn absent_image_message(image: &str) -> String {
+    format!(
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
+    )
 }
 
 fn cluster_name(pod: &Value) -> Option<&str> {
@@ -844,6 +867,31 @@ fn start_pod(state: &mut State, pod: &Value) {
         ],
         "containerStatuses": waiting("ContainerCreating", None),
     });
+    if containers.iter().any(|(_, image)| state.settings.absent_images.contains(image)) {
+        let statuses: Vec<Value> = containers
+            .iter()
+            .map(|(c, image)| {
+                let state_of = if state.settings.absent_images.contains(image) {
+                    json!({"waiting": {"reason": "ErrImagePull", "message": absent_image_message(image)}})
+                } else {
+                    json!({"running": {"startedAt": now}})
+                };
+                json!({"name": c, "image": image, "imageID": "", "ready": false, "started": !state.settings.absent_images.contains(image), "restartCount": 0, "state": state_of, "lastState": {}})
+            })
+            .collect();
+        status["containerStatuses"] = json!(statuses);
+        state.write_status(&pod_def, &ns, &name, status, KUBELET);
+        let absent: Vec<String> = containers
+            .iter()
+            .filter(|(_, image)| state.settings.absent_images.contains(image))
+            .map(|(_, image)| image.clone())
+            .collect();
+        for image in absent {
+            let msg = format!("Failed to pull image \"{image}\": {}", absent_image_message(&image));
+            record_event(state, pod, "Warning", "Failed", &msg, "kubelet");
+        }
+        return;
+    }
     match &behaviour {
         PodBehaviour::ImagePullFailure { reason, message } => {
             let per_container = if reason == "ImagePullBackOff" {

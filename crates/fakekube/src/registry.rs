@@ -183,13 +183,15 @@ pub fn builtin() -> Vec<ResourceDef> {
         def("networking.k8s.io", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], &[], Subdomain),
         def("networking.k8s.io", "servicecidrs", "servicecidr", "ServiceCIDR", false, &[], &["status"], Subdomain),
         def("events.k8s.io", "events", "event", "Event", true, &["ev"], &[], Subdomain),
+        def("storage.k8s.io", "storageclasses", "storageclass", "StorageClass", false, &["sc"], &[], Subdomain),
         def("coordination.k8s.io", "leases", "lease", "Lease", true, &[], &[], Subdomain),
         def("authorization.k8s.io", "selfsubjectaccessreviews", "", "SelfSubjectAccessReview", false, &[], &[], Subdomain),
         def("authorization.k8s.io", "selfsubjectrulesreviews", "", "SelfSubjectRulesReview", false, &[], &[], Subdomain),
+        def("authentication.k8s.io", "selfsubjectreviews", "", "SelfSubjectReview", false, &[], &[], Subdomain),
         def("apiextensions.k8s.io", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, &["crd", "crds"], &["status"], Subdomain),
     ];
     for d in &mut defs {
-        d.create_only = d.plural.ends_with("accessreviews");
+        d.create_only = d.plural.ends_with("accessreviews") || d.plural == "selfsubjectreviews";
         if matches!(d.plural.as_str(), "pods" | "services" | "statefulsets" | "deployments" | "replicasets") {
             d.categories = vec!["all".to_string()];
         }

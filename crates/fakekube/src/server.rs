@@ -460,6 +460,12 @@ impl FakeKube {
         self.state().settings.behaviours.insert(cluster.to_string(), behaviour);
     }
 
+    /// Makes `image` unpullable: containers using it wait in `ErrImagePull` (the kubelet's
+    /// message for a missing image) and the pod stays Pending; the pod's other containers run.
+    pub fn set_image_absent(&self, image: &str) {
+        self.state().settings.absent_images.insert(image.to_string());
+    }
+
     /// Pod behaviour for every cluster without its own.
     pub fn set_default_behaviour(&self, behaviour: PodBehaviour) {
         self.state().settings.default_behaviour = behaviour;

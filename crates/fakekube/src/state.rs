@@ -95,6 +95,8 @@ pub struct Settings {
     /// appears once the control-plane pod is Running (before it is Ready), as the engine
     /// writes it before starting the API server. None: no such Secret (default).
     pub engine_admin_conf: Option<String>,
+    /// Images no node has and none can pull: containers using them wait in ErrImagePull.
+    pub absent_images: std::collections::HashSet<String>,
 }
 
 impl Default for Settings {
@@ -111,6 +113,7 @@ impl Default for Settings {
             engine_server: "https://localhost:8443".to_string(),
             engine_secret: true,
             engine_admin_conf: None,
+            absent_images: Default::default(),
         }
     }
 }
@@ -340,6 +343,19 @@ impl State {
         let _ = self.create(&ep, "default", ep_obj, &opts);
         let slice = self.def_for("discovery.k8s.io/v1", "EndpointSlice").expect("built in");
         let _ = self.create(&slice, "default", slice_obj, &opts);
+        // As on kind: one default class, binding when a pod uses the claim.
+        let class = self.def_for("storage.k8s.io/v1", "StorageClass").expect("built in");
+        let _ = self.create(
+            &class,
+            "",
+            json!({
+                "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "rancher.io/local-path",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "WaitForFirstConsumer",
+            }),
+            &opts,
+        );
         let cidr = self.def_for("networking.k8s.io/v1", "ServiceCIDR").expect("built in");
         let _ = self.create(
             &cidr,

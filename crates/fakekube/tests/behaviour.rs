@@ -219,3 +219,58 @@ fn filtered_watches_see_objects_enter_and_leave_the_selection() {
     let kinds: Vec<Value> = r.lines().iter().map(|e| e["type"].clone()).collect();
     assert_eq!(kinds, [json!("ADDED"), json!("DELETED")], "an unchanged re-put is no event");
 }
+
+#[test]
+fn absent_images_wait_in_err_image_pull_and_other_containers_run() {
+    let fk = FakeKube::start();
+    fk.set_image_absent("registry.example/missing:1");
+    fk.put(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "probe", "namespace": "default"},
+        "spec": {"containers": [
+            {"name": "gone", "image": "registry.example/missing:1"},
+            {"name": "here", "image": "busybox:1.36"},
+        ]},
+    }))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pod = fk.get("pods", "default", "probe").unwrap();
+    assert_eq!(pod["status"]["phase"], "Pending");
+    let statuses = pod["status"]["containerStatuses"].as_array().unwrap();
+    let gone = &statuses[0]["state"]["waiting"];
+    assert_eq!(gone["reason"], "ErrImagePull");
+    assert!(gone["message"].as_str().unwrap().contains("registry.example/missing:1: not found"));
+    assert!(statuses[1]["state"]["running"].is_object(), "{}", statuses[1]);
+    let events = warning_events(&fk, "default", "probe");
+    assert!(events.iter().any(|e| e["reason"] == "Failed"), "{events:?}");
+}
+
+#[test]
+fn claims_bind_through_their_class_or_the_default_one_else_stay_pending() {
+    let fk = FakeKube::start();
+    let class = fk.get("storageclasses", "", "standard").unwrap();
+    assert_eq!(
+        class["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+    assert_eq!(class["volumeBindingMode"], "WaitForFirstConsumer");
+    let claim = |name: &str, class: Option<&str>| {
+        let mut pvc = json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+        });
+        if let Some(c) = class {
+            pvc["spec"]["storageClassName"] = json!(c);
+        }
+        fk.put(pvc).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        fk.get("persistentvolumeclaims", "default", name).unwrap()
+    };
+    let bound = claim("a", None);
+    assert_eq!(bound["status"]["phase"], "Bound");
+    assert_eq!(bound["spec"]["storageClassName"], "standard");
+    assert_ne!(claim("b", Some("fast"))["status"]["phase"], "Bound", "no such class");
+    fk.remove_now("storageclasses", "", "standard");
+    assert_ne!(claim("c", None)["status"]["phase"], "Bound", "no default class");
+}
