@@ -13,7 +13,7 @@ use crate::commands::Invocation;
 use crate::connection;
 use crate::engine::{self, Placement, rbac};
 use crate::error::{CliError, Exit};
-use crate::host::{self, Host, HostError, MadeBy, NamespaceState, ReadyEvent};
+use crate::host::{self, Host, HostError, MadeBy, NamespaceState};
 use crate::output::{Progress, human_duration};
 use crate::spec::{self, VirtualClusterSpec};
 
@@ -507,14 +507,12 @@ async fn apply_wait_connect(
         }
         seen.push(event.clone());
         let mut progress = progress.borrow_mut();
-        match event {
-            ReadyEvent::Scheduled => progress.phase("initialized"),
-            ReadyEvent::Initialized => progress.phase("apiserver"),
-            ReadyEvent::PodReady => progress.phase("ready"),
-            ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
-            ReadyEvent::Waiting { reason, message } => {
-                progress.note(&format!("{reason}: {message}"));
-            }
+        let (phase, note) = event.shown();
+        if let Some(phase) = phase {
+            progress.phase(phase);
+        }
+        if let Some(note) = note {
+            progress.note(&note);
         }
     });
     let target = connection::Target::new(host, &namespace, name);

@@ -13,7 +13,7 @@ use crate::commands::Invocation;
 use crate::connection::{self, Target};
 use crate::error::CliError;
 use crate::forward::ForwardStore;
-use crate::host::{ReadyEvent, ResumeOutcome, Workload};
+use crate::host::{ResumeOutcome, Workload};
 use crate::output::{Progress, human_duration};
 
 /// JSON result of `vc resume -o json`.
@@ -196,14 +196,12 @@ async fn wait_ready(
             return;
         }
         seen.push(event.clone());
-        match event {
-            ReadyEvent::Scheduled => progress.phase("initialized"),
-            ReadyEvent::Initialized => progress.phase("apiserver"),
-            ReadyEvent::PodReady => progress.phase("ready"),
-            ReadyEvent::Unschedulable(msg) => progress.note(&format!("not scheduled yet: {msg}")),
-            ReadyEvent::Waiting { reason, message } => {
-                progress.note(&format!("{reason}: {message}"));
-            }
+        let (phase, note) = event.shown();
+        if let Some(phase) = phase {
+            progress.phase(phase);
+        }
+        if let Some(note) = note {
+            progress.note(&note);
         }
     });
     match tokio::time::timeout_at(deadline, wait).await {

@@ -27,6 +27,20 @@ pub enum ReadyEvent {
     Waiting { reason: String, message: String },
 }
 
+impl ReadyEvent {
+    /// How the progress display shows this event: the phase it starts (names from
+    /// `output::PHASES`), or a note.
+    pub fn shown(&self) -> (Option<&'static str>, Option<String>) {
+        match self {
+            ReadyEvent::Scheduled => (Some("initialized"), None),
+            ReadyEvent::Initialized => (Some("apiserver"), None),
+            ReadyEvent::PodReady => (Some("ready"), None),
+            ReadyEvent::Unschedulable(msg) => (None, Some(format!("not scheduled yet: {msg}"))),
+            ReadyEvent::Waiting { reason, message } => (None, Some(format!("{reason}: {message}"))),
+        }
+    }
+}
+
 /// Waiting reasons that no amount of waiting cures: the wait ends at once with them.
 const PERMANENT_REASONS: [&str; 3] =
     ["InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"];
