@@ -10,4 +10,5 @@ pub mod forward;
 pub mod host;
 pub mod kubeconfig;
 pub mod output;
+pub mod snapshot;
 pub mod spec;
