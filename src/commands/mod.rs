@@ -11,6 +11,7 @@ pub mod forwarder;
 pub mod kubeconfig;
 pub mod list;
 pub mod rbac;
+pub mod snapshot;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::CliError;
@@ -56,6 +57,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // These handle Ctrl-C themselves: create says what it left behind; `connect -- CMD`
         // lets the command decide and exits with its code; the forwarder stops cleanly.
         Command::Create(args) => create::run(&invocation, args).await,
+        // Restore and clone are creates from a snapshot (an empty name: the snapshot's own).
+        Command::Restore(args) => {
+            let mut create = args.create.into_create(args.name.unwrap_or_default());
+            create.from_snapshot = Some(args.source);
+            create::run(&invocation, create).await
+        }
+        Command::Clone(args) => {
+            let mut create = args.create.into_create(args.name);
+            create.from_cluster = Some(args.source);
+            create::run(&invocation, create).await
+        }
         Command::Connect(args) if !args.command.is_empty() => connect::run(&invocation, args).await,
         Command::Forwarder(args) => forwarder::run(&invocation, args).await,
         command => {
@@ -79,6 +91,8 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Kubeconfig(args) => kubeconfig::run(invocation, args).await,
         Command::Completions(args) => completions::run(invocation, &args),
         Command::Rbac(args) => rbac::run(invocation, &args),
+        Command::Snapshot(args) => snapshot::run(invocation, args).await,
+        Command::Restore(_) | Command::Clone(_) => unreachable!("dispatched in run"),
         Command::Version => {
             invocation.printer.data(&format!("vc {}", env!("CARGO_PKG_VERSION")));
             Ok(())

@@ -279,7 +279,6 @@ pub fn read_snapshot<R: Read>(
         Some(Ok(_)) => return Err(FormatError::Corrupt("entries follow trailer.json".into())),
         Some(Err(e)) => return Err(tar_error(e)),
     }
-    drop(entries);
     // What the tar reader left unread must be zeros and decompress cleanly (else the zstd frame
     // was cut), and the two zero blocks that end a tar must be there.
     let mut rest = archive.into_inner();

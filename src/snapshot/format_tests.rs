@@ -36,7 +36,9 @@ fn write(entries: &[(Vec<u8>, Vec<u8>)], meta: &Metadata) -> Vec<u8> {
     writer.finish().unwrap().0
 }
 
-fn read_all(bytes: &[u8]) -> Result<(Metadata, Trailer, Vec<(Vec<u8>, Vec<u8>)>), FormatError> {
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn read_all(bytes: &[u8]) -> Result<(Metadata, Trailer, Entries), FormatError> {
     let mut got = Vec::new();
     let (m, t) = read_snapshot(
         bytes,

@@ -16,6 +16,9 @@ fn help_of_every_verb() {
         "kubeconfig",
         "completions",
         "rbac",
+        "snapshot",
+        "restore",
+        "clone",
     ] {
         let args: Vec<&str> = verb.split_whitespace().chain(["--help"]).collect();
         let run = Vc::new(&sandbox).args(&args).env("COLUMNS", "100").run();

@@ -7,5 +7,6 @@ mod help;
 mod isolation;
 mod lifecycle;
 mod robustness;
+mod snapshot_restore;
 mod support;
 mod tls;
