@@ -91,7 +91,7 @@ pub enum Command {
     /// Save a virtual cluster's datastore to one portable file
     #[command(after_help = SNAPSHOT_EXAMPLES)]
     Snapshot(SnapshotArgs),
-    /// Create a virtual cluster from a snapshot file
+    /// Create a virtual cluster from a snapshot file or URL
     #[command(after_help = RESTORE_EXAMPLES)]
     Restore(RestoreArgs),
     /// Copy a virtual cluster into a new one (snapshot and restore through a pipe)
@@ -124,9 +124,11 @@ inside are not part of it (see docs/snapshots.md).";
 const RESTORE_EXAMPLES: &str = "\
 Examples:
   vc restore seeded.vcsnap --name pr-42 --ttl 2h
+  vc restore https://artifacts.example.com/seeded.vcsnap --name ci
   vc create pr-42 --from-snapshot seeded.vcsnap
 
-The whole file is verified (format version, entry count, SHA-256) before anything is created.";
+The whole file is verified (format version, entry count, SHA-256) before anything is created;
+a URL is streamed twice (to verify, then to restore), never stored.";
 
 const CLONE_EXAMPLES: &str = "\
 Examples:
@@ -235,8 +237,8 @@ pub struct CreateArgs {
     /// Local port of the forward (default: a free one, the same on every reconnect)
     #[arg(long, value_name = "PORT")]
     pub local_port: Option<u16>,
-    /// Start from a snapshot file written by `vc snapshot`
-    #[arg(long, value_name = "FILE")]
+    /// Start from a snapshot written by `vc snapshot`: a file, or an http(s) URL of one
+    #[arg(long, value_name = "FILE|URL")]
     pub from_snapshot: Option<String>,
     /// Keep what a failed restore made (by default it is deleted)
     #[arg(long)]
@@ -318,7 +320,7 @@ impl FromSnapshotArgs {
 /// `vc restore`
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot file written by `vc snapshot`
+    /// Snapshot written by `vc snapshot`: a file, or an http(s) URL of one (streamed)
     pub source: String,
     /// Name of the new cluster (default: the name in the snapshot)
     #[arg(long, value_name = "NAME")]

@@ -537,12 +537,17 @@ async fn restore_plan(
     invocation: &Invocation,
     args: &mut CreateArgs,
 ) -> anyhow::Result<Option<restore::Plan>> {
-    let plan = if let Some(source) = &args.from_snapshot {
+    let refused = |e: restore::RestoreError| {
+        CliError::new(Exit::Failure, format!("{e}; nothing was created"))
+    };
+    let plan = if let Some(source) = args.from_snapshot.as_ref().filter(|s| restore::is_url(s)) {
+        let (metadata, trailer) = restore::verify_url(source).await.map_err(refused)?;
+        let source = restore::Source::Url(source.clone());
+        restore::Plan { source, metadata, verified: Some(trailer) }
+    } else if let Some(source) = &args.from_snapshot {
         let path = std::path::PathBuf::from(source);
-        let metadata = restore::verify_file(&path)
-            .await
-            .map_err(|e| CliError::new(Exit::Failure, format!("{e}; nothing was created")))?;
-        restore::Plan { source: restore::Source::File(path), metadata }
+        let (metadata, trailer) = restore::verify_file(&path).await.map_err(refused)?;
+        restore::Plan { source: restore::Source::File(path), metadata, verified: Some(trailer) }
     } else if let Some(source) = &args.from_cluster {
         spec::validate_name(source)?;
         let host = invocation.host().await?;
@@ -552,6 +557,7 @@ async fn restore_plan(
         restore::Plan {
             source: restore::Source::Cluster { namespace: record.namespace, pod },
             metadata,
+            verified: None,
         }
     } else {
         return Ok(None);

@@ -18,6 +18,8 @@ use super::stream::{self, StreamError};
 pub enum Source {
     /// A verified `.vcsnap` file.
     File(PathBuf),
+    /// A verified `.vcsnap` at an http(s) URL, streamed again for the restore.
+    Url(String),
     /// The running syncer of another cluster, streamed through a pipe (`vc clone`).
     Cluster { namespace: String, pod: String },
 }
@@ -27,6 +29,8 @@ pub enum Source {
 pub struct Plan {
     pub source: Source,
     pub metadata: Metadata,
+    /// What the verification pass found; the restore pass must find the same.
+    pub verified: Option<Trailer>,
 }
 
 /// Why a restore cannot start or failed.
@@ -42,6 +46,12 @@ pub enum RestoreError {
     NotAFile(String),
     #[error(transparent)]
     Stream(#[from] StreamError),
+    #[error("fetching {url}: {message}")]
+    Http { url: String, message: String },
+    #[error(
+        "{0} changed between verifying and restoring it (its SHA-256 differs); nothing was restored"
+    )]
+    Changed(String),
     #[error(
         "the restore container of pod {namespace}/{pod} did not start within {waited}s (see: vc describe)"
     )]
@@ -50,9 +60,56 @@ pub enum RestoreError {
     Host { namespace: String, pod: String, source: kube::Error },
 }
 
+/// Whether a source names an http(s) URL rather than a file.
+pub fn is_url(source: &str) -> bool {
+    source.starts_with("https://") || source.starts_with("http://")
+}
+
+/// Opens an http(s) URL as a blocking reader of its body, streamed (never held whole).
+pub async fn open_url(url: &str) -> Result<impl std::io::Read + Send + 'static, RestoreError> {
+    use futures::TryStreamExt;
+    let http = |message: String| RestoreError::Http { url: url.to_string(), message };
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| http(e.to_string()))?;
+    let response = client.get(url).send().await.map_err(|e| http(one_line(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(http(format!("the server answered {status}")));
+    }
+    // A body that stops early is a truncated snapshot, whatever the transport's words for it.
+    let body = response
+        .bytes_stream()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, one_line(&e)));
+    let reader = tokio_util::io::StreamReader::new(body);
+    Ok(std::io::BufReader::with_capacity(256 * 1024, tokio_util::io::SyncIoBridge::new(reader)))
+}
+
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Streams the whole snapshot at `url` through the verifier; nothing is stored.
+pub async fn verify_url(url: &str) -> Result<(Metadata, Trailer), RestoreError> {
+    let reader = open_url(url).await?;
+    let shown = url.to_string();
+    let verified = tokio::task::spawn_blocking(move || format::verify(reader))
+        .await
+        .map_err(|e| RestoreError::Http { url: shown.clone(), message: e.to_string() })?;
+    verified.map_err(|e| RestoreError::File { path: url.to_string(), source: e })
+}
+
 /// Reads and verifies the whole file (format version, every entry, count and checksum) and
 /// returns its metadata. Nothing on the host is touched.
-pub async fn verify_file(path: &Path) -> Result<Metadata, RestoreError> {
+pub async fn verify_file(path: &Path) -> Result<(Metadata, Trailer), RestoreError> {
     let shown = path.display().to_string();
     if shown == "-" {
         return Err(RestoreError::NotAFile(shown));
@@ -67,7 +124,7 @@ pub async fn verify_file(path: &Path) -> Result<Metadata, RestoreError> {
         tokio::task::spawn_blocking(move || format::verify(reader)).await.map_err(|e| {
             RestoreError::Open { path: shown.clone(), source: std::io::Error::other(e) }
         })?;
-    verified.map(|(m, _)| m).map_err(|e| RestoreError::File { path: shown, source: e })
+    verified.map_err(|e| RestoreError::File { path: shown, source: e })
 }
 
 /// The Kubernetes minor (`1.35`) of a version such as `v1.35.0`, `1.35` or `1.35.2`.
@@ -160,12 +217,27 @@ pub async fn restore(
     plan: &Plan,
     counter: Arc<AtomicU64>,
 ) -> Result<Trailer, RestoreError> {
+    let expected = plan.verified.as_ref().map(|t| t.sha256.clone());
+    let changed = |what: String| {
+        move |e: StreamError| match e {
+            StreamError::Changed => RestoreError::Changed(what),
+            other => RestoreError::Stream(other),
+        }
+    };
     match &plan.source {
         Source::File(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|e| RestoreError::Open { path: path.display().to_string(), source: e })?;
             let reader = std::io::BufReader::with_capacity(256 * 1024, file);
-            Ok(stream::restore_into_pod(client, namespace, pod, reader, counter).await?)
+            stream::restore_into_pod(client, namespace, pod, reader, expected, counter)
+                .await
+                .map_err(changed(path.display().to_string()))
+        }
+        Source::Url(url) => {
+            let reader = open_url(url).await?;
+            stream::restore_into_pod(client, namespace, pod, reader, expected, counter)
+                .await
+                .map_err(changed(url.clone()))
         }
         Source::Cluster { namespace: src_ns, pod: src_pod } => {
             let (reader, writer) = std::io::pipe().map_err(StreamError::Io)?;
@@ -178,7 +250,7 @@ pub async fn restore(
                 writer,
                 read_counter,
             );
-            let restore = stream::restore_into_pod(client, namespace, pod, reader, counter);
+            let restore = stream::restore_into_pod(client, namespace, pod, reader, None, counter);
             // The snapshot side ends first (closing the pipe); a failure on either side ends both.
             let (snapshot, restored) = futures::join!(
                 async {

@@ -40,6 +40,8 @@ pub enum StreamError {
     Engine(String),
     #[error(transparent)]
     Io(#[from] io::Error),
+    #[error("the snapshot changed between verifying and restoring it")]
+    Changed,
 }
 
 /// Storage options telling the engine's `container` store to use `path`.
@@ -187,6 +189,7 @@ pub async fn restore_into_pod<R: Read + Send + 'static>(
     namespace: &str,
     pod: &str,
     source: R,
+    expected_sha256: Option<String>,
     counter: Arc<AtomicU64>,
 ) -> Result<Trailer, StreamError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -226,6 +229,10 @@ pub async fn restore_into_pod<R: Read + Send + 'static>(
         counter.fetch_add(len as u64, Ordering::Relaxed);
     }
     let (_, trailer) = convert.await.map_err(|e| StreamError::Engine(e.to_string()))??;
+    // Only now, with every byte in and checked, may the engine write the datastore.
+    if expected_sha256.is_some_and(|sha| sha != trailer.sha256) {
+        return Err(StreamError::Changed);
+    }
     run_in(&pods, pod, RESTORE_CONTAINER, engine_restore_command(), None).await?;
     let finish = format!("rm -f {RESTORE_ARCHIVE} && touch {RESTORE_DONE}");
     run_in(&pods, pod, RESTORE_CONTAINER, vec!["sh".into(), "-c".into(), finish], None).await?;

@@ -251,3 +251,47 @@ fn snapshot_of_a_missing_cluster_is_not_found() {
     run.code(3);
     assert!(!Path::new("x.vcsnap").exists());
 }
+
+/// Serves `body` over HTTP/1.1 on loopback to every request; with `cut`, sends the full
+/// Content-Length but only that many bytes, then closes the connection.
+fn serve(body: Vec<u8>, cut: Option<usize>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/seed.vcsnap", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body[..cut.unwrap_or(body.len())]);
+        }
+    });
+    url
+}
+
+#[test]
+fn restore_streams_from_an_http_url_and_refuses_one_that_drops_midway() {
+    let (fake, sandbox) = fake_host();
+    seeded(&fake, &sandbox, "web", 10);
+    let file = sandbox.dir.path().join("web.vcsnap");
+    vc(&sandbox, &["snapshot", "web", "--to", &file.display().to_string()]).code(0);
+    let bytes = std::fs::read(&file).unwrap();
+
+    let dropping = serve(bytes.clone(), Some(bytes.len() / 2));
+    fake.clear_requests();
+    let refused = vc(&sandbox, &["restore", &dropping, "--name", "dropped", "--no-connect"]);
+    refused.code(1);
+    assert!(refused.stderr.contains("truncated"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nothing was created"), "{}", refused.stderr);
+    assert_eq!(refused.stderr.lines().filter(|l| !l.is_empty()).count(), 1, "{}", refused.stderr);
+    assert!(fake.requests().is_empty(), "no request reached the host");
+
+    let good = serve(bytes, None);
+    vc(&sandbox, &["restore", &good, "--name", "from-url", "--no-connect"]).code(0);
+    assert_eq!(datastore(&fake, "from-url"), datastore(&fake, "web"));
+}
