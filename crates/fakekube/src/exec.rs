@@ -83,6 +83,14 @@ impl ExecEnv {
         self.inner.root.path().join("pods").join(namespace).join(pod)
     }
 
+    /// The local directory standing in for a container's own filesystem (its working
+    /// directory when the pod sets none; created on first use).
+    pub fn container_dir(&self, namespace: &str, pod: &str, container: &str) -> PathBuf {
+        let dir = self.pod_dir(namespace, pod).join("containers").join(container);
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    }
+
     /// A copy of the datastore on claim `namespace/claim` (empty if none was written).
     pub fn datastore(&self, namespace: &str, claim: &str) -> Datastore {
         lock(&self.inner.datastores)
@@ -633,7 +641,9 @@ async fn serve(
         }
     }
     if finished {
-        let _ = sink.close().await;
+        // A normal closure, as the API server ends a finished exec stream.
+        let frame = axum::extract::ws::CloseFrame { code: 1000, reason: "".into() };
+        let _ = sink.send(Message::Close(Some(frame))).await;
     } else {
         finish.abort();
     }
