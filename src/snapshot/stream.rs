@@ -26,6 +26,9 @@ pub const RESTORE_DONE: &str = ".vc-restored";
 /// Bytes per exec while sending a restore: each chunk is one `head -c N`, so the length is
 /// carried by the command and never depends on closing stdin (v4.channel.k8s.io cannot).
 const RESTORE_CHUNK: usize = 4 * 1024 * 1024;
+/// kube's exec pipes default to 1 KiB, which makes one WebSocket message per KiB; the
+/// kubelet sends 32 KiB frames, so this keeps them whole.
+const EXEC_BUFFER: usize = 64 * 1024;
 /// How much of the engine's log to keep for an error message.
 const LOG_TAIL: usize = 4096;
 
@@ -91,7 +94,11 @@ pub async fn snapshot_from_pod<W: Write + Send + 'static>(
     counter: Arc<AtomicU64>,
 ) -> Result<(W, Trailer), StreamError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let params = AttachParams::default().container(SYNCER_CONTAINER).stdin(false).stderr(true);
+    let params = AttachParams::default()
+        .container(SYNCER_CONTAINER)
+        .stdin(false)
+        .stderr(true)
+        .max_stdout_buf_size(EXEC_BUFFER);
     let mut attached = pods.exec(pod, engine_snapshot_command(), &params).await.map_err(|e| {
         StreamError::Exec { what: format!("exec into pod {namespace}/{pod}"), source: e }
     })?;
@@ -248,7 +255,12 @@ async fn run_in(
     command: Vec<String>,
     stdin: Option<Vec<u8>>,
 ) -> Result<String, StreamError> {
-    let params = AttachParams::default().container(container).stdin(stdin.is_some()).stderr(true);
+    let params = AttachParams::default()
+        .container(container)
+        .stdin(stdin.is_some())
+        .stderr(true)
+        .max_stdin_buf_size(EXEC_BUFFER)
+        .max_stdout_buf_size(EXEC_BUFFER);
     let what = command.iter().take(4).cloned().collect::<Vec<_>>().join(" ");
     let mut attached = pods.exec(pod, command, &params).await.map_err(|e| StreamError::Exec {
         what: format!("exec into {container} of pod {pod}"),
@@ -272,6 +284,8 @@ async fn run_in(
         Some(s) => s.await,
         None => None,
     };
+    // Let the stream's task end before the next exec starts.
+    let _ = attached.join().await;
     check_status(status, &log, &what)?;
     Ok(out)
 }
