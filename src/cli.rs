@@ -102,6 +102,15 @@ pub enum Command {
     /// Delete expired virtual clusters and pause idle ones
     #[command(after_help = GC_EXAMPLES)]
     Gc(GcArgs),
+    /// Save a virtual cluster's datastore to one portable file
+    #[command(after_help = SNAPSHOT_EXAMPLES)]
+    Snapshot(SnapshotArgs),
+    /// Create a virtual cluster from a snapshot file or URL
+    #[command(after_help = RESTORE_EXAMPLES)]
+    Restore(RestoreArgs),
+    /// Copy a virtual cluster into a new one (snapshot and restore through a pipe)
+    #[command(after_help = CLONE_EXAMPLES)]
+    Clone(CloneArgs),
     /// Print the Roles and RoleBindings that let a user run vc in a namespace (for a cluster admin)
     #[command(after_help = RBAC_EXAMPLES)]
     Rbac(RbacArgs),
@@ -140,6 +149,31 @@ Probes create a namespace vc-doctor-XXXXXX (with -n: objects named so in NS) hol
 of the default StorageClass, a pod with the engine images (imagePullPolicy IfNotPresent) and
 two pods with a deny NetworkPolicy between them, and remove it all afterwards, also on
 failure or Ctrl-C. Exit 1 when a check fails.";
+
+const SNAPSHOT_EXAMPLES: &str = "\
+Examples:
+  vc snapshot dev                       # dev-YYYYmmdd-HHMMSS.vcsnap
+  vc snapshot dev --to seeded.vcsnap
+  vc snapshot dev --to - | gzip -t      # stream to stdout
+
+Every key of the datastore, read at one revision by the engine itself; volumes of workloads
+inside are not part of it (see docs/snapshots.md).";
+
+const RESTORE_EXAMPLES: &str = "\
+Examples:
+  vc restore seeded.vcsnap --name pr-42 --ttl 2h
+  vc restore https://artifacts.example.com/seeded.vcsnap --name ci
+  vc create pr-42 --from-snapshot seeded.vcsnap
+
+The whole file is verified (format version, entry count, SHA-256) before anything is created;
+a URL is streamed twice (to verify, then to restore), never stored.";
+
+const CLONE_EXAMPLES: &str = "\
+Examples:
+  vc clone prod-like rehearsal --kubernetes-version 1.36
+
+--kubernetes-version may name the next minor after the source's (the newer API server reads
+what the older one stored, as in an upgrade); an older minor, or skipping one, is refused.";
 
 const RBAC_EXAMPLES: &str = "\
 Examples:
@@ -259,6 +293,109 @@ pub struct CreateArgs {
     /// Local port of the forward (default: a free one, the same on every reconnect)
     #[arg(long, value_name = "PORT")]
     pub local_port: Option<u16>,
+    /// Start from a snapshot written by `vc snapshot`: a file, or an http(s) URL of one
+    #[arg(long, value_name = "FILE|URL")]
+    pub from_snapshot: Option<String>,
+    /// Keep what a failed restore made (by default it is deleted)
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Start from a snapshot of this running cluster, streamed (`vc clone`)
+    #[arg(skip)]
+    pub from_cluster: Option<String>,
+}
+
+/// `vc snapshot`
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Name of the virtual cluster
+    pub name: String,
+    /// File to write, `-` for stdout (default: NAME-YYYYmmdd-HHMMSS.vcsnap)
+    #[arg(long, value_name = "FILE|-")]
+    pub to: Option<PathBuf>,
+    /// How long the whole snapshot may take
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// Flags of `vc restore` and `vc clone` that shape the new cluster, as on `vc create`.
+#[derive(Debug, Args)]
+pub struct FromSnapshotArgs {
+    /// Kubernetes minor version of the new cluster (the source's or a newer one)
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// Lifetime of the new cluster (30m, 2h, 1d)
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Label for the new cluster's record, repeatable (KEY=VALUE)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// How long to wait for the new cluster to become ready
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+    /// Do not connect once the cluster is ready
+    #[arg(long)]
+    pub no_connect: bool,
+    /// Connect, but keep the kubeconfig's current context
+    #[arg(long)]
+    pub no_switch: bool,
+    /// Keep what a failed restore made (by default it is deleted)
+    #[arg(long)]
+    pub keep_on_failure: bool,
+}
+
+impl FromSnapshotArgs {
+    /// The create flags these stand for (everything else as `vc create` defaults it).
+    pub fn into_create(self, name: String) -> CreateArgs {
+        CreateArgs {
+            name,
+            values: None,
+            kubernetes_version: self.kubernetes_version,
+            control_plane_image: None,
+            engine_image: None,
+            ttl: self.ttl,
+            sleep_after: None,
+            labels: self.labels,
+            no_isolation: false,
+            allow_internet: false,
+            no_quota: false,
+            quota: None,
+            timeout: self.timeout,
+            no_wait: false,
+            upsert: false,
+            dry_run: false,
+            cleanup_on_failure: false,
+            no_connect: self.no_connect,
+            no_switch: self.no_switch,
+            local_port: None,
+            from_snapshot: None,
+            keep_on_failure: self.keep_on_failure,
+            from_cluster: None,
+            ephemeral: false,
+        }
+    }
+}
+
+/// `vc restore`
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot written by `vc snapshot`: a file, or an http(s) URL of one (streamed)
+    pub source: String,
+    /// Name of the new cluster (default: the name in the snapshot)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub create: FromSnapshotArgs,
+}
+
+/// `vc clone`
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// The running virtual cluster to copy
+    pub source: String,
+    /// Name of the new cluster
+    pub name: String,
+    #[command(flatten)]
+    pub create: FromSnapshotArgs,
 }
 
 /// `vc connect`

@@ -12,4 +12,5 @@ pub mod host;
 pub mod http_log;
 pub mod kubeconfig;
 pub mod output;
+pub mod snapshot;
 pub mod spec;

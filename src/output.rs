@@ -142,6 +142,95 @@ impl Printer {
     }
 }
 
+impl Printer {
+    /// A byte-transfer display: bytes and rate on a terminal, one summary line otherwise.
+    /// The counter is shared, so the streaming side can advance it from any thread.
+    pub fn transfer(&self, title: &str) -> Transfer {
+        let bar = (self.stderr_tty && !self.quiet).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec}) {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_message(title.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Transfer {
+            bar,
+            plain: !self.stderr_tty && !self.quiet,
+            title: title.to_owned(),
+            bytes: std::sync::Arc::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Raw bytes to stdout (`vc snapshot --to -`), for a caller that streams data.
+    pub fn raw_stdout(&self) -> std::io::Stdout {
+        std::io::stdout()
+    }
+}
+
+/// See [`Printer::transfer`].
+pub struct Transfer {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    title: String,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    started: Instant,
+}
+
+impl Transfer {
+    /// The counter the streaming side adds to.
+    pub fn counter(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.bytes.clone()
+    }
+
+    /// Redraws from the counter; call it now and then.
+    pub fn tick(&self) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.bytes.load(std::sync::atomic::Ordering::Relaxed));
+        }
+    }
+
+    /// Ends the display with a summary line: bytes, seconds and MB/s.
+    pub fn finish(self, what: &str) {
+        let bytes = self.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        let line = format!(
+            "{} {what}: {} in {secs:.1}s ({:.1} MB/s)",
+            self.title,
+            human_bytes(bytes),
+            bytes as f64 / 1e6 / secs.max(1e-3)
+        );
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            eprintln!("{line}");
+        } else if self.plain {
+            eprintln!("{} {line}", jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ"));
+        }
+    }
+
+    /// Ends the display without a summary (on failure).
+    pub fn abandon(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// 1536 -> "1.5 KiB".
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
 /// Serialises a value as YAML.
 pub fn to_yaml<T: Serialize>(value: &T) -> anyhow::Result<String> {
     Ok(serde_saphyr::to_string(value)?)

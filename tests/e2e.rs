@@ -1512,3 +1512,161 @@ fn doctor_probes_and_cleans_up() {
         leftovers(&e2e)
     );
 }
+
+/// The control-plane image of a Kubernetes minor in vc's version table, and whether the host's
+/// node already holds it (images cannot always be pulled on a disposable host).
+fn host_has_image(e2e: &E2e, image: &str) -> bool {
+    let nodes =
+        e2e.kubectl(&["get", "nodes", "-o", "jsonpath={.items[*].status.images[*].names[*]}"]);
+    String::from_utf8_lossy(&nodes.stdout).split_whitespace().any(|n| n == image)
+}
+
+/// Snapshot a cluster holding a ConfigMap and a Deployment, restore it as a new cluster (same
+/// ConfigMap UID, the Deployment's pods running on the host), clone it, and clone onto the next
+/// Kubernetes minor when the host holds both control-plane images.
+#[test]
+fn snapshot_restore_clone() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let source = unique("e2e-snap");
+    let restored = format!("{source}-r");
+    let cloned = format!("{source}-c");
+    let _cleanups = [&source, &restored, &cloned].map(|name| Cleanup {
+        e2e: &e2e,
+        name: name.clone(),
+        namespace: None,
+    });
+    let created = e2e.vc(&["create", &source, "--no-connect", "--timeout", "5m"]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let seeded = e2e.vc(&[
+        "connect", &source, "--", "sh", "-c",
+        "kubectl create configmap seed --from-literal=answer=42 && kubectl create deployment web --image=registry.k8s.io/pause:3.10",
+    ]);
+    assert_eq!(seeded.status.code(), Some(0), "seeding failed");
+    let uid_of = |cluster: &str| {
+        let out = e2e.vc(&[
+            "connect",
+            cluster,
+            "--",
+            "kubectl",
+            "get",
+            "configmap",
+            "seed",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "reading the ConfigMap of {cluster} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let uid = uid_of(&source);
+    assert!(!uid.is_empty());
+
+    let file = e2e.state.path().join("seed.vcsnap");
+    let file_arg = file.display().to_string();
+    let taken = e2e.vc(&["snapshot", &source, "--to", &file_arg, "-o", "json"]);
+    assert_eq!(taken.status.code(), Some(0), "snapshot failed");
+    assert!(json(&taken)["entries"].as_u64().unwrap_or_default() > 10);
+
+    let restore =
+        e2e.vc(&["restore", &file_arg, "--name", &restored, "--no-connect", "--timeout", "5m"]);
+    assert_eq!(restore.status.code(), Some(0), "restore failed");
+    assert_eq!(uid_of(&restored), uid, "the restored ConfigMap keeps its UID");
+    let available = e2e.vc(&[
+        "connect",
+        &restored,
+        "--",
+        "kubectl",
+        "wait",
+        "deployment/web",
+        "--for=condition=Available",
+        "--timeout=180s",
+    ]);
+    assert_eq!(available.status.code(), Some(0), "the restored Deployment's pods do not run");
+    let synced = e2e.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        &format!("vc-{restored}"),
+        "-l",
+        &format!("vcluster.loft.sh/managed-by={restored}"),
+        "-o",
+        "name",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&synced.stdout).contains("web-"),
+        "the Deployment's pod runs on the host"
+    );
+    // A new identity: the restored cluster's certificates are its own.
+    let ca = |cluster: &str| {
+        let out = kubectl_secret(
+            &e2e,
+            &[
+                "get",
+                "secret",
+                "-n",
+                &format!("vc-{cluster}"),
+                &format!("vc-{cluster}"),
+                "-o",
+                "jsonpath={.data.certificate-authority}",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_ne!(ca(&source), ca(&restored), "the restored cluster has its own CA");
+
+    let clone = e2e.vc(&["clone", &source, &cloned, "--no-connect", "--timeout", "5m"]);
+    assert_eq!(clone.status.code(), Some(0), "clone failed");
+    assert_eq!(uid_of(&cloned), uid);
+
+    let (older, newer) =
+        ("ghcr.io/loft-sh/kubernetes:v1.35.0", "ghcr.io/loft-sh/kubernetes:v1.36.0");
+    if host_has_image(&e2e, older) && host_has_image(&e2e, newer) {
+        let old_source = format!("{source}-o");
+        let upgraded = format!("{source}-u");
+        let _more = [&old_source, &upgraded].map(|name| Cleanup {
+            e2e: &e2e,
+            name: name.clone(),
+            namespace: None,
+        });
+        let made = e2e.vc(&[
+            "create",
+            &old_source,
+            "--kubernetes-version",
+            "1.35",
+            "--no-connect",
+            "--timeout",
+            "5m",
+        ]);
+        assert_eq!(made.status.code(), Some(0));
+        let seeded = e2e.vc(&[
+            "connect",
+            &old_source,
+            "--",
+            "kubectl",
+            "create",
+            "configmap",
+            "seed",
+            "--from-literal=a=b",
+        ]);
+        assert_eq!(seeded.status.code(), Some(0));
+        let old_uid = uid_of(&old_source);
+        let up = e2e.vc(&[
+            "clone",
+            &old_source,
+            &upgraded,
+            "--kubernetes-version",
+            "1.36",
+            "--no-connect",
+            "--timeout",
+            "5m",
+        ]);
+        assert_eq!(up.status.code(), Some(0), "clone onto the next minor failed");
+        assert_eq!(uid_of(&upgraded), old_uid);
+        let version = e2e.vc(&["connect", &upgraded, "--", "kubectl", "version", "-o", "json"]);
+        assert!(String::from_utf8_lossy(&version.stdout).contains("\"minor\": \"36\""));
+    } else {
+        report_skip(&format!(
+            "e2e: snapshot_restore_clone: clone onto a newer minor skipped: the host's node holds not both {older} and {newer} (no image pulls assumed)"
+        ));
+    }
+}

@@ -15,6 +15,7 @@ use crate::engine::{self, Placement, rbac};
 use crate::error::{CliError, Exit};
 use crate::host::{self, Host, HostError, MadeBy, NamespaceState};
 use crate::output::{Progress, human_duration};
+use crate::snapshot::{restore, stream};
 use crate::spec::{self, VirtualClusterSpec};
 
 /// JSON result of `vc create -o json`.
@@ -40,7 +41,10 @@ struct CreateResult {
 }
 
 /// Builds the spec: the values file first, then the flags over it.
-fn build_spec(args: &CreateArgs) -> anyhow::Result<VirtualClusterSpec> {
+fn build_spec(
+    args: &CreateArgs,
+    plan: Option<&restore::Plan>,
+) -> anyhow::Result<VirtualClusterSpec> {
     let mut spec = match &args.values {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -56,7 +60,7 @@ fn build_spec(args: &CreateArgs) -> anyhow::Result<VirtualClusterSpec> {
                 })?
                 .unwrap_or_default()
         }
-        None => VirtualClusterSpec::default(),
+        None => plan.map(restore_base_spec).transpose()?.unwrap_or_default(),
     };
     if let Some(v) = &args.kubernetes_version {
         spec.kubernetes_version = Some(v.clone());
@@ -105,10 +109,11 @@ fn one_line(text: &str) -> String {
     first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
-pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()> {
+pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Result<()> {
     let printer = &invocation.printer;
+    let plan = restore_plan(invocation, &mut args).await?;
     spec::validate_name(&args.name)?;
-    let mut spec = build_spec(&args)?;
+    let mut spec = build_spec(&args, plan.as_ref())?;
     let (namespace, own_namespace) = match &invocation.global.namespace {
         Some(ns) => {
             spec::validate_namespace(ns)?;
@@ -123,7 +128,7 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
         created_at: jiff::Timestamp::now(),
         host_minor: None,
     };
-    let rendered = engine::render(&spec, &placement)?;
+    let rendered = render(&spec, &placement, plan.as_ref())?;
     if args.dry_run {
         let list = engine::as_list(&rendered.objects);
         return match printer.format {
@@ -160,7 +165,7 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     }
     placement.host_minor = facts.minor;
     let warning = pin_isolation(&mut spec, &facts);
-    let mut rendered = engine::render(&spec, &placement)?;
+    let mut rendered = render(&spec, &placement, plan.as_ref())?;
     if let Some((_, Some(recorded))) = existing {
         rendered.keep_later_expiry(recorded);
     }
@@ -177,7 +182,7 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     ));
     progress.phase("applying");
     let outcome = tokio::select! {
-        result = apply_wait_connect(invocation, &host, &rendered, &args, deadline, &mut progress) => result,
+        result = apply_wait_connect(invocation, &host, &rendered, &args, plan.as_ref(), deadline, &mut progress) => result,
         _ = tokio::signal::ctrl_c() => Err(Stop::Interrupted),
     };
     let stop = match outcome {
@@ -192,7 +197,7 @@ pub async fn run(invocation: &Invocation, args: CreateArgs) -> anyhow::Result<()
     };
     // A second Ctrl-C stops the diagnosis and the cleanup too.
     tokio::select! {
-        error = explain_failure(&host, &placement, &args, stop) => Err(error),
+        error = explain_failure(&host, &placement, &args, plan.is_some(), stop) => Err(error),
         _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(format!(
             "interrupted: what was applied of virtual cluster {name:?} stays in namespace {namespace:?}; remove it with: vc delete {name}"
         )).into()),
@@ -374,6 +379,7 @@ async fn explain_failure(
     host: &Host,
     placement: &Placement,
     args: &CreateArgs,
+    restoring: bool,
     stop: Stop,
 ) -> anyhow::Error {
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
@@ -384,6 +390,10 @@ async fn explain_failure(
             ));
         }
         Stop::Host(e) => (e.exit(), format!("creating virtual cluster {name:?} failed: {e}")),
+        Stop::Restore(e) => (
+            Exit::Failure,
+            format!("restoring the snapshot into virtual cluster {name:?} failed: {e:#}"),
+        ),
         Stop::Interrupted => {
             (Exit::Interrupted, format!("interrupted while creating virtual cluster {name:?}"))
         }
@@ -402,8 +412,12 @@ async fn explain_failure(
             )
         }
     };
-    let aftermath = if args.cleanup_on_failure {
+    // A failed restore removes what it made unless asked to keep it.
+    let aftermath = if args.cleanup_on_failure || (restoring && !args.keep_on_failure) {
         match cleanup(host, placement).await {
+            Ok(true) if restoring => {
+                "its objects were deleted (--keep-on-failure keeps them)".to_string()
+            }
             Ok(true) => "its objects were deleted (--cleanup-on-failure)".to_string(),
             Ok(false) => "nothing was left to delete".to_string(),
             Err(e) => format!("deleting its objects failed: {e}"),
@@ -465,6 +479,7 @@ fn namespace_of(invocation: &Invocation, name: &str) -> String {
 
 enum Stop {
     Host(host::HostError),
+    Restore(anyhow::Error),
     Connect(anyhow::Error),
     TimedOut,
     Interrupted,
@@ -483,6 +498,7 @@ async fn apply_wait_connect(
     host: &Host,
     rendered: &engine::Rendered,
     args: &CreateArgs,
+    plan: Option<&restore::Plan>,
     deadline: Instant,
     progress: &mut Progress,
 ) -> Result<(bool, Option<connection::Connected>), Stop> {
@@ -491,6 +507,14 @@ async fn apply_wait_connect(
     match tokio::time::timeout_at(deadline, host.apply_all(&rendered.objects, args.upsert)).await {
         Ok(result) => result?,
         Err(_) => return Err(Stop::Host(host.no_answer(args.timeout))),
+    }
+    if let Some(plan) = plan {
+        let restored =
+            restore_datastore(invocation, host, &namespace, name, plan, deadline, progress);
+        match tokio::time::timeout_at(deadline, restored).await {
+            Ok(result) => result.map_err(Stop::Restore)?,
+            Err(_) => return Err(Stop::TimedOut),
+        }
     }
     if args.no_wait {
         return Ok((false, None));
@@ -545,6 +569,128 @@ async fn apply_wait_connect(
     match connect(invocation, host, args, deadline, admin).await {
         Ok(connected) => Ok((true, Some(connected))),
         Err(e) => Err(Stop::Connect(e)),
+    }
+}
+
+/// Renders the host objects; a cluster made from a snapshot gets the restore init container.
+fn render(
+    spec: &VirtualClusterSpec,
+    placement: &Placement,
+    plan: Option<&restore::Plan>,
+) -> anyhow::Result<engine::Rendered> {
+    let mut rendered = engine::render(spec, placement)?;
+    if let Some(plan) = plan {
+        restore::check_version_change(
+            &plan.metadata.kubernetes_version,
+            &rendered.kubernetes_version,
+        )
+        .map_err(CliError::usage)?;
+        for object in &mut rendered.objects {
+            if let engine::HostObject::StatefulSet(sts) = object {
+                engine::restore::add_restore_init_container(sts, &stream::restore_wait_script());
+            }
+        }
+    }
+    Ok(rendered)
+}
+
+/// For `--from-snapshot` (and `vc restore`), verifies the whole file before anything else; for
+/// `vc clone`, finds the running source. An empty name becomes the snapshot's own.
+async fn restore_plan(
+    invocation: &Invocation,
+    args: &mut CreateArgs,
+) -> anyhow::Result<Option<restore::Plan>> {
+    let refused = |e: restore::RestoreError| {
+        CliError::new(Exit::Failure, format!("{e}; nothing was created"))
+    };
+    if args.ephemeral && (args.from_snapshot.is_some() || args.from_cluster.is_some()) {
+        // The restore's done-marker lives on the data volume: on an emptyDir, a replaced pod
+        // would wait for a snapshot stream that never comes.
+        return Err(CliError::usage(
+            "--from-snapshot cannot be combined with --ephemeral: a restored cluster keeps its datastore on a volume claim; leave out --ephemeral",
+        )
+        .into());
+    }
+    let plan = if let Some(source) = args.from_snapshot.as_ref().filter(|s| restore::is_url(s)) {
+        let (metadata, trailer) = restore::verify_url(source).await.map_err(refused)?;
+        let source = restore::Source::Url(source.clone());
+        restore::Plan { source, metadata, verified: Some(trailer) }
+    } else if let Some(source) = &args.from_snapshot {
+        let path = std::path::PathBuf::from(source);
+        let (metadata, trailer) = restore::verify_file(&path).await.map_err(refused)?;
+        restore::Plan { source: restore::Source::File(path), metadata, verified: Some(trailer) }
+    } else if let Some(source) = &args.from_cluster {
+        spec::validate_name(source)?;
+        let host = invocation.host().await?;
+        let record = host.find(source, None).await?;
+        let pod = crate::snapshot::running_syncer_pod(&host, &record).await?;
+        let metadata = crate::snapshot::metadata_for(&record);
+        restore::Plan {
+            source: restore::Source::Cluster { namespace: record.namespace, pod },
+            metadata,
+            verified: None,
+        }
+    } else {
+        return Ok(None);
+    };
+    if args.name.is_empty() {
+        args.name = plan.metadata.cluster.clone();
+    }
+    Ok(Some(plan))
+}
+
+/// The spec a restored cluster starts from: the source's recorded spec, without the facts
+/// pinned from the source's host (they are read again from this one).
+fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec> {
+    if plan.metadata.spec.is_null() {
+        return Ok(VirtualClusterSpec::default());
+    }
+    let mut spec: VirtualClusterSpec =
+        serde_json::from_value(plan.metadata.spec.clone()).map_err(|e| {
+            CliError::usage(format!("the snapshot's recorded spec cannot be read: {e}"))
+        })?;
+    spec.isolation.host_api.clear();
+    spec.isolation.host_ranges.clear();
+    Ok(spec)
+}
+
+/// Waits for the new pod's restore container, streams the snapshot in and lets the engine
+/// write the datastore; the API server starts after it.
+async fn restore_datastore(
+    invocation: &Invocation,
+    host: &Host,
+    namespace: &str,
+    name: &str,
+    plan: &restore::Plan,
+    deadline: Instant,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let pod = format!("{name}-0");
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    restore::wait_for_restore_container(&host.client, namespace, &pod, remaining).await?;
+    progress.note(&format!("restoring the snapshot of {:?}", plan.metadata.cluster));
+    let transfer = invocation.printer.transfer("restore");
+    let counter = transfer.counter();
+    let work = restore::restore(&host.client, namespace, &pod, plan, counter);
+    let ticker = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            transfer.tick();
+        }
+    };
+    let result = tokio::select! {
+        r = work => r,
+        () = ticker => unreachable!("the ticker never ends"),
+    };
+    match result {
+        Ok(trailer) => {
+            transfer.finish(&format!("{} keys", trailer.entries));
+            Ok(())
+        }
+        Err(e) => {
+            transfer.abandon();
+            Err(e.into())
+        }
     }
 }
 

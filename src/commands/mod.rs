@@ -16,6 +16,7 @@ pub mod list;
 pub mod pause;
 pub mod rbac;
 pub mod resume;
+pub mod snapshot;
 pub mod version;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -72,6 +73,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // These handle Ctrl-C themselves: create says what it left behind; `connect -- CMD`
         // lets the command decide and exits with its code; the forwarder stops cleanly.
         Command::Create(args) => create::run(&invocation, args).await,
+        // Restore and clone are creates from a snapshot (an empty name: the snapshot's own).
+        Command::Restore(args) => {
+            let mut create = args.create.into_create(args.name.unwrap_or_default());
+            create.from_snapshot = Some(args.source);
+            create::run(&invocation, create).await
+        }
+        Command::Clone(args) => {
+            let mut create = args.create.into_create(args.name);
+            create.from_cluster = Some(args.source);
+            create::run(&invocation, create).await
+        }
         Command::Connect(args) if !args.command.is_empty() => connect::run(&invocation, args).await,
         Command::Forwarder(args) => forwarder::run(&invocation, args).await,
         // Removes its probe objects on Ctrl-C before it ends.
@@ -102,6 +114,8 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Extend(args) => extend::run(invocation, args).await,
         Command::Gc(args) => gc::run(invocation, args).await,
         Command::Version => version::run(invocation),
+        Command::Snapshot(args) => snapshot::run(invocation, args).await,
+        Command::Restore(_) | Command::Clone(_) => unreachable!("dispatched in run"),
         Command::Create(args) => create::run(invocation, args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,
         Command::Doctor(args) => doctor::run(invocation, args).await,

@@ -19,6 +19,7 @@ pub mod isolation;
 pub mod objects;
 pub mod rbac;
 mod render;
+pub mod restore;
 
 pub use images::{ENGINE_IMAGE, ENGINE_RELEASE, KUBERNETES_VERSIONS};
 pub use render::{engine_config, render};

@@ -61,6 +61,26 @@ fn refused_before_contacting_the_host() {
             "bad idle limit",
             vec!["create".into(), "dev".into(), "--sleep-after".into(), "a while".into()],
         ),
+        (
+            "restore into an ephemeral cluster",
+            vec![
+                "create".into(),
+                "dev".into(),
+                "--from-snapshot".into(),
+                "seeded.vcsnap".into(),
+                "--ephemeral".into(),
+            ],
+        ),
+        (
+            "ephemeral with an idle limit",
+            vec![
+                "create".into(),
+                "dev".into(),
+                "--ephemeral".into(),
+                "--sleep-after".into(),
+                "30m".into(),
+            ],
+        ),
         ("pause bad name", vec!["pause".into(), "Dev".into()]),
         ("resume bad name", vec!["resume".into(), "dev_1".into()]),
         ("extend bad ttl", vec!["extend".into(), "dev".into(), "--ttl".into(), "more".into()]),

@@ -33,6 +33,10 @@ fn help_of_every_verb() {
         "resume",
         "extend",
         "gc",
+        "rbac",
+        "snapshot",
+        "restore",
+        "clone",
     ] {
         assert!(verbs.iter().any(|v| v == verb), "{verb} is a visible command: {verbs:?}");
     }

@@ -11,6 +11,7 @@ mod isolation;
 mod lifecycle;
 mod pause;
 mod robustness;
+mod snapshot_restore;
 mod support;
 mod tls;
 mod verbose;

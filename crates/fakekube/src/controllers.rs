@@ -934,12 +934,131 @@ fn start_pod(state: &mut State, pod: &Value) {
             status["containerStatuses"] = json!(statuses);
             state.write_status(&pod_def, &ns, &name, status, KUBELET);
         }
+        PodBehaviour::Ready
+            if !local_init_containers(pod).is_empty() && state.on_init_containers.is_some() =>
+        {
+            // Shell init containers run for real (see exec.rs); the pod waits in Init until
+            // they have all ended.
+            status["phase"] = json!("Pending");
+            status["initContainerStatuses"] = json!(init_statuses(pod, None));
+            state.write_status(&pod_def, &ns, &name, status, KUBELET);
+            if let (Some(hook), Some(latest)) =
+                (state.on_init_containers.as_ref(), state.get(&pod_def, &ns, &name))
+            {
+                hook(latest.clone());
+            }
+        }
         PodBehaviour::Ready | PodBehaviour::Unschedulable { .. } => {
             state.write_status(&pod_def, &ns, &name, status, KUBELET);
             let delay = state.settings.ready_delay;
             state.schedule(delay, Deferred::PodReady { namespace: ns, name, uid });
         }
     }
+}
+
+/// Init containers the fake runs as local processes: those whose command is a shell
+/// (`sh -c ...`); any other init container counts as done at once.
+pub(crate) fn local_init_containers(pod: &Value) -> Vec<(String, Vec<String>)> {
+    pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let argv: Vec<String> = c["command"]
+                .as_array()?
+                .iter()
+                .chain(c["args"].as_array().into_iter().flatten())
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect();
+            (argv.first().map(String::as_str) == Some("sh"))
+                .then(|| (c["name"].as_str().unwrap_or_default().to_owned(), argv))
+        })
+        .collect()
+}
+
+/// `initContainerStatuses` while `current` runs (`None`: the first local one); those before
+/// it terminated with exit 0, those after it waiting. `failed` marks `current` as exited.
+fn init_statuses_with(pod: &Value, current: Option<&str>, failed: Option<i32>) -> Vec<Value> {
+    let local: Vec<String> = local_init_containers(pod).into_iter().map(|(n, _)| n).collect();
+    let current = current.map(str::to_owned).or_else(|| local.first().cloned());
+    let now = util::now_rfc3339();
+    let mut seen_current = false;
+    pod["spec"]["initContainers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap_or_default();
+            let image = c["image"].as_str().unwrap_or_default();
+            let state = if Some(name) == current.as_deref() {
+                seen_current = true;
+                match failed {
+                    Some(code) => json!({"terminated": {"exitCode": code, "reason": "Error", "startedAt": now, "finishedAt": now}}),
+                    None => json!({"running": {"startedAt": now}}),
+                }
+            } else if seen_current {
+                json!({"waiting": {"reason": "PodInitializing"}})
+            } else {
+                json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}})
+            };
+            json!({"name": name, "image": image, "imageID": "", "ready": false, "restartCount": 0,
+                   "started": state["running"].is_object(), "state": state, "lastState": {}})
+        })
+        .collect()
+}
+
+fn init_statuses(pod: &Value, current: Option<&str>) -> Vec<Value> {
+    init_statuses_with(pod, current, None)
+}
+
+/// An init container started (`code` `None`) or ended; after the last one the pod starts.
+pub(crate) fn init_container_progress(
+    state: &mut State,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    container: &str,
+    code: Option<i32>,
+) {
+    let pod_def = def(state, "v1", "Pod");
+    let Some(pod) = state.get(&pod_def, ns, name).cloned() else { return };
+    if s(&pod, "uid") != uid || deleting(&pod) {
+        return;
+    }
+    let mut status = pod["status"].clone();
+    match code {
+        None => status["initContainerStatuses"] = json!(init_statuses(&pod, Some(container))),
+        Some(0) => {
+            let local = local_init_containers(&pod);
+            let next =
+                local.iter().position(|(n, _)| n == container).and_then(|i| local.get(i + 1));
+            if next.is_some() {
+                return;
+            }
+            let mut statuses = init_statuses(&pod, Some(container));
+            if let Some(last) = statuses.iter_mut().find(|s| s["name"] == container) {
+                last["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed"}});
+                last["started"] = json!(false);
+            }
+            status["initContainerStatuses"] = json!(statuses);
+            state.write_status(&pod_def, ns, name, status, KUBELET);
+            let delay = state.settings.ready_delay;
+            state.schedule(
+                delay,
+                Deferred::PodReady {
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
+                    uid: uid.to_owned(),
+                },
+            );
+            return;
+        }
+        Some(failed) => {
+            status["initContainerStatuses"] =
+                json!(init_statuses_with(&pod, Some(container), Some(failed)));
+        }
+    }
+    state.write_status(&pod_def, ns, name, status, KUBELET);
 }
 
 fn mark_pod_ready(state: &mut State, ns: &str, name: &str, uid: &str) {

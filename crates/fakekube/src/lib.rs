@@ -8,6 +8,7 @@ mod api;
 mod apply;
 mod controllers;
 mod discovery;
+pub mod exec;
 mod faults;
 mod fields;
 pub mod portforward;

@@ -31,6 +31,7 @@ pub struct Shared {
     connections: std::sync::atomic::AtomicUsize,
     pub addr: SocketAddr,
     pub port_forwards: crate::portforward::PortForwards,
+    pub exec: crate::exec::ExecEnv,
 }
 
 impl Shared {
@@ -143,6 +144,7 @@ impl Builder {
         }
         let (watch_drop, _) = watch::channel(0);
         let (refusing, _) = watch::channel(false);
+        let exec_env = crate::exec::ExecEnv::new()?;
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
             let weak = weak.clone();
             let handle = rt.handle().clone();
@@ -164,6 +166,7 @@ impl Builder {
                 connections: std::sync::atomic::AtomicUsize::new(0),
                 addr,
                 port_forwards: crate::portforward::PortForwards::new(),
+                exec: exec_env,
             }
         });
         let weak = Arc::downgrade(&shared);
@@ -175,6 +178,11 @@ impl Builder {
         });
         let pf = shared.port_forwards.clone();
         shared.state().on_pod_deleted = Some(Box::new(move |ns, pod| pf.drop_pod(ns, pod)));
+        let weak = Arc::downgrade(&shared);
+        let handle = rt.handle().clone();
+        shared.state().on_init_containers = Some(Box::new(move |pod| {
+            handle.spawn(run_init_containers(weak.clone(), pod));
+        }));
         let (stop_tx, stop_rx) = watch::channel(false);
         let app = router(shared.clone());
         let listener = {
@@ -190,10 +198,53 @@ impl Builder {
     }
 }
 
+/// Runs a pod's shell init containers one after the other, reporting each to the kubelet
+/// emulation; stops at the first that fails.
+async fn run_init_containers(weak: Weak<Shared>, pod: Value) {
+    let (ns, name, uid) = (
+        pod["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+        pod["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+        pod["metadata"]["uid"].as_str().unwrap_or_default().to_owned(),
+    );
+    for (container, argv) in crate::controllers::local_init_containers(&pod) {
+        let Some(shared) = weak.upgrade() else { return };
+        let env = shared.exec.clone();
+        let Some(view) = crate::exec::ContainerView::resolve(&env, &pod, &container) else {
+            return;
+        };
+        crate::controllers::init_container_progress(
+            &mut shared.state(),
+            &ns,
+            &name,
+            &uid,
+            &container,
+            None,
+        );
+        drop(shared);
+        let code = crate::exec::run_init(env, view, name.clone(), container.clone(), argv).await;
+        let Some(shared) = weak.upgrade() else { return };
+        crate::controllers::init_container_progress(
+            &mut shared.state(),
+            &ns,
+            &name,
+            &uid,
+            &container,
+            Some(code),
+        );
+        if code != 0 {
+            return;
+        }
+    }
+}
+
 /// The router: fault middleware over the resource handlers, plus extra routes.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(crate::portforward::router(shared.port_forwards.clone()))
+        .route(
+            crate::exec::ROUTE,
+            axum::routing::get(crate::exec::handle).post(crate::exec::handle),
+        )
         .fallback(crate::api::handle)
         .layer(axum::middleware::from_fn_with_state(shared.clone(), crate::api::faults_layer))
         .with_state(shared)
@@ -520,6 +571,25 @@ impl FakeKube {
     /// `active()`, `opened()`.
     pub fn port_forwards(&self) -> crate::portforward::PortForwards {
         self.shared.port_forwards.clone()
+    }
+
+    // ----- exec and the engine's datastore -----
+
+    /// The exec endpoint's state: datastores, sandbox directories, `set_rate_limit`,
+    /// `drop_all`, `opened()`, `init_exit`.
+    pub fn exec(&self) -> crate::exec::ExecEnv {
+        self.shared.exec.clone()
+    }
+
+    /// A copy of the engine datastore stand-in on claim `ns/claim` (`data-<name>-0` for a
+    /// virtual cluster `name`).
+    pub fn datastore(&self, ns: &str, claim: &str) -> crate::exec::Datastore {
+        self.shared.exec.datastore(ns, claim)
+    }
+
+    /// Writes one key into the datastore stand-in on claim `ns/claim`.
+    pub fn datastore_put(&self, ns: &str, claim: &str, key: &[u8], value: &[u8]) {
+        self.shared.exec.datastore_put(ns, claim, key, value);
     }
 
     // ----- identity (RBAC) -----

@@ -188,6 +188,8 @@ pub struct State {
     spawner: Option<Spawner>,
     /// Called with (namespace, name) when a pod is deleted.
     pub on_pod_deleted: Option<PodHook>,
+    /// Called with a pod whose shell init containers must run (see exec.rs).
+    pub on_init_containers: Option<Box<dyn Fn(Value) + Send>>,
     pub settings: Settings,
     pub logs: HashMap<(String, String), Vec<String>>,
     /// Uids of deleted pods still in their grace period.
@@ -310,6 +312,7 @@ impl State {
             draining: false,
             spawner: None,
             on_pod_deleted: None,
+            on_init_containers: None,
             settings,
             logs: HashMap::new(),
             terminating_pods: Default::default(),

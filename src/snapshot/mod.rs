@@ -1,0 +1,64 @@
+//! Snapshots of a virtual cluster's datastore: the file format (pure, [`format`]), the
+//! streams that carry it to and from the host ([`stream`]) and restoring into a new cluster
+//! ([`restore`]).
+
+pub mod format;
+pub mod restore;
+pub mod stream;
+
+use kube::ResourceExt;
+
+use crate::error::CliError;
+use crate::host::{ClusterRecord, Host, MadeBy};
+use format::Metadata;
+
+/// What a snapshot of this cluster says about itself, taken now.
+pub fn metadata_for(record: &ClusterRecord) -> Metadata {
+    let images = record.spec.as_ref().and_then(|s| crate::engine::images::resolve(s).ok());
+    let minor = record
+        .kubernetes_version
+        .clone()
+        .or_else(|| images.as_ref().map(|i| i.kubernetes_version.clone()))
+        .unwrap_or_default();
+    Metadata {
+        format: format::FORMAT_KIND.to_string(),
+        format_version: format::FORMAT_VERSION,
+        cluster: record.name.clone(),
+        namespace: record.namespace.clone(),
+        spec: record
+            .spec
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .unwrap_or(serde_json::Value::Null),
+        kubernetes_version: minor,
+        engine_release: crate::engine::images::ENGINE_RELEASE.to_string(),
+        engine_image: images.as_ref().map(|i| i.engine.clone()).unwrap_or_default(),
+        control_plane_image: images.as_ref().map(|i| i.control_plane.clone()).unwrap_or_default(),
+        created_at: jiff::Timestamp::now().to_string(),
+        datastore: if record.made_by == MadeBy::Vc { "kine" } else { "unknown" }.to_string(),
+        source: "engine-key-value".to_string(),
+    }
+}
+
+/// The running control-plane pod whose syncer container is asked for the snapshot.
+pub async fn running_syncer_pod(host: &Host, record: &ClusterRecord) -> anyhow::Result<String> {
+    let pods = host.control_plane_pods(Some(&record.namespace)).await?;
+    let ready = pods.iter().find(|p| {
+        p.labels().get("release").map(String::as_str) == Some(record.name.as_str())
+            && p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.name == stream::SYNCER_CONTAINER && c.ready))
+    });
+    match ready {
+        Some(pod) => Ok(pod.metadata.name.clone().unwrap_or_default()),
+        None => Err(CliError::new(
+            crate::error::Exit::Failure,
+            format!(
+                "virtual cluster {:?} in namespace {:?} has no running control plane to read the datastore from (see: vc describe {})",
+                record.name, record.namespace, record.name
+            ),
+        )
+        .into()),
+    }
+}
