@@ -28,6 +28,8 @@ impl Bench {
         let stderr_path = self.dir.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let started = Instant::now();
+        // Reaped by wait4 below, which `Child::wait` cannot replace (it drops the rusage).
+        #[allow(clippy::zombie_processes)]
         let child = Command::new(VC)
             .args(args)
             .env("KUBECONFIG", self.kubeconfig())
