@@ -3,7 +3,7 @@
 //! to copying the same bytes with `kubectl exec ... cat`. Prints figures; asserts nothing about
 //! time. vc runs as a child process, so its peak RSS is its own (the fake lives in this one).
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fakekube::FakeKube;
@@ -22,36 +22,43 @@ impl Bench {
         self.dir.path().join("kubeconfig")
     }
 
-    /// Runs vc; returns wall time, output and the child's peak RSS in bytes.
-    fn vc(&self, args: &[&str]) -> (Duration, Output, u64) {
+    /// Runs vc; returns wall time, stderr and that process's own peak RSS in bytes (wait4 on
+    /// its pid: the processes the fake itself spawns for exec must not be counted).
+    fn vc(&self, args: &[&str]) -> (Duration, String, u64) {
+        let stderr_path = self.dir.path().join("stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let started = Instant::now();
-        let output = Command::new(VC)
+        // Reaped by wait4 below, which `Child::wait` cannot replace (it drops the rusage).
+        #[allow(clippy::zombie_processes)]
+        let child = Command::new(VC)
             .args(args)
             .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", self.dir.path())
             .env("XDG_STATE_HOME", self.dir.path().join("state"))
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
             .expect("run vc");
+        let (code, rss) = wait_with_rusage(child.id());
         let took = started.elapsed();
-        assert!(
-            output.status.success(),
-            "vc {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (took, output, last_child_peak_rss())
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        assert_eq!(code, 0, "vc {args:?}: {text}");
+        (took, text, rss)
     }
 }
 
-/// Peak RSS of the largest child waited for so far (Linux reports it in KiB).
-fn last_child_peak_rss() -> u64 {
+/// Waits for `pid` and returns its exit status and its own peak RSS in bytes.
+fn wait_with_rusage(pid: u32) -> (i32, u64) {
+    let mut status = 0;
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: rusage is plain data, zero-initialised; getrusage fills it in.
-    #[allow(unsafe_code)] // getrusage is the one call that reports children's peak memory.
+    // SAFETY: rusage is plain data, zero-initialised; wait4 fills it in for this child.
+    #[allow(unsafe_code)] // wait4 is the one call that reports one child's peak memory.
     let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        libc::wait4(pid as libc::pid_t, &mut status, 0, usage.as_mut_ptr());
         usage.assume_init()
     };
-    u64::try_from(usage.ru_maxrss).unwrap_or_default() * 1024
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    (code, u64::try_from(usage.ru_maxrss).unwrap_or_default() * 1024)
 }
 
 fn fill(fake: &FakeKube, namespace: &str, claim: &str, total: usize) -> usize {
