@@ -308,6 +308,7 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct SnapshotArgs {
     /// Name of the virtual cluster
+    #[arg(add = cluster_names())]
     pub name: String,
     /// File to write, `-` for stdout (default: NAME-YYYYmmdd-HHMMSS.vcsnap)
     #[arg(long, value_name = "FILE|-")]
@@ -391,6 +392,7 @@ pub struct RestoreArgs {
 #[derive(Debug, Args)]
 pub struct CloneArgs {
     /// The running virtual cluster to copy
+    #[arg(add = cluster_names())]
     pub source: String,
     /// Name of the new cluster
     pub name: String,

@@ -957,12 +957,15 @@ fn start_pod(state: &mut State, pod: &Value) {
 }
 
 /// Init containers the fake runs as local processes: those whose command is a shell
-/// (`sh -c ...`); any other init container counts as done at once.
+/// (`sh -c ...`), except the copy of the Kubernetes binaries out of the engine's
+/// control-plane image (the fake has no image contents to copy); any other init container
+/// counts as done at once.
 pub(crate) fn local_init_containers(pod: &Value) -> Vec<(String, Vec<String>)> {
     pod["spec"]["initContainers"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|c| !c["image"].as_str().is_some_and(is_control_plane_image))
         .filter_map(|c| {
             let argv: Vec<String> = c["command"]
                 .as_array()?
@@ -1157,4 +1160,12 @@ fn write_engine_secret(state: &mut State, pod: &Value) {
     });
     let opts = WriteOpts { manager: "vcluster".into(), ..Default::default() };
     let _ = state.create(&secret_def, &ns, secret, &opts);
+}
+
+/// Whether an image reference names the engine's control-plane image
+/// (`ghcr.io/loft-sh/kubernetes`, any registry or tag).
+fn is_control_plane_image(image: &str) -> bool {
+    let path = image.split('@').next().unwrap_or(image);
+    let path = path.rsplit_once(':').filter(|(_, tag)| !tag.contains('/')).map_or(path, |(p, _)| p);
+    path == "kubernetes" || path.ends_with("/kubernetes")
 }
