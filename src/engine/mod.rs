@@ -17,6 +17,7 @@ pub mod config;
 pub mod images;
 pub mod isolation;
 pub mod objects;
+pub mod pki;
 pub mod rbac;
 mod render;
 
