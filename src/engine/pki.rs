@@ -482,3 +482,31 @@ pub fn render_certs_secret(target: &PkiTarget, seed: &PkiSeed) -> Result<Secret,
         ..Default::default()
     })
 }
+
+/// What the certificates of this spec and placement are for, given the first address of the
+/// host's service range; the names come from the engine configuration `vc` writes.
+pub fn target_for(
+    spec: &crate::spec::VirtualClusterSpec,
+    placement: &super::Placement,
+    service_ip: IpAddr,
+) -> Result<PkiTarget, super::EngineError> {
+    let engine = super::engine_config(spec, placement)?;
+    let config = &engine.typed;
+    Ok(PkiTarget {
+        name: placement.name.clone(),
+        namespace: placement.namespace.clone(),
+        cluster_domain: config
+            .networking
+            .as_ref()
+            .and_then(|n| n.advanced.as_ref())
+            .and_then(|a| a.cluster_domain.clone())
+            .unwrap_or_else(|| "cluster.local".to_string()),
+        service_ip,
+        extra_sans: config
+            .control_plane
+            .as_ref()
+            .and_then(|c| c.proxy.as_ref())
+            .and_then(|p| p.extra_sans.clone())
+            .unwrap_or_default(),
+    })
+}

@@ -326,3 +326,13 @@ fn bad_material_is_refused() {
     garbage.keys[2] = vec![1, 2, 3];
     assert!(matches!(render_files(&target(), &garbage), Err(PkiError::Key { slot: "etcd-ca" })));
 }
+
+#[test]
+fn snapshot_of_the_secret_without_its_random_material() {
+    let secret = render_certs_secret(&target(), &seed()).expect("the Secret renders");
+    let mut json = serde_json::to_value(&secret).expect("JSON");
+    for value in json["data"].as_object_mut().expect("data").values_mut() {
+        *value = serde_json::Value::String("(random)".to_string());
+    }
+    insta::assert_json_snapshot!("certs-secret", json);
+}
