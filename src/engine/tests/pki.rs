@@ -336,3 +336,20 @@ fn snapshot_of_the_secret_without_its_random_material() {
     }
     insta::assert_json_snapshot!("certs-secret", json);
 }
+
+#[test]
+fn the_secret_goes_before_the_control_plane_and_is_only_created() {
+    let placement = super::placement(true);
+    let spec = crate::spec::VirtualClusterSpec::default();
+    let mut rendered = super::render(&spec, &placement).expect("the spec renders");
+    let service_ip = "10.96.0.1".parse().expect("an address");
+    let target = super::super::pki::target_for(&spec, &placement, service_ip).expect("a target");
+    assert_eq!(target.cluster_domain, "cluster.local", "the release's default");
+    assert!(target.extra_sans.is_empty());
+    assert!(rendered.objects.iter().all(|o| !o.engine_owned()), "vc applies all it renders");
+    rendered.add_certs(render_certs_secret(&target, &seed()).expect("the Secret renders"));
+    let kinds: Vec<(&str, &str)> = rendered.objects.iter().map(|o| (o.kind(), o.name())).collect();
+    let at = kinds.iter().position(|k| *k == ("Secret", "dev-certs")).expect("added");
+    assert_eq!(kinds[at + 1], ("StatefulSet", "dev"), "right before the StatefulSet: {kinds:?}");
+    assert!(rendered.objects[at].engine_owned(), "created once, then the engine's");
+}
