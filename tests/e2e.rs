@@ -14,6 +14,7 @@
 //! in one namespace, before and after `vc rbac`; it needs `kubectl create token` (Kubernetes
 //! 1.24 or later) and a host kubeconfig whose cluster entry works with a bearer token.
 
+use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -192,6 +193,31 @@ fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
+/// The engine started from the certificate Secret `vc` wrote: the Secret is `vc`'s, has every
+/// file, and the engine's `/data/pki/ca.crt` is the Secret's. A host that tells `vc` neither
+/// its `kubernetes` Service nor its ServiceCIDR leaves the certificates to the engine.
+fn check_engine_kept_vcs_certificates(e2e: &E2e, host: &str, name: &str, namespace: &str) {
+    let secret_name = format!("{name}-certs");
+    let args = ["--context", host, "get", "secret", &secret_name, "-n", namespace, "-o", "json"];
+    let got = kubectl_secret(e2e, &args);
+    assert_eq!(got.status.code(), Some(0), "the engine's certificate Secret exists");
+    let secret = json(&got);
+    if secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] != "vc" {
+        report_skip("the host told vc no service address: the engine made its own certificates");
+        return;
+    }
+    let data = secret["data"].as_object().expect("data");
+    assert_eq!(data.len(), 29, "every file the engine stores");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(data["ca.crt"].as_str().expect("base64"))
+        .expect("base64");
+    let pod = format!("{name}-0");
+    let exec = ["--context", host, "exec", "-n", namespace, &pod, "-c", "syncer", "--"];
+    let on_disk = e2e.kubectl(&[&exec[..], &["cat", "/data/pki/ca.crt"]].concat());
+    assert_eq!(on_disk.status.code(), Some(0), "read the engine's CA");
+    assert_eq!(on_disk.stdout, ca, "the engine runs with the CA vc made");
+}
+
 #[test]
 fn create_list_describe_delete() {
     let Some(kubeconfig) = host_kubeconfig() else { return };
@@ -199,6 +225,8 @@ fn create_list_describe_delete() {
     let e2e = E2e::new(kubeconfig);
     let name = unique("e2e");
     let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let current = e2e.kubectl(&["config", "current-context"]);
+    let host_context = String::from_utf8_lossy(&current.stdout).trim().to_string();
 
     let created = e2e.vc(&[
         "create",
@@ -219,6 +247,9 @@ fn create_list_describe_delete() {
     for phase in ["applying", "scheduled", "initialized", "apiserver", "ready"] {
         assert!(result["timings"][phase].is_number(), "no timing for {phase}: {result}");
     }
+
+    let namespace = result["namespace"].as_str().expect("the namespace").to_string();
+    check_engine_kept_vcs_certificates(&e2e, &host_context, &name, &namespace);
 
     let again = e2e.vc(&["create", &name]);
     assert_eq!(again.status.code(), Some(6), "a second create must report the conflict");

@@ -149,14 +149,16 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let with_ranges = isolation.enabled && isolation.allow_internet;
     let facts = async { Ok(host.network_facts(isolation.enabled, with_ranges).await?) };
     let rights = async { Ok(host.rules_in(&namespace).await?) };
+    let service_ip = async { Ok(host.first_service_ip().await?) };
     let preflight = async {
         futures::try_join!(
             check_existing(&host, &placement, args.upsert, spec.persistent()),
             facts,
-            rights
+            rights,
+            service_ip
         )
     };
-    let (existing, facts, held) = tokio::time::timeout_at(deadline, preflight)
+    let (existing, facts, held, service_ip) = tokio::time::timeout_at(deadline, preflight)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
     if let Some((created, _)) = existing {
@@ -168,6 +170,13 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let mut rendered = render(&spec, &placement, plan.as_ref())?;
     if let Some((_, Some(recorded))) = existing {
         rendered.keep_later_expiry(recorded);
+    }
+    // The engine's certificates, made here so its start skips making them; without the
+    // service address the engine makes them itself, as it always could.
+    if let Some(service_ip) = service_ip {
+        let target = engine::pki::target_for(&spec, &placement, service_ip)?;
+        let secret = engine::pki::render_certs_secret(&target, &pki_seed()?)?;
+        rendered.add_certs(secret);
     }
     if let Some(held) = held {
         check_rights(&host, &placement, &rendered, &held).await?;
@@ -202,6 +211,28 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
             "interrupted: what was applied of virtual cluster {name:?} stays in namespace {namespace:?}; remove it with: vc delete {name}"
         )).into()),
     }
+}
+
+/// Fresh keys (ECDSA P-256, which kubeadm and the engine accept; see docs/engine.md for why
+/// not RSA), random serial numbers and the clock, for the engine's certificates.
+fn pki_seed() -> anyhow::Result<engine::pki::PkiSeed> {
+    use ring::rand::SecureRandom as _;
+    let keys = engine::pki::KEY_SLOTS
+        .iter()
+        .map(|_| rcgen::KeyPair::generate().map(|key| key.serialize_der()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let random = ring::rand::SystemRandom::new();
+    let mut serials = Vec::with_capacity(engine::pki::CERTIFICATES);
+    while serials.len() < engine::pki::CERTIFICATES {
+        let mut bytes = [0u8; 8];
+        random.fill(&mut bytes).map_err(|_| anyhow::anyhow!("no random numbers available"))?;
+        // kubeadm's range: [1, 2^63).
+        let serial = u64::from_be_bytes(bytes) >> 1;
+        if serial != 0 && !serials.contains(&serial) {
+            serials.push(serial);
+        }
+    }
+    Ok(engine::pki::PkiSeed { keys, serials, now: jiff::Timestamp::now() })
 }
 
 /// Records what the host told about its network in the spec, so the policies pin the control

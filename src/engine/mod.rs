@@ -17,6 +17,7 @@ pub mod config;
 pub mod images;
 pub mod isolation;
 pub mod objects;
+pub mod pki;
 pub mod rbac;
 mod render;
 pub mod restore;
@@ -87,6 +88,17 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// Adds the engine's certificate Secret (see [`pki`]) just before the StatefulSet, so it
+    /// exists when the engine first looks for it.
+    pub fn add_certs(&mut self, secret: Secret) {
+        let at = self
+            .objects
+            .iter()
+            .position(|o| matches!(o, HostObject::StatefulSet(_)))
+            .unwrap_or(self.objects.len());
+        self.objects.insert(at, HostObject::Secret(secret));
+    }
+
     /// Keeps an expiry recorded on the host when it is later than the rendered one (moved by
     /// `vc extend`), so re-applying a cluster never shortens its life.
     pub fn keep_later_expiry(&mut self, recorded: Timestamp) {
@@ -180,6 +192,13 @@ fn api_version_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
 }
 
 impl HostObject {
+    /// Whether the engine owns the object once it exists: `vc` only creates it and never
+    /// changes one it finds (the engine's certificate Secret, which the engine may renew).
+    pub fn engine_owned(&self) -> bool {
+        matches!(self, HostObject::Secret(secret)
+            if secret.metadata.labels.as_ref().is_some_and(|l| l.contains_key(pki::LABEL_VCLUSTER_NAME)))
+    }
+
     /// The object's kind, such as "StatefulSet".
     pub fn kind(&self) -> &'static str {
         with_object!(self, o => kind_of(o))

@@ -1,6 +1,6 @@
 //! Applying a rendered set of host objects with server-side apply.
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 
 use k8s_openapi::Resource as _;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
@@ -96,10 +96,33 @@ impl Host {
             Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
             None => Api::all_with(self.client.clone(), &resource),
         };
+        if object.engine_owned() {
+            return self.create_unless_present(&api, object, value).await;
+        }
         api.patch(name, params, &Patch::Apply(&value))
             .await
             .map(|_| ())
             .map_err(|e| self.explain(&format!("applying {} {name:?}", resource.kind), e))
+    }
+
+    /// Creates an object the engine owns once it exists; one already there (an earlier apply,
+    /// or the engine's own, perhaps renewed) is kept as it is.
+    async fn create_unless_present(
+        &self,
+        api: &Api<DynamicObject>,
+        object: &HostObject,
+        value: serde_json::Value,
+    ) -> Result<(), HostError> {
+        let what = format!("creating {} {:?}", object.kind(), object.name());
+        let body: DynamicObject =
+            serde_json::from_value(value).map_err(|e| HostError::Failed(format!("{what}: {e}")))?;
+        let params =
+            PostParams { field_manager: Some(FIELD_MANAGER.to_string()), ..Default::default() };
+        match api.create(&params, &body).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(e) => Err(self.explain(&what, e)),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::authorization::v1::{SelfSubjectRulesReview, SelfSubjectRulesReviewSpec};
-use k8s_openapi::api::core::v1::{Endpoints, Node};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceCIDR;
 use k8s_openapi::api::rbac::v1::PolicyRule;
@@ -107,6 +107,34 @@ impl Host {
         Ok(ranges)
     }
 
+    /// The first address of the host's service range, which the engine puts in its API
+    /// server certificate: the `kubernetes` Service's address in `default`, else the first
+    /// address of the primary ServiceCIDR (`kubernetes`, Kubernetes 1.33 on). `None` when the
+    /// host tells neither.
+    pub async fn first_service_ip(&self) -> Result<Option<IpAddr>, HostError> {
+        let services: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        match services.get_opt("kubernetes").await {
+            Ok(Some(service)) => {
+                let ip = service.spec.and_then(|s| s.cluster_ip).and_then(|ip| ip.parse().ok());
+                if ip.is_some() {
+                    return Ok(ip);
+                }
+            }
+            Ok(None) => {}
+            Err(e) if unanswered(&e) => {}
+            Err(e) => return Err(self.explain("reading the kubernetes Service", e)),
+        }
+        let cidrs: Api<ServiceCIDR> = Api::all(self.client.clone());
+        match cidrs.get_opt("kubernetes").await {
+            Ok(found) => Ok(found
+                .and_then(|c| c.spec)
+                .and_then(|s| s.cidrs)
+                .and_then(|cidrs| cidrs.first().and_then(|c| first_address(c)))),
+            Err(e) if unanswered(&e) => Ok(None),
+            Err(e) => Err(self.explain("reading the host's service range", e)),
+        }
+    }
+
     /// The host's Kubernetes minor version from `/version` ("33", or "33+" on some hosts).
     async fn kubernetes_minor(&self) -> Result<Option<u32>, HostError> {
         match self.client.apiserver_version().await {
@@ -202,5 +230,30 @@ impl Host {
         let answer =
             api.create(&PostParams::default(), &SelfSubjectReview::default()).await.ok()?;
         answer.status?.user_info?.username.filter(|u| !u.is_empty())
+    }
+}
+
+/// The first usable address of a range ("10.96.0.0/12" gives 10.96.0.1), as Kubernetes gives
+/// its `kubernetes` Service.
+fn first_address(cidr: &str) -> Option<IpAddr> {
+    let (network, _) = cidr.split_once('/')?;
+    Some(match network.parse::<IpAddr>().ok()? {
+        IpAddr::V4(v4) => IpAddr::from(u32::from(v4).checked_add(1)?.to_be_bytes()),
+        IpAddr::V6(v6) => IpAddr::from(u128::from(v6).checked_add(1)?.to_be_bytes()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_address;
+
+    #[test]
+    fn the_first_address_of_a_range() {
+        assert_eq!(first_address("10.96.0.0/12"), Some("10.96.0.1".parse().expect("an address")));
+        assert_eq!(
+            first_address("fd00:10:96::/112"),
+            Some("fd00:10:96::1".parse().expect("an address"))
+        );
+        assert_eq!(first_address("not a range"), None);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use fakekube::{FakeKube, PodBehaviour};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Run, Sandbox, VC, Vc};
 use crate::tls::{Pki, VirtualApi};
@@ -765,6 +765,22 @@ fn connect_logs_show_the_forwarder_log_even_after_a_failed_start() {
     env.vc(&["connect", "missing", "--logs"]).code(3);
 }
 
+/// The engine's certificate Secret as the engine writes it, with the test PKI's admin.conf.
+fn certs_secret(api: &VirtualApi, namespace: &str, name: &str) -> Value {
+    let b64 = |text: &str| STANDARD.encode(text.as_bytes());
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": format!("{name}-certs"),
+            "namespace": namespace,
+            "labels": {"app": "vcluster", "vcluster-name": name},
+        },
+        "type": "Opaque",
+        "data": {"admin.conf": b64(&api.pki.admin_conf()), "ca.crt": b64(&api.pki.ca_pem)},
+    })
+}
+
 #[test]
 fn create_races_the_kubelet_through_the_forward() {
     // The pod runs but never becomes Ready and the engine never writes `vc-<name>`: only the
@@ -774,20 +790,28 @@ fn create_races_the_kubelet_through_the_forward() {
     let api = VirtualApi::start("inside-fast");
     env.fake.set_behaviour("fast", PodBehaviour::NeverReady);
     env.fake.set_engine_secret(false);
-    env.fake.set_engine_certs(Some(&api.pki.admin_conf()));
-    env.fake.set_port_forward_target("vc-fast", "fast-0", 8443, api.addr());
+    // The engine's certificate Secret is already there in the namespace (an earlier start of
+    // the engine): vc keeps it as it is, so its admin credentials are the ones the API server knows.
+    let existing = certs_secret(&api, "team-fast", "fast");
+    env.fake.put(existing.clone()).expect("the namespace's certificate Secret");
+    env.fake.set_port_forward_target("team-fast", "fast-0", 8443, api.addr());
 
-    let created = env.vc(&["create", "fast", "-o", "json", "--timeout", "30s"]);
+    let created =
+        env.vc(&["--namespace", "team-fast", "create", "fast", "-o", "json", "--timeout", "30s"]);
     created.code(0);
+    let kept = env.fake.get("secrets", "team-fast", "fast-certs").expect("the certificate Secret");
+    assert_eq!(kept["data"], existing["data"], "an existing certificate Secret is kept");
+    let managers = kept["metadata"]["managedFields"].to_string();
+    assert!(!managers.contains("\"vc\""), "vc wrote nothing into it: {managers}");
     let result: Value = serde_json::from_str(&created.stdout).expect("JSON on stdout");
     assert_eq!(result["phase"], "Running");
     let timings = result["timings"].as_object().expect("timings");
     for phase in ["applying", "scheduled", "initialized", "apiserver", "ready", "connected"] {
         assert!(timings[phase].is_number(), "timing {phase}: {result}");
     }
-    let pod = env.fake.get("pods", "vc-fast", "fast-0").expect("pod");
+    let pod = env.fake.get("pods", "team-fast", "fast-0").expect("pod");
     assert_eq!(pod["status"]["phase"], "Running");
-    assert!(env.fake.get("secrets", "vc-fast", "vc-fast").is_none(), "no kubeconfig Secret");
+    assert!(env.fake.get("secrets", "team-fast", "vc-fast").is_none(), "no kubeconfig Secret");
     assert!(api.client_cert_handshakes() > 0, "the admin client certificate was presented");
 
     // The context it wrote works with TLS verified against the engine's CA.
@@ -827,4 +851,34 @@ fn create_falls_back_to_the_kubelet_without_the_certificate_secret() {
     let listed = env.kubectl(&env.sandbox.kubeconfig(), &["get", "namespaces", "-o", "name"]);
     listed.code(0);
     assert!(listed.stdout.contains("namespace/inside-slow"), "{}", listed.stdout);
+}
+
+#[test]
+fn create_writes_the_engines_certificates_before_its_start() {
+    let env = Env::new();
+    env.vc(&["create", "pki", "--no-wait"]).code(0);
+    let secret = env.fake.get("secrets", "vc-pki", "pki-certs").expect("the certificate Secret");
+    assert_eq!(secret["metadata"]["labels"]["app"], "vcluster");
+    assert_eq!(secret["metadata"]["labels"]["vcluster-name"], "pki");
+    let data = secret["data"].as_object().expect("data");
+    assert_eq!(data.len(), 29, "{:?}", data.keys().collect::<Vec<_>>());
+    let pem = STANDARD.decode(data["apiserver.crt"].as_str().expect("base64")).expect("base64");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).expect("a PEM certificate");
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).expect("a certificate");
+    let sans = cert.subject_alternative_name().expect("one").expect("SANs").value;
+    let ips: Vec<String> = sans
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::IPAddress(b) => {
+                Some(b.iter().map(u8::to_string).collect::<Vec<_>>().join("."))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ips, ["10.96.0.1", "127.0.0.1"], "the host's first service address");
+    // Applied before the control plane, so the engine finds it at its first look.
+    let sts = env.fake.get("statefulsets", "vc-pki", "pki").expect("the StatefulSet");
+    let created = |o: &Value| o["metadata"]["creationTimestamp"].as_str().unwrap_or("").to_string();
+    assert!(created(&secret) <= created(&sts));
 }

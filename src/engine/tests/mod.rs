@@ -579,4 +579,5 @@ fn rendering_is_deterministic() {
 }
 
 mod isolation;
+mod pki;
 mod speed;
