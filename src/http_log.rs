@@ -203,9 +203,20 @@ fn streams(uri: &http::Uri) -> bool {
         || path.ends_with("/attach")
 }
 
-fn print_body(direction: &str, bytes: &[u8]) {
+fn print_body(direction: &str, bytes: &[u8], secret: bool) {
+    if let Some(line) = body_line(direction, bytes, secret) {
+        eprintln!("{line}");
+    }
+}
+
+/// The `-vv` line of a body; a Secret's (certificates, keys, kubeconfigs) is left out, so a
+/// shared log never carries credentials.
+fn body_line(direction: &str, bytes: &[u8], secret: bool) -> Option<String> {
     if bytes.is_empty() {
-        return;
+        return None;
+    }
+    if secret {
+        return Some(format!("http:   {direction} [{} bytes of a Secret left out]", bytes.len()));
     }
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(BODY_LIMIT)]);
     let cut = if bytes.len() > BODY_LIMIT {
@@ -213,7 +224,7 @@ fn print_body(direction: &str, bytes: &[u8]) {
     } else {
         String::new()
     };
-    eprintln!("http:   {direction} {}{cut}", text.trim_end());
+    Some(format!("http:   {direction} {}{cut}", text.trim_end()))
 }
 
 /// The response body type of kube's service stack, below the client.
@@ -241,11 +252,12 @@ where
         use futures::FutureExt as _;
         use http_body_util::BodyExt as _;
         let streaming = streams(request.uri());
+        let secret = request.uri().path().contains("/secrets");
         // kube's request bodies are bytes in memory: a copy is ready at once.
         if let Some(Ok(bytes)) =
             request.body().try_clone().and_then(|copy| copy.collect_bytes().now_or_never())
         {
-            print_body(">", &bytes);
+            print_body(">", &bytes, secret);
         }
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -255,7 +267,7 @@ where
             }
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await.map_err(S::Error::from)?.to_bytes();
-            print_body("<", &bytes);
+            print_body("<", &bytes, secret);
             let full: DynBody =
                 Box::new(http_body_util::Full::new(bytes).map_err(|never| match never {}));
             Ok(Response::from_parts(parts, full))
@@ -265,7 +277,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{path_of, streams};
+    use super::{body_line, path_of, streams};
 
     #[test]
     fn watches_and_streams_are_not_read_whole() {
@@ -277,6 +289,17 @@ mod tests {
             assert!(streams(&uri.parse().expect("uri")), "{uri}");
         }
         assert!(!streams(&"/api/v1/pods?labelSelector=watch%3Dtrue".parse().expect("uri")));
+    }
+
+    #[test]
+    fn secret_bodies_are_left_out() {
+        let key = b"{\"data\":{\"ca.key\":\"LS0tLS1CRUdJTi...\"}}";
+        let line = body_line("<", key, true).unwrap();
+        assert!(!line.contains("ca.key"), "{line}");
+        assert!(line.contains("bytes of a Secret left out"), "{line}");
+        let other = body_line(">", b"{\"kind\":\"ConfigMap\"}", false).unwrap();
+        assert!(other.contains("ConfigMap"), "{other}");
+        assert_eq!(body_line(">", b"", false), None);
     }
 
     #[test]
