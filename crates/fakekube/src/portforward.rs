@@ -236,7 +236,7 @@ fn parse_ports(query: &str) -> Result<Vec<u16>, String> {
     Ok(ports)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
