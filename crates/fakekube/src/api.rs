@@ -306,7 +306,49 @@ fn unhex(s: &str) -> Option<String> {
 fn served(def: &ResourceDef, obj: &Value) -> Value {
     let mut o = obj.clone();
     o["apiVersion"] = json!(def.api_version());
+    // Custom resources are pruned and defaulted on read too, so a schema change (a new
+    // default, a dropped field) shows on objects stored before it, as on a real server.
+    if let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) {
+        crate::schema::prune(schema, &mut o);
+        crate::schema::apply_defaults(schema, &mut o);
+    }
     o
+}
+
+/// The fields of a custom resource body its schema does not declare, by `fieldValidation`:
+/// `Strict` refuses them (400), `Ignore` drops them silently, `Warn` (the default) drops
+/// them with one `Warning` header each, returned here. For merge, strategic and JSON
+/// patches `Strict` is treated as `Warn` (the real server words that refusal around the
+/// whole patched object).
+fn unknown_fields(
+    def: &ResourceDef,
+    ctx: &Ctx,
+    body: &Value,
+    strict_allowed: bool,
+) -> Result<Vec<String>, ApiError> {
+    let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let mode = ctx.q("fieldValidation").unwrap_or("Warn");
+    if mode == "Ignore" || !body.is_object() {
+        return Ok(Vec::new());
+    }
+    let mut unknown = crate::schema::prune(schema, &mut body.clone());
+    unknown.sort();
+    if mode == "Strict" && strict_allowed && !unknown.is_empty() {
+        return Err(ApiError::strict_decoding(def, &unknown));
+    }
+    Ok(unknown)
+}
+
+fn with_warnings(mut resp: Response, unknown: &[String]) -> Response {
+    for field in unknown {
+        let text = format!("299 - {}", json!(format!("unknown field {}", json!(field))));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn list_item(def: &ResourceDef, obj: &Value) -> Value {
@@ -385,24 +427,33 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
         (_, _, _) if def.create_only => Err(ApiError::method_not_allowed()),
         (&Method::POST, None, _) => {
             let body = ctx.body_value()?;
+            let unknown = unknown_fields(&def, &ctx, &body, true)?;
             let out = shared.state().create(&def, &ns, body, &ctx.write_opts(None))?;
-            Ok(json_response(StatusCode::CREATED, &served(&def, &out)))
+            Ok(with_warnings(json_response(StatusCode::CREATED, &served(&def, &out)), &unknown))
         }
         (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => {
             scale_write(shared, &def, &ns, name, &ctx)
         }
         (&Method::PUT, Some(name), sub) => {
             let body = ctx.body_value()?;
+            let unknown = unknown_fields(&def, &ctx, &body, true)?;
             let out = shared.state().update(&def, &ns, name, body, &ctx.write_opts(sub))?;
-            Ok(ok(&served(&def, &out)))
+            Ok(with_warnings(ok(&served(&def, &out)), &unknown))
         }
         (&Method::PATCH, Some(name), sub) => {
             let kind = patch_kind(&ctx)?;
             let body = ctx.body_value()?;
+            // Apply bodies with undeclared fields are refused by the typed conversion.
+            let unknown = match kind {
+                PatchKind::Merge | PatchKind::Strategic => {
+                    unknown_fields(&def, &ctx, &body, false)?
+                }
+                _ => Vec::new(),
+            };
             let (out, created) =
                 shared.state().patch(&def, &ns, name, kind, &body, &ctx.write_opts(sub))?;
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(json_response(code, &served(&def, &out)))
+            Ok(with_warnings(json_response(code, &served(&def, &out)), &unknown))
         }
         (&Method::DELETE, Some(name), None) => {
             let opts = delete_opts(&ctx)?;
