@@ -627,23 +627,21 @@ pub fn validate_object_write(
     finish_with_rules(version, schema, obj, old, "", errs)
 }
 
-/// Validates a write to the `status` subresource: only `.status` is checked, and messages
-/// name paths relative to it (`phase in body ...`) as the real status strategy does.
+/// Validates a write to the `status` subresource: the schema checks only `.status`, with
+/// messages naming paths relative to it (`phase in body ...`), but the CEL rules run over the
+/// whole object, as the real status strategy does (so a spec rule can refuse a status write).
 pub fn validate_status_write(
     version: &CrdVersion,
     obj: &Value,
     old: Option<&Value>,
 ) -> Vec<FieldError> {
     let Some(schema) = &version.schema else { return Vec::new() };
-    let Some(status) = obj.get("status") else { return Vec::new() };
-    let node = &schema["properties"]["status"];
-    if !node.is_object() {
-        return Vec::new();
-    }
     let mut errs = Vec::new();
-    validate_node(node, status, "status", "", &mut errs);
-    let old_status = old.and_then(|o| o.get("status"));
-    finish_with_rules(version, node, status, old_status, "status", errs)
+    let node = &schema["properties"]["status"];
+    if let (Some(status), true) = (obj.get("status"), node.is_object()) {
+        validate_node(node, status, "status", "", &mut errs);
+    }
+    finish_with_rules(version, schema, obj, old, "", errs)
 }
 
 fn finish_with_rules(

@@ -584,7 +584,7 @@ fn non_structural_crds_are_refused_with_the_real_body() {
 #[test]
 fn printer_columns_short_names_and_categories_are_served() {
     let fk = fake();
-    assert_eq!(post(&fk, PROBES, &probe("a", json!({"ttl": "2h"}))).code, 201);
+    assert_eq!(post(&fk, PROBES, &probe("a", json!({"ttl": "2h", "name": "abc"}))).code, 201);
     let r = http(
         &fk,
         "PATCH",
@@ -639,4 +639,77 @@ fn printer_columns_short_names_and_categories_are_served() {
     assert_eq!(discovery["resources"][0]["categories"], json!(["all"]));
     assert_eq!(discovery["resources"][1]["name"], "probes/status");
     assert!(fk.get("prb", "default", "a").is_some());
+}
+
+#[test]
+fn server_side_apply_of_status_keeps_spec_and_generation() {
+    let fk = fake();
+    assert_eq!(post(&fk, PROBES, &probe("u", json!({"ttl": "2h"}))).code, 201);
+    assert_eq!(post(&fk, PROBES, &probe("s", json!({"ttl": "2h", "name": "abc"}))).code, 201);
+    // The CEL rules run over the whole object on status writes too: `u` has no spec.name,
+    // so its spec rule fails even though only status is written.
+    let status_of = |name: &str| {
+        json!({"apiVersion": "fakecrd-probe.example.com/v1alpha1", "kind": "Probe", "metadata": {"name": name},
+               "status": {"phase": "Ready", "observedGeneration": 1}})
+    };
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/u/status?fieldManager=vc-operator&force=true"),
+        "application/apply-patch+yaml",
+        &status_of("u").to_string(),
+    );
+    assert_eq!(
+        r.json(),
+        invalid(
+            "u",
+            json!([{"reason": "FieldValueInvalid", "message": "Invalid value: \"object\": no such key: name evaluating rule: name is immutable", "field": "spec"}])
+        )
+    );
+    let status = json!({"apiVersion": "fakecrd-probe.example.com/v1alpha1", "kind": "Probe", "metadata": {"name": "s"},
+                        "status": {"phase": "Ready", "observedGeneration": 1}});
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/s/status?fieldManager=vc-operator&force=true"),
+        "application/apply-patch+yaml",
+        &status.to_string(),
+    );
+    assert_eq!(r.code, 200, "{}", r.text());
+    let o = r.json();
+    assert_eq!(o["status"], json!({"phase": "Ready", "observedGeneration": 1}));
+    assert_eq!(o["spec"], json!({"ttl": "2h", "name": "abc", "mode": "fast", "replicas": 1}));
+    assert_eq!(o["metadata"]["generation"], 1);
+    let managers: Vec<(Value, Value)> = o["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["manager"].clone(), m["subresource"].clone()))
+        .collect();
+    assert!(managers.contains(&(json!("vc-operator"), json!("status"))), "{managers:?}");
+    // The same apply again is a no-op.
+    let rv = o["metadata"]["resourceVersion"].clone();
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/s/status?fieldManager=vc-operator&force=true"),
+        "application/apply-patch+yaml",
+        &status.to_string(),
+    );
+    assert_eq!(r.json()["metadata"]["resourceVersion"], rv);
+    // An invalid status apply is refused with the status-relative message.
+    let mut bad = status.clone();
+    bad["status"]["observedGeneration"] = json!("one");
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/s/status?fieldManager=vc-operator&force=true"),
+        "application/apply-patch+yaml",
+        &bad.to_string(),
+    );
+    assert_eq!(r.code, 500, "{}", r.text());
+    assert_eq!(
+        r.json()["message"],
+        "failed to create typed patch object (/s; fakecrd-probe.example.com/v1alpha1, Kind=Probe): .status.observedGeneration: expected numeric (int or float), got string"
+    );
 }
