@@ -397,7 +397,7 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
         (&Method::GET, Some(name), Some("scale")) => {
             let st = shared.state();
             let obj = st.get(&def, &ns, name).ok_or_else(|| ApiError::not_found(&def, name))?;
-            Ok(ok(&scale_of(obj)))
+            Ok(ok(&scale_of(&def, obj)))
         }
         (&Method::GET, Some(name), _) => {
             let st = shared.state();
@@ -745,7 +745,39 @@ fn pod_log(
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response())
 }
 
-fn scale_of(obj: &Value) -> Value {
+/// The keys of a simple JSONPath such as `.spec.replicas`.
+fn path_keys(path: &str) -> Vec<&str> {
+    path.trim_start_matches('.').split('.').filter(|k| !k.is_empty()).collect()
+}
+
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path_keys(path).into_iter().try_fold(obj, |v, k| v.get(k))
+}
+
+/// The Scale of a custom resource, from its CRD's replica and selector paths (the selector
+/// only when a `labelSelectorPath` is declared and holds a value, as for real).
+fn crd_scale_of(scale: &Value, obj: &Value) -> Value {
+    let m = &obj["metadata"];
+    let int = |key: &str| {
+        scale[key].as_str().and_then(|p| at_path(obj, p)).and_then(Value::as_i64).unwrap_or(0)
+    };
+    let mut status = json!({"replicas": int("statusReplicasPath")});
+    if let Some(sel) = scale["labelSelectorPath"].as_str().and_then(|p| at_path(obj, p)) {
+        status["selector"] = sel.clone();
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"], "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": int("specReplicasPath")},
+        "status": status,
+    })
+}
+
+fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+    if let Some(scale) = def.crd.as_ref().and_then(|c| c.scale.as_ref()) {
+        return crd_scale_of(scale, obj);
+    }
     let m = &obj["metadata"];
     let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -772,7 +804,7 @@ fn scale_write(
     let body = ctx.body_value()?;
     let mut st = shared.state();
     let obj = st.get(def, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
-    let mut scale = scale_of(&obj);
+    let mut scale = scale_of(def, &obj);
     if ctx.method == Method::PUT {
         scale = body;
     } else {
@@ -784,10 +816,17 @@ fn scale_write(
         }
     }
     let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
-    let patch = json!({"spec": {"replicas": replicas}});
+    let replicas_path = def
+        .crd
+        .as_ref()
+        .and_then(|c| c.scale.as_ref())
+        .and_then(|s| s["specReplicasPath"].as_str())
+        .unwrap_or(".spec.replicas");
+    let patch =
+        path_keys(replicas_path).into_iter().rev().fold(json!(replicas), |v, k| json!({ k: v }));
     let opts = WriteOpts { subresource: None, ..ctx.write_opts(None) };
     let (out, _) = st.patch(def, ns, name, PatchKind::Merge, &patch, &opts)?;
-    Ok(ok(&scale_of(&out)))
+    Ok(ok(&scale_of(def, &out)))
 }
 
 struct WatchStream {

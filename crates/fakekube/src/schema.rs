@@ -29,6 +29,8 @@ pub struct CrdVersion {
     pub printer_columns: Vec<Value>,
     /// The `x-kubernetes-validations` rules of the schema, compiled once.
     pub rules: Arc<cel::RuleSet>,
+    /// `subresources.scale` (`specReplicasPath`, `statusReplicasPath`, `labelSelectorPath`).
+    pub scale: Option<Value>,
 }
 
 impl CrdVersion {
@@ -44,7 +46,8 @@ impl CrdVersion {
             );
         }
         let rules = Arc::new(schema.as_ref().map(cel::RuleSet::compile).unwrap_or_default());
-        CrdVersion { schema, printer_columns, rules }
+        let scale = version["subresources"]["scale"].as_object().map(|m| Value::Object(m.clone()));
+        CrdVersion { schema, printer_columns, rules, scale }
     }
 }
 
@@ -425,7 +428,7 @@ fn validate_string(node: &Value, s: &str, field: &str, msg: &str, errs: &mut Vec
         ));
     }
     if let Some(p) = node["pattern"].as_str()
-        && regex::Regex::new(p).is_ok_and(|re| !re.is_match(s))
+        && pattern_mismatch(p, s)
     {
         errs.push(FieldError::invalid(field, s, format!("{msg} in body should match '{p}'")));
     }
@@ -439,6 +442,21 @@ fn validate_string(node: &Value, s: &str, field: &str, msg: &str, errs: &mut Vec
             detail: format!("{msg} in body must be of type {format}: {}", json!(s)),
         });
     }
+}
+
+/// Whether `s` fails `pattern` (a pattern that does not compile never matches anything
+/// here; the CRD check refuses such schemas). Compiled patterns are kept per thread, since
+/// lists of many objects check the same few patterns over and over.
+fn pattern_mismatch(pattern: &str, s: &str) -> bool {
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Option<regex::Regex>>> =
+            std::cell::RefCell::default();
+    }
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let re = c.entry(pattern.to_string()).or_insert_with(|| regex::Regex::new(pattern).ok());
+        re.as_ref().is_some_and(|re| !re.is_match(s))
+    })
 }
 
 /// The formats the fake checks; any other format passes, as unknown formats do for real.

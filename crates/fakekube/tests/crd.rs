@@ -713,3 +713,55 @@ fn server_side_apply_of_status_keeps_spec_and_generation() {
         "failed to create typed patch object (/s; fakecrd-probe.example.com/v1alpha1, Kind=Probe): .status.observedGeneration: expected numeric (int or float), got string"
     );
 }
+
+#[test]
+fn the_scale_subresource_follows_the_crd_paths() {
+    let fk = FakeKube::start();
+    let mut with_scale = crd();
+    with_scale["spec"]["versions"][0]["subresources"]["scale"] = json!({"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.observedGeneration"});
+    assert_eq!(post(&fk, CRDS, &with_scale).code, 201);
+    assert_eq!(
+        post(&fk, PROBES, &probe("n", json!({"ttl": "2h", "name": "abc", "replicas": 2}))).code,
+        201
+    );
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/n/status"),
+        "application/merge-patch+json",
+        r#"{"status":{"observedGeneration":2}}"#,
+    );
+    assert_eq!(r.code, 200, "{}", r.text());
+    let scale = get(&fk, &format!("{PROBES}/n/scale")).json();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"], json!({"replicas": 2}));
+    assert_eq!(scale["status"], json!({"replicas": 2}), "no selector without labelSelectorPath");
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/n/scale"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":4}}"#,
+    );
+    assert_eq!(r.json()["spec"], json!({"replicas": 4}));
+    let o = fk.get("probes", "default", "n").unwrap();
+    assert_eq!(
+        (o["spec"]["replicas"].clone(), o["metadata"]["generation"].clone()),
+        (json!(4), json!(2))
+    );
+    // The schema still applies to writes through /scale.
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/n/scale"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":9}}"#,
+    );
+    assert_eq!(
+        r.json(),
+        invalid(
+            "n",
+            json!([{"reason": "FieldValueInvalid", "message": "Invalid value: 9: spec.replicas in body should be less than or equal to 5", "field": "spec.replicas"}])
+        )
+    );
+}
