@@ -75,7 +75,48 @@ const TYPES: [&str; 6] = ["array", "boolean", "integer", "number", "object", "st
 /// `spec.versions[i].schema.openAPIV3Schema`.
 pub fn check_crd(crd: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let versions = crd["spec"]["versions"].as_array().cloned().unwrap_or_default();
+    let spec = &crd["spec"];
+    let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    let group = spec["group"].as_str().unwrap_or_default();
+    if name != format!("{plural}.{group}") {
+        errs.push(FieldError::invalid(
+            "metadata.name",
+            name,
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
+    }
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    let columns: Vec<&Value> = versions.iter().map(|v| &v["additionalPrinterColumns"]).collect();
+    let shared_columns = columns.windows(2).all(|w| w[0] == w[1]);
+    for (i, cols) in columns.iter().enumerate() {
+        if shared_columns && i > 0 {
+            break;
+        }
+        let base = if shared_columns {
+            "spec.additionalPrinterColumns".to_string()
+        } else {
+            format!("spec.versions[{i}].additionalPrinterColumns")
+        };
+        for (j, c) in cols.as_array().into_iter().flatten().enumerate() {
+            let kind = c["type"].as_str().unwrap_or_default();
+            if !["boolean", "date", "integer", "number", "string"].contains(&kind) {
+                errs.push(FieldError::invalid(
+                    &format!("{base}[{j}].type"),
+                    kind,
+                    "must be one of boolean,date,integer,number,string",
+                ));
+            }
+            let path = c["jsonPath"].as_str().unwrap_or_default();
+            if !path.starts_with('.') {
+                errs.push(FieldError::invalid(
+                    &format!("{base}[{j}].JSONPath"),
+                    path,
+                    "must be a simple json path starting with .",
+                ));
+            }
+        }
+    }
     let schemas: Vec<&Value> = versions.iter().map(|v| &v["schema"]["openAPIV3Schema"]).collect();
     for (i, s) in schemas.iter().enumerate() {
         if !s.is_object() {
@@ -801,7 +842,11 @@ mod tests {
 
     #[test]
     fn crds_with_non_structural_schemas_are_refused() {
-        let crd = |schema: Value| json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": schema}}]}});
+        let crd = |schema: Value| {
+            json!({"metadata": {"name": "things.example.com"},
+                   "spec": {"group": "example.com", "names": {"plural": "things"},
+                            "versions": [{"name": "v1", "schema": {"openAPIV3Schema": schema}}]}})
+        };
         let full = |s: Value| check_crd(&crd(s)).iter().map(FieldError::full).collect::<Vec<_>>();
         assert_eq!(
             full(
@@ -834,7 +879,20 @@ mod tests {
             ]
         );
         assert!(full(schema()).is_empty());
-        let missing = json!({"spec": {"versions": [{"name": "v1"}]}});
+        let mut misnamed = crd(schema());
+        misnamed["metadata"]["name"] = json!("wrong.example.com");
+        misnamed["spec"]["versions"][0]["additionalPrinterColumns"] =
+            json!([{"name": "A", "type": "weird", "jsonPath": "spec.a"}]);
+        assert_eq!(
+            check_crd(&misnamed).iter().map(FieldError::full).collect::<Vec<_>>(),
+            [
+                "metadata.name: Invalid value: \"wrong.example.com\": must be spec.names.plural+\".\"+spec.group",
+                "spec.additionalPrinterColumns[0].type: Invalid value: \"weird\": must be one of boolean,date,integer,number,string",
+                "spec.additionalPrinterColumns[0].JSONPath: Invalid value: \"spec.a\": must be a simple json path starting with .",
+            ]
+        );
+        let missing = json!({"metadata": {"name": "things.example.com"},
+            "spec": {"group": "example.com", "names": {"plural": "things"}, "versions": [{"name": "v1"}]}});
         assert_eq!(
             check_crd(&missing).iter().map(FieldError::full).collect::<Vec<_>>(),
             ["spec.versions[0].schema.openAPIV3Schema: Required value"]

@@ -765,3 +765,121 @@ fn the_scale_subresource_follows_the_crd_paths() {
         )
     );
 }
+
+/// A CRD in the shape kube's `CustomResource` derive writes (schemars, OpenAPI 3 flavour:
+/// `nullable`, integer formats with float minimums, titles, descriptions, a root
+/// `required`, preserved free-form values, int-or-string with `anyOf`).
+fn derived_crd() -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "virtualclusters.vc.dev"},
+        "spec": {"group": "vc.dev", "scope": "Namespaced",
+            "names": {"categories": [], "kind": "VirtualCluster", "plural": "virtualclusters", "shortNames": ["vcl"], "singular": "virtualcluster"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true, "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+                    {"name": "Kubernetes", "type": "string", "jsonPath": ".status.kubernetesVersion"},
+                    {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "description": "Auto-generated derived type for VirtualClusterSpec via `CustomResource`",
+                    "title": "VirtualCluster", "type": "object", "required": ["spec"],
+                    "properties": {
+                        "spec": {"type": "object", "properties": {
+                            "kubernetesVersion": {"description": "Minor version, e.g. 1.33.", "nullable": true, "type": "string", "pattern": "^1\\.[0-9]+$"},
+                            "ttl": {"nullable": true, "type": "string", "pattern": "^([0-9]+(s|m|h|d))+$"},
+                            "replicas": {"format": "uint32", "minimum": 0.0, "type": "integer", "default": 1},
+                            "port": {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": true, "nullable": true},
+                            "labels": {"additionalProperties": {"type": "string"}, "default": {}, "type": "object"},
+                            "isolation": {"enum": ["Strict", "Off"], "type": "string", "default": "Strict"},
+                            "engine": {"nullable": true, "type": "object", "properties": {
+                                "values": {"nullable": true, "type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                        }},
+                        "status": {"nullable": true, "type": "object", "properties": {
+                            "phase": {"nullable": true, "type": "string"},
+                            "kubernetesVersion": {"nullable": true, "type": "string"},
+                            "observedGeneration": {"format": "int64", "nullable": true, "type": "integer"},
+                            "conditions": {"type": "array", "items": {"type": "object", "required": ["status", "type"], "properties": {
+                                "type": {"type": "string"}, "status": {"type": "string"}, "reason": {"nullable": true, "type": "string"}}}},
+                        }},
+                    },
+                }},
+            }],
+        },
+    })
+}
+
+#[test]
+fn a_derived_crd_is_accepted_and_enforced() {
+    let fk = FakeKube::start();
+    let r = post(&fk, CRDS, &derived_crd());
+    assert_eq!(r.code, 201, "{}", r.text());
+    const VCS: &str = "/apis/vc.dev/v1alpha1/namespaces/default/virtualclusters";
+    let vc = |name: &str, spec: Value| json!({"apiVersion": "vc.dev/v1alpha1", "kind": "VirtualCluster", "metadata": {"name": name}, "spec": spec});
+    let r = post(
+        &fk,
+        VCS,
+        &vc(
+            "dev",
+            json!({"kubernetesVersion": "1.33", "ttl": "2h30m", "port": 8443,
+        "engine": {"values": {"controlPlane": {"distro": {"k8s": {"enabled": true}}}}}}),
+        ),
+    );
+    assert_eq!(r.code, 201, "{}", r.text());
+    let o = r.json();
+    assert_eq!(o["spec"]["replicas"], 1);
+    assert_eq!(o["spec"]["isolation"], "Strict");
+    assert_eq!(o["spec"]["labels"], json!({}));
+    assert_eq!(o["spec"]["engine"]["values"]["controlPlane"]["distro"]["k8s"]["enabled"], true);
+
+    let r = post(
+        &fk,
+        VCS,
+        &vc("bad", json!({"kubernetesVersion": "one", "replicas": -1, "isolation": "Loose"})),
+    );
+    let mut causes: Vec<String> = r.json()["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}: {}", c["field"].as_str().unwrap(), c["message"].as_str().unwrap()))
+        .collect();
+    causes.sort();
+    assert_eq!(
+        causes,
+        [
+            "spec.isolation: Unsupported value: \"Loose\": supported values: \"Strict\", \"Off\"",
+            "spec.kubernetesVersion: Invalid value: \"one\": spec.kubernetesVersion in body should match '^1\\.[0-9]+$'",
+            "spec.replicas: Invalid value: -1: spec.replicas in body should be greater than or equal to 0",
+        ]
+    );
+    let r = post(
+        &fk,
+        VCS,
+        &json!({"apiVersion": "vc.dev/v1alpha1", "kind": "VirtualCluster", "metadata": {"name": "nospec"}}),
+    );
+    assert_eq!(
+        r.json()["message"],
+        "VirtualCluster.vc.dev \"nospec\" is invalid: spec: Required value"
+    );
+
+    let status = json!({"status": {"phase": "Ready", "kubernetesVersion": "v1.33.4", "observedGeneration": 1,
+        "conditions": [{"type": "Progressing", "status": "False"}, {"type": "Ready", "status": "True", "reason": "Running"}]}});
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{VCS}/dev/status"),
+        "application/merge-patch+json",
+        &status.to_string(),
+    );
+    assert_eq!(r.code, 200, "{}", r.text());
+    let t = common::get_accept(
+        &fk,
+        &format!("{VCS}/dev"),
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+    )
+    .json();
+    let cells = t["rows"][0]["cells"].as_array().unwrap();
+    assert_eq!(cells[..4], [json!("dev"), json!("Ready"), json!("v1.33.4"), json!("True")]);
+    assert!(fk.get("vcl", "default", "dev").is_some());
+}
