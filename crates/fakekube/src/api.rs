@@ -320,12 +320,17 @@ fn served(def: &ResourceDef, obj: &Value) -> Value {
 /// them with one `Warning` header each, returned here. For merge, strategic and JSON
 /// patches `Strict` is treated as `Warn` (the real server words that refusal around the
 /// whole patched object).
+/// Also returns, for CRD writes, the real server's `unrecognized format` warnings.
 fn unknown_fields(
     def: &ResourceDef,
     ctx: &Ctx,
     body: &Value,
     strict_allowed: bool,
 ) -> Result<Vec<String>, ApiError> {
+    if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+        let formats = crate::schema::unrecognized_formats(body);
+        return Ok(formats.iter().map(|f| format!("unrecognized format {}", json!(f))).collect());
+    }
     let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) else {
         return Ok(Vec::new());
     };
@@ -338,12 +343,13 @@ fn unknown_fields(
     if mode == "Strict" && strict_allowed && !unknown.is_empty() {
         return Err(ApiError::strict_decoding(def, &unknown));
     }
-    Ok(unknown)
+    Ok(unknown.iter().map(|f| format!("unknown field {}", json!(f))).collect())
 }
 
-fn with_warnings(mut resp: Response, unknown: &[String]) -> Response {
-    for field in unknown {
-        let text = format!("299 - {}", json!(format!("unknown field {}", json!(field))));
+/// Adds one `Warning: 299 - "..."` header per message.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - {}", json!(warning));
         if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, v);
         }
@@ -446,6 +452,11 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
             // Apply bodies with undeclared fields are refused by the typed conversion.
             let unknown = match kind {
                 PatchKind::Merge | PatchKind::Strategic => {
+                    unknown_fields(&def, &ctx, &body, false)?
+                }
+                // Apply bodies of custom resources are checked by the typed conversion;
+                // for CRDs this yields the format warnings.
+                PatchKind::Apply { .. } if def.crd.is_none() => {
                     unknown_fields(&def, &ctx, &body, false)?
                 }
                 _ => Vec::new(),

@@ -170,6 +170,64 @@ pub fn check_crd(crd: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// String formats the real server knows (`supportedFormats`, compared without `-` / `_`).
+const STRING_FORMATS: [&str; 24] = [
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+];
+
+/// The `format`s in a CRD's schemas the real server does not know, for its
+/// `unrecognized format "uint32"` warnings on CRD writes (each named once).
+pub fn unrecognized_formats(crd: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    fn walk(node: &Value, out: &mut Vec<String>) {
+        if let Some(f) = node["format"].as_str() {
+            let known = match node["type"].as_str() {
+                Some("integer") => matches!(f, "int32" | "int64"),
+                Some("number") => matches!(f, "float" | "double" | "int32" | "int64"),
+                _ => STRING_FORMATS.contains(&f.replace(['-', '_'], "").as_str()),
+            };
+            if !known && !out.iter().any(|o| o == f) {
+                out.push(f.to_string());
+            }
+        }
+        for sub in node["properties"].as_object().into_iter().flatten().map(|(_, v)| v) {
+            walk(sub, out);
+        }
+        for key in ["items", "additionalProperties"] {
+            if node[key].is_object() {
+                walk(&node[key], out);
+            }
+        }
+    }
+    for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+        walk(&v["schema"]["openAPIV3Schema"], &mut out);
+    }
+    out
+}
+
 fn check_node(node: &Value, path: &str, root: bool, errs: &mut Vec<FieldError>) {
     let int_or_string = is_true(&node["x-kubernetes-int-or-string"]);
     let preserve = is_true(&node["x-kubernetes-preserve-unknown-fields"]);

@@ -815,6 +815,7 @@ fn a_derived_crd_is_accepted_and_enforced() {
     let fk = FakeKube::start();
     let r = post(&fk, CRDS, &derived_crd());
     assert_eq!(r.code, 201, "{}", r.text());
+    assert_eq!(r.header_values("warning"), ["299 - \"unrecognized format \\\"uint32\\\"\""]);
     const VCS: &str = "/apis/vc.dev/v1alpha1/namespaces/default/virtualclusters";
     let vc = |name: &str, spec: Value| json!({"apiVersion": "vc.dev/v1alpha1", "kind": "VirtualCluster", "metadata": {"name": name}, "spec": spec});
     let r = post(
