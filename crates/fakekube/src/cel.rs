@@ -8,7 +8,8 @@
 //! accepts the CRD (the real server may refuse it) and says so once on stderr. A rule that
 //! fails with a type error at run time, which the real compiler would have caught, is
 //! likewise skipped. Transition rules (those naming `oldSelf`) run on updates only, where
-//! the old object has a value at the same place; list items have no `oldSelf`.
+//! the old object has a value at the same place; list items have no `oldSelf`. Other rules
+//! skip values an update leaves unchanged (validation ratcheting).
 //! Failure messages follow Kubernetes v1.36: `Invalid value: <message>` (or `Forbidden:` /
 //! `Required value:` per the rule's `reason`), `failed rule: <rule>` without a message, and
 //! `Invalid value: "object": no such key: x evaluating rule: <message>` for a missing field.
@@ -718,6 +719,10 @@ impl RuleSet {
             let Some(Some(expr)) = self.parsed.get(text) else { continue };
             let transition = mentions_old_self(expr);
             if transition && old.is_none() {
+                continue;
+            }
+            // Ratcheting: a rule that does not compare with oldSelf skips an unchanged value.
+            if !transition && old == Some(v) {
                 continue;
             }
             let mut vars = vec![("self".to_string(), v.clone())];

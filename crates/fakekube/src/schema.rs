@@ -9,9 +9,10 @@
 //! (`date-time`, `date`, `byte`, `uuid`, `ipv4`, `ipv6`), `properties`,
 //! `additionalProperties`, `items`, `x-kubernetes-preserve-unknown-fields`,
 //! `x-kubernetes-embedded-resource` (its `apiVersion` / `kind` / `metadata` are kept).
+//! Updates ratchet: errors at paths whose value did not change are dropped (and CEL rules
+//! other than transition rules skip unchanged values), as on Kubernetes 1.30+.
 //! Not enforced: `uniqueItems`, `allOf` / `anyOf` / `oneOf` / `not`, `x-kubernetes-list-type`
-//! / `x-kubernetes-map-type` invariants, validation ratcheting of unchanged invalid values,
-//! and the metadata of embedded resources.
+//! / `x-kubernetes-map-type` invariants, and the metadata of embedded resources.
 
 use std::sync::Arc;
 
@@ -741,9 +742,36 @@ pub fn validate_object_write(
     let Some(schema) = &version.schema else { return Vec::new() };
     let mut errs = Vec::new();
     validate_node(schema, obj, "", "", &mut errs);
+    ratchet(&mut errs, obj, old);
     finish_with_rules(version, schema, obj, old, "", errs)
 }
 
+/// The value at an error's field path (`spec.tags[0]`, `spec.labels.k`).
+fn value_at<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
+    let mut v = obj;
+    for seg in field.split('.').filter(|s| !s.is_empty()) {
+        let (key, indexes) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (seg, ""),
+        };
+        if !key.is_empty() {
+            v = v.get(key)?;
+        }
+        for idx in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            v = v.get(idx.parse::<usize>().ok()?)?;
+        }
+    }
+    Some(v)
+}
+
+/// Validation ratcheting (on by default since Kubernetes 1.30): on updates, schema errors
+/// at a path whose value did not change are dropped, so objects stored before a schema got
+/// stricter can still be written.
+fn ratchet(errs: &mut Vec<FieldError>, obj: &Value, old: Option<&Value>) {
+    if let Some(old) = old {
+        errs.retain(|e| value_at(obj, &e.field) != value_at(old, &e.field));
+    }
+}
 /// Validates a write to the `status` subresource: the schema checks only `.status`, with
 /// messages naming paths relative to it (`phase in body ...`), but the CEL rules run over the
 /// whole object, as the real status strategy does (so a spec rule can refuse a status write).
@@ -758,6 +786,7 @@ pub fn validate_status_write(
     if let (Some(status), true) = (obj.get("status"), node.is_object()) {
         validate_node(node, status, "status", "", &mut errs);
     }
+    ratchet(&mut errs, obj, old);
     finish_with_rules(version, schema, obj, old, "", errs)
 }
 

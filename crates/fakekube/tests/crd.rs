@@ -884,3 +884,52 @@ fn a_derived_crd_is_accepted_and_enforced() {
     assert_eq!(cells[..4], [json!("dev"), json!("Ready"), json!("v1.33.4"), json!("True")]);
     assert!(fk.get("vcl", "default", "dev").is_some());
 }
+
+#[test]
+fn updates_ratchet_over_values_a_stricter_schema_would_refuse() {
+    let fk = fake();
+    assert_eq!(
+        post(&fk, PROBES, &probe("n", json!({"ttl": "2h", "name": "abc", "replicas": 4}))).code,
+        201
+    );
+    let mut stricter = fk.get("crd", "", "probes.fakecrd-probe.example.com").unwrap();
+    let spec =
+        &mut stricter["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    spec["properties"]["replicas"]["maximum"] = json!(3);
+    spec["x-kubernetes-validations"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"rule": "self.replicas < 4", "message": "small"}));
+    let r = http(
+        &fk,
+        "PUT",
+        &format!("{CRDS}/probes.fakecrd-probe.example.com"),
+        "application/json",
+        &stricter.to_string(),
+    );
+    assert_eq!(r.code, 200, "{}", r.text());
+    let merge = |body: Value| {
+        http(
+            &fk,
+            "PATCH",
+            &format!("{PROBES}/n"),
+            "application/merge-patch+json",
+            &body.to_string(),
+        )
+    };
+    // What a v1.36 server answered: labels alone pass (spec unchanged, nothing re-checked) ...
+    let r = merge(json!({"metadata": {"labels": {"q": "1"}}}));
+    assert_eq!(r.code, 200, "{}", r.text());
+    // ... another spec field re-runs the spec rule but not the unchanged replicas bound ...
+    let r = merge(json!({"spec": {"mode": "slow"}}));
+    assert_eq!(
+        r.json()["message"],
+        "Probe.fakecrd-probe.example.com \"n\" is invalid: spec: Invalid value: small"
+    );
+    // ... and touching replicas gets both.
+    let r = merge(json!({"spec": {"replicas": 5}}));
+    assert_eq!(
+        r.json()["message"],
+        "Probe.fakecrd-probe.example.com \"n\" is invalid: [spec.replicas: Invalid value: 5: spec.replicas in body should be less than or equal to 3, spec: Invalid value: small]"
+    );
+}
