@@ -264,8 +264,12 @@ fn check_node(node: &Value, path: &str, root: bool, errs: &mut Vec<FieldError>) 
     if let Some(d) = node.get("default") {
         let mut derrs = Vec::new();
         validate_node(node, d, "", "", &mut derrs);
-        for e in derrs.into_iter().filter(|e| e.field.is_empty()) {
-            errs.push(FieldError { field: format!("{path}.default"), ..e });
+        for e in derrs {
+            let field = match e.field.as_str() {
+                "" => format!("{path}.default"),
+                sub => format!("{path}.default.{sub}"),
+            };
+            errs.push(FieldError { field, ..e });
         }
     }
     for (k, sub) in node["properties"].as_object().into_iter().flatten() {
@@ -966,6 +970,14 @@ mod tests {
             ]
         );
         assert!(full(schema()).is_empty());
+        assert_eq!(
+            full(
+                json!({"type": "object", "properties": {"spec": {"type": "object", "default": {"a": "x"}, "properties": {"a": {"type": "integer"}}}}})
+            ),
+            [
+                "spec.validation.openAPIV3Schema.properties[spec].default.a: Invalid value: \"string\": a in body must be of type integer: \"string\""
+            ]
+        );
         let mut misnamed = crd(schema());
         misnamed["metadata"]["name"] = json!("wrong.example.com");
         misnamed["spec"]["versions"][0]["additionalPrinterColumns"] =
