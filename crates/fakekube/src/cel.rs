@@ -659,6 +659,17 @@ fn walk_schema(node: &Value, f: &mut dyn FnMut(&Value)) {
     }
 }
 
+/// Says once per process that a rule is outside the subset (CRDs are registered again on
+/// every change of the CRD object, so a plain print would repeat).
+fn report_unsupported(rule: &str, why: &str) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !seen.iter().any(|r| r == rule) {
+        seen.push(rule.to_string());
+        eprintln!("fakekube: x-kubernetes-validations rule not enforced ({why}): {rule}");
+    }
+}
+
 impl RuleSet {
     pub fn compile(schema: &Value) -> Self {
         let mut set = RuleSet::default();
@@ -672,9 +683,7 @@ impl RuleSet {
                 let parsed = match parse(&text) {
                     Ok(e) => Some(e),
                     Err(why) => {
-                        eprintln!(
-                            "fakekube: x-kubernetes-validations rule not enforced ({why}): {text}"
-                        );
+                        report_unsupported(&text, &why);
                         None
                     }
                 };

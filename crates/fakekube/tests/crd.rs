@@ -933,3 +933,28 @@ fn updates_ratchet_over_values_a_stricter_schema_would_refuse() {
         "Probe.fakecrd-probe.example.com \"n\" is invalid: [spec.replicas: Invalid value: 5: spec.replicas in body should be less than or equal to 3, spec: Invalid value: small]"
     );
 }
+
+#[test]
+fn rules_outside_the_cel_subset_are_accepted_and_not_enforced() {
+    let fk = FakeKube::start();
+    let mut c = crd();
+    let rules = &mut c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"];
+    rules
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"rule": "quantity(self.ttl).isGreaterThan(quantity('1'))"}));
+    assert_eq!(post(&fk, CRDS, &c).code, 201);
+    // The quantity rule is skipped (a real server would evaluate it); the others still run.
+    assert_eq!(post(&fk, PROBES, &probe("a", json!({"ttl": "2h", "name": "abc"}))).code, 201);
+    let r = http(
+        &fk,
+        "PATCH",
+        &format!("{PROBES}/a"),
+        "application/merge-patch+json",
+        r#"{"spec":{"name":"xyz"}}"#,
+    );
+    assert_eq!(
+        r.json()["message"],
+        "Probe.fakecrd-probe.example.com \"a\" is invalid: spec: Invalid value: name is immutable"
+    );
+}
