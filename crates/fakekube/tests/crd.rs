@@ -1,8 +1,8 @@
 //! Custom resources against their CRD's schema, over HTTP: 422 bodies for each schema rule
 //! and CEL rule (as a v1.36 kube-apiserver answered the same requests), pruning with
 //! `unknown field` warnings / strict refusal / the server-side apply 500, defaulting on
-//! write and read, status subresource semantics, printer columns, discovery names, and CRDs
-//! refused for non-structural schemas.
+//! write and read, status subresource semantics, ratcheting, the scale subresource, printer
+//! columns, discovery names, and CRDs refused for non-structural schemas.
 
 #![recursion_limit = "256"]
 
