@@ -266,6 +266,12 @@ pub struct CreateArgs {
     /// is lost when the control-plane pod is replaced)
     #[arg(long)]
     pub ephemeral: bool,
+    /// Size of the datastore's volume claim, such as 10Gi (default 5Gi)
+    #[arg(long, value_name = "QUANTITY", conflicts_with = "ephemeral")]
+    pub storage_size: Option<String>,
+    /// StorageClass of the datastore's volume claim (default: the host's default class)
+    #[arg(long, value_name = "CLASS", conflicts_with = "ephemeral")]
+    pub storage_class: Option<String>,
     /// ResourceQuota limits, such as cpu=4,memory=8Gi,pods=20 (also turns the quota on in a shared namespace)
     #[arg(long, value_name = "LIST")]
     pub quota: Option<String>,
@@ -359,6 +365,8 @@ impl FromSnapshotArgs {
             no_isolation: false,
             allow_internet: false,
             no_quota: false,
+            storage_size: None,
+            storage_class: None,
             quota: None,
             timeout: self.timeout,
             no_wait: false,

@@ -94,6 +94,12 @@ fn build_spec(
     if args.ephemeral {
         spec.persistence = Some(false);
     }
+    if let Some(size) = &args.storage_size {
+        spec.storage.size = Some(size.clone());
+    }
+    if let Some(class) = &args.storage_class {
+        spec.storage.class_name = Some(class.clone());
+    }
     if let Some(quota) = &args.quota {
         spec.quota.hard.extend(spec::parse_quota(quota)?);
         spec.quota.enabled = Some(true);
@@ -152,7 +158,7 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let service_ip = async { Ok(host.first_service_ip().await?) };
     let preflight = async {
         futures::try_join!(
-            check_existing(&host, &placement, args.upsert, spec.persistent()),
+            check_existing(&host, &placement, args.upsert, &spec),
             facts,
             rights,
             service_ip
@@ -295,8 +301,9 @@ async fn check_existing(
     host: &Host,
     placement: &Placement,
     upsert: bool,
-    persistent: bool,
+    spec: &VirtualClusterSpec,
 ) -> anyhow::Result<Option<(jiff::Timestamp, Option<jiff::Timestamp>)>> {
+    let persistent = spec.persistent();
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let context = &host.context;
     match host.namespace_state(namespace).await? {
@@ -367,6 +374,22 @@ async fn check_existing(
             };
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} in namespace {namespace:?} was created {was}, which cannot change on an existing cluster; apply again with the same choice (vc create {name} --upsert{fix}), or delete it and create it anew"
+            ))
+            .into());
+        }
+        let was_storage = existing.spec.as_ref().map(|s| s.storage.clone()).unwrap_or_default();
+        if persistent && was_storage != spec.storage {
+            let shown = |s: &spec::StorageSpec| {
+                format!(
+                    "size {}, class {}",
+                    s.size.as_deref().unwrap_or("5Gi (default)"),
+                    s.class_name.as_deref().unwrap_or("the host's default")
+                )
+            };
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} has a volume claim of {}, which cannot change on an existing cluster (asked: {}); apply again with the same --storage-size and --storage-class, or delete it and create it anew",
+                shown(&was_storage),
+                shown(&spec.storage)
             ))
             .into());
         }
