@@ -46,6 +46,11 @@ pub struct VirtualClusterSpec {
     /// unset).
     #[serde(default, skip_serializing_if = "StorageSpec::is_empty")]
     pub storage: StorageSpec,
+    /// Manifests applied inside the virtual cluster once it is ready, in order, with
+    /// server-side apply: each entry a file, a directory (its .yaml, .yml and .json files), an
+    /// http(s) URL, or inline YAML (an entry of several lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<String>,
     /// Passthrough to the engine.
     #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
     pub engine: EngineSpec,
@@ -243,6 +248,8 @@ pub enum SpecError {
         "a storage size or class (--storage-size, --storage-class) shapes the volume claim, and an ephemeral cluster (--ephemeral) has none; drop one of the two"
     )]
     StorageEphemeral,
+    #[error("manifests: entry {0} is empty; give a file, a directory, a URL or inline YAML")]
+    EmptyManifest(usize),
     #[error("invalid label {0:?}: {1}")]
     Label(String, String),
     #[error("engine.values must be a mapping of engine configuration keys")]
@@ -562,6 +569,9 @@ impl VirtualClusterSpec {
         }
         if !self.persistent() && !self.storage.is_empty() {
             return Err(SpecError::StorageEphemeral);
+        }
+        if let Some(i) = self.manifests.iter().position(|m| m.trim().is_empty()) {
+            return Err(SpecError::EmptyManifest(i + 1));
         }
         for (k, v) in &self.labels {
             parse_label(&format!("{k}={v}"))?;
