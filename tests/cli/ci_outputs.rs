@@ -85,6 +85,24 @@ fn create_and_connect_write_github_outputs_and_a_summary() {
     }
     env.vc(&["disconnect", "ci"]).code(0);
 
+    // An address the user exposes (`--server`): the same outputs, that address as the server,
+    // and no forward port in the JSON.
+    std::fs::write(&output, "").unwrap();
+    let exposed = format!("https://127.0.0.1:{}", api.addr().port());
+    let direct = Vc::new(&env.sandbox)
+        .args(["connect", "ci", "--server", &exposed, "-o", "json"])
+        .env("GITHUB_OUTPUT", &output)
+        .run();
+    direct.code(0);
+    let json = direct.json();
+    assert_eq!(json["server"], exposed.as_str(), "{json}");
+    assert_eq!(json.get("localPort"), None, "{json}");
+    let direct_outputs: BTreeMap<String, String> =
+        outputs(&std::fs::read_to_string(&output).unwrap()).into_iter().collect();
+    assert_eq!(direct_outputs["server"], exposed);
+    assert_eq!(direct_outputs["context"], "vc-ci");
+    env.vc(&["disconnect", "ci"]).code(0);
+
     // Without the variables nothing is written anywhere.
     std::fs::remove_file(&output).unwrap();
     env.vc(&["connect", "ci"]).code(0);
