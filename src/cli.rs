@@ -67,7 +67,7 @@ pub enum OutputFormat {
 pub enum Command {
     /// Create a virtual cluster
     #[command(after_help = CREATE_EXAMPLES)]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List virtual clusters
     #[command(visible_alias = "ls", after_help = LIST_EXAMPLES)]
     List(ListArgs),
@@ -266,6 +266,16 @@ pub struct CreateArgs {
     /// is lost when the control-plane pod is replaced)
     #[arg(long)]
     pub ephemeral: bool,
+    /// Size of the datastore's volume claim, such as 10Gi (default 5Gi)
+    #[arg(long, value_name = "QUANTITY", conflicts_with = "ephemeral")]
+    pub storage_size: Option<String>,
+    /// StorageClass of the datastore's volume claim (default: the host's default class)
+    #[arg(long, value_name = "CLASS", conflicts_with = "ephemeral")]
+    pub storage_class: Option<String>,
+    /// Apply manifests inside the cluster once it is ready (server-side apply), repeatable: a
+    /// file, a directory of .yaml/.yml/.json files, or an http(s) URL
+    #[arg(long = "apply", value_name = "FILE|DIR|URL")]
+    pub apply: Vec<String>,
     /// ResourceQuota limits, such as cpu=4,memory=8Gi,pods=20 (also turns the quota on in a shared namespace)
     #[arg(long, value_name = "LIST")]
     pub quota: Option<String>,
@@ -359,6 +369,9 @@ impl FromSnapshotArgs {
             no_isolation: false,
             allow_internet: false,
             no_quota: false,
+            storage_size: None,
+            storage_class: None,
+            apply: Vec::new(),
             quota: None,
             timeout: self.timeout,
             no_wait: false,

@@ -107,25 +107,7 @@ pub async fn race_ready(
         }
         tokio::time::sleep(CERTS_POLL).await;
     };
-    let pod = forward::PodTarget::new(
-        &target.namespace,
-        forward::control_plane_pod(&target.name),
-        forward::CONTROL_PLANE_PORT,
-    );
-    let options = forward::ForwardOptions {
-        connect_timeout: RACE_REQUEST_TIMEOUT,
-        initial_backoff: RACE_BACKOFF,
-        max_backoff: RACE_BACKOFF,
-        ..Default::default()
-    };
-    let listener = forward::bind_local(0)?;
-    let forward = forward::Forward::from_listener(host.client.clone(), pod, listener, options)?;
-    let server_url = local_url(forward.local_port());
-    let config = kubeconfig::standalone_kubeconfig(&admin, &target.context_name(), &server_url)?;
-    let client_config =
-        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
-            .await?;
-    let client = kube::Client::try_from(client_config)?;
+    let (forward, client) = virtual_client(host, target, &admin).await?;
     loop {
         let request = http::Request::get("/readyz").body(Vec::new())?;
         let answer = tokio::time::timeout(RACE_REQUEST_TIMEOUT, client.request_text(request)).await;
@@ -144,6 +126,36 @@ pub async fn race_ready(
     }
     drop(forward);
     Ok(admin)
+}
+
+/// A client of the virtual API server through an in-process forward to the control-plane
+/// pod's port 8443 on a throwaway local port, with the admin credentials (TLS verified against
+/// the engine's CA). The forward lives as long as the returned handle.
+pub async fn virtual_client(
+    host: &Host,
+    target: &Target,
+    admin: &Kubeconfig,
+) -> anyhow::Result<(forward::Forward, kube::Client)> {
+    let pod = forward::PodTarget::new(
+        &target.namespace,
+        forward::control_plane_pod(&target.name),
+        forward::CONTROL_PLANE_PORT,
+    );
+    let options = forward::ForwardOptions {
+        connect_timeout: RACE_REQUEST_TIMEOUT,
+        initial_backoff: RACE_BACKOFF,
+        max_backoff: RACE_BACKOFF,
+        ..Default::default()
+    };
+    let listener = forward::bind_local(0)?;
+    let forward = forward::Forward::from_listener(host.client.clone(), pod, listener, options)?;
+    let server_url = local_url(forward.local_port());
+    let config = kubeconfig::standalone_kubeconfig(admin, &target.context_name(), &server_url)?;
+    let client_config =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await?;
+    let client = kube::Client::try_from(client_config)?;
+    Ok((forward, client))
 }
 
 /// What [`connect_background`] set up.

@@ -1,6 +1,7 @@
 //! `vc`: ephemeral virtual Kubernetes clusters on any host cluster.
 //! This file only declares the modules; see `shared/DESIGN.md` for the layers.
 
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod complete;
@@ -12,5 +13,6 @@ pub mod host;
 pub mod http_log;
 pub mod kubeconfig;
 pub mod output;
+pub mod provision;
 pub mod snapshot;
 pub mod spec;

@@ -14,8 +14,12 @@ use crate::cli::OutputFormat;
 /// after the step it ends with: the objects applied, the control-plane pod bound to a node,
 /// its init container done, the virtual API server answering, the cluster ready with working
 /// admin credentials, the kubeconfig context connected.
-pub const PHASES: [&str; 6] =
-    ["applying", "scheduled", "initialized", "apiserver", "ready", "connected"];
+pub const PHASES: [&str; 7] =
+    ["applying", "scheduled", "initialized", "apiserver", "ready", "provisioning", "connected"];
+
+/// Phases only some runs have (`provisioning` needs manifests): never counted as passed when a
+/// later phase starts without them.
+const OPTIONAL_PHASES: [&str; 1] = ["provisioning"];
 
 /// Owns stdout, stderr, colour and the progress display.
 #[derive(Clone, Debug)]
@@ -264,7 +268,11 @@ impl Progress {
         }
         let position = |p: &str| PHASES.iter().position(|known| *known == p);
         let skipped: Vec<&'static str> = match (self.current.and_then(position), position(phase)) {
-            (Some(from), Some(to)) if to > from + 1 => PHASES[from + 1..to].to_vec(),
+            (Some(from), Some(to)) if to > from + 1 => PHASES[from + 1..to]
+                .iter()
+                .copied()
+                .filter(|p| !OPTIONAL_PHASES.contains(p))
+                .collect(),
             _ => Vec::new(),
         };
         self.finish_current();

@@ -42,6 +42,15 @@ pub struct VirtualClusterSpec {
     /// a faster start for throwaway clusters, whose data is gone when the pod is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistence: Option<bool>,
+    /// The datastore's volume claim: size and storage class (the host's default class when
+    /// unset).
+    #[serde(default, skip_serializing_if = "StorageSpec::is_empty")]
+    pub storage: StorageSpec,
+    /// Manifests applied inside the virtual cluster once it is ready, in order, with
+    /// server-side apply: each entry a file, a directory (its .yaml, .yml and .json files), an
+    /// http(s) URL, or inline YAML (an entry of several lines).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<String>,
     /// Passthrough to the engine.
     #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
     pub engine: EngineSpec,
@@ -69,6 +78,24 @@ pub struct ImagesSpec {
 impl ImagesSpec {
     fn is_empty(&self) -> bool {
         self.control_plane.is_none() && self.engine.is_none()
+    }
+}
+
+/// The datastore's volume claim; it cannot change once the cluster exists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageSpec {
+    /// Requested size, a quantity such as "10Gi" (default 5Gi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// StorageClass of the claim (default: the host's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+}
+
+impl StorageSpec {
+    pub fn is_empty(&self) -> bool {
+        self.size.is_none() && self.class_name.is_none()
     }
 }
 
@@ -209,6 +236,20 @@ pub enum SpecError {
         "invalid quota {0:?}: use RESOURCE=QUANTITY pairs separated by commas, such as cpu=4,memory=8Gi,pods=20"
     )]
     Quota(String),
+    #[error(
+        "invalid storage size {0:?}: use a quantity above zero, such as 10Gi or 500Mi (--storage-size, storage.size)"
+    )]
+    StorageSize(String),
+    #[error(
+        "invalid storage class {0:?}: use the name of a StorageClass of the host, such as standard (see: kubectl get storageclass)"
+    )]
+    StorageClass(String),
+    #[error(
+        "a storage size or class (--storage-size, --storage-class) shapes the volume claim, and an ephemeral cluster (--ephemeral) has none; drop one of the two"
+    )]
+    StorageEphemeral,
+    #[error("manifests: entry {0} is empty; give a file, a directory, a URL or inline YAML")]
+    EmptyManifest(usize),
     #[error("invalid label {0:?}: {1}")]
     Label(String, String),
     #[error("engine.values must be a mapping of engine configuration keys")]
@@ -445,6 +486,13 @@ pub fn is_quantity(text: &str) -> bool {
     !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
 }
 
+/// Whether `text` is a quantity above zero (a volume claim of size 0 is refused by the host).
+pub fn is_positive_quantity(text: &str) -> bool {
+    // After leading zeros and the point, a non-zero quantity has a digit left.
+    is_quantity(text)
+        && text.trim_start_matches(['0', '.']).starts_with(|c: char| c.is_ascii_digit())
+}
+
 /// Parses one `--label key=value`.
 pub fn parse_label(text: &str) -> Result<(String, String), SpecError> {
     let (key, value) = text
@@ -508,6 +556,22 @@ impl VirtualClusterSpec {
             if !is_quantity(v) {
                 return Err(SpecError::Quota(format!("{k}={v}")));
             }
+        }
+        if let Some(size) = &self.storage.size
+            && !is_positive_quantity(size)
+        {
+            return Err(SpecError::StorageSize(size.clone()));
+        }
+        if let Some(class) = &self.storage.class_name
+            && !is_dns_subdomain(class)
+        {
+            return Err(SpecError::StorageClass(class.clone()));
+        }
+        if !self.persistent() && !self.storage.is_empty() {
+            return Err(SpecError::StorageEphemeral);
+        }
+        if let Some(i) = self.manifests.iter().position(|m| m.trim().is_empty()) {
+            return Err(SpecError::EmptyManifest(i + 1));
         }
         for (k, v) in &self.labels {
             parse_label(&format!("{k}={v}"))?;
@@ -672,6 +736,36 @@ mod tests {
         ] {
             assert!(validate_image(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn storage_is_checked() {
+        let mut spec = VirtualClusterSpec::default();
+        spec.storage.size = Some("10Gi".into());
+        spec.storage.class_name = Some("fast-ssd".into());
+        assert_eq!(spec.validate(), Ok(()));
+        for bad in ["0", "0Gi", "0.0", "ten", "10GB", ""] {
+            spec.storage.size = Some(bad.into());
+            assert_eq!(spec.validate(), Err(SpecError::StorageSize(bad.into())), "{bad:?}");
+        }
+        spec.storage.size = Some("0.5Gi".into());
+        assert_eq!(spec.validate(), Ok(()));
+        for bad in ["Fast", "fast_ssd", "", "-x"] {
+            spec.storage.class_name = Some(bad.into());
+            assert_eq!(spec.validate(), Err(SpecError::StorageClass(bad.into())), "{bad:?}");
+        }
+        spec.storage.class_name = None;
+        spec.persistence = Some(false);
+        assert_eq!(spec.validate(), Err(SpecError::StorageEphemeral));
+        let yaml = "storage:\n  size: 20Gi\n  className: standard\n";
+        let spec: VirtualClusterSpec = serde_saphyr::from_str(yaml).unwrap();
+        assert_eq!(spec.storage.size.as_deref(), Some("20Gi"));
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"storage": {"size": "20Gi", "className": "standard"}, "isolation": {"enabled": true, "allowInternet": false}, "quota": {}})
+        );
+        assert!(serde_saphyr::from_str::<VirtualClusterSpec>("storage:\n  class: x\n").is_err());
     }
 
     #[test]

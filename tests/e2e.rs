@@ -1701,3 +1701,128 @@ fn snapshot_restore_clone() {
         ));
     }
 }
+
+/// Manifests applied at creation (`--apply`): a namespace, a CustomResourceDefinition and its
+/// resource, and a Deployment of the probe image that becomes Available inside; the volume
+/// claim gets the size and class asked for; the GitHub step outputs name a working kubeconfig.
+#[test]
+fn create_applies_manifests_sizes_the_claim_and_writes_ci_outputs() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-prov");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let class = e2e.kubectl(&[
+        "get",
+        "storageclass",
+        "-o",
+        r#"jsonpath={.items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")].metadata.name}"#,
+    ]);
+    let class = String::from_utf8_lossy(&class.stdout).trim().to_string();
+    if class.is_empty() {
+        report_skip("e2e: provisioning skipped: the host has no default StorageClass to name");
+        return;
+    }
+    let dir = e2e.state.path().join("stack");
+    std::fs::create_dir_all(&dir).expect("manifest dir");
+    std::fs::write(
+        dir.join("1-app.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      terminationGracePeriodSeconds: 0\n      containers:\n      - name: web\n        image: {}\n        command: [sh, -c, 'exec sleep 3600']\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: shop\nspec:\n  size: 3\n",
+            probe_image()
+        ),
+    )
+    .expect("write app.yaml");
+    std::fs::write(
+        dir.join("2-base.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n",
+    )
+    .expect("write base.yaml");
+    let outputs = e2e.state.path().join("github-output");
+    let summary = e2e.state.path().join("github-summary");
+    let args = [
+        "create",
+        &name,
+        "--apply",
+        dir.to_str().expect("a UTF-8 path"),
+        "--storage-size",
+        "1Gi",
+        "--storage-class",
+        &class,
+        "--no-switch",
+        "-o",
+        "json",
+        "--timeout",
+        "5m",
+    ];
+    let created = Command::new(VC)
+        .args(args)
+        .env("KUBECONFIG", &e2e.kubeconfig)
+        .env("XDG_STATE_HOME", e2e.state.path())
+        .env("NO_COLOR", "1")
+        .env("GITHUB_OUTPUT", &outputs)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("run vc");
+    log_command("vc", &args, &created);
+    print_timings(&args, &created);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let result = json(&created);
+    assert!(result["timings"]["provisioning"].is_number(), "{result}");
+
+    // The claim as asked.
+    let namespace = format!("vc-{name}");
+    let claim = e2e.kubectl(&[
+        "get",
+        "pvc",
+        &format!("data-{name}-0"),
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.spec.resources.requests.storage} {.spec.storageClassName}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&claim.stdout), format!("1Gi {class}"));
+
+    // The step outputs point at a kubeconfig and context that reach the cluster.
+    let written = std::fs::read_to_string(&outputs).expect("GITHUB_OUTPUT written");
+    let values: BTreeMap<&str, &str> = written.lines().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(values.get("name"), Some(&name.as_str()), "{written}");
+    assert_eq!(values.get("context").copied(), result["context"].as_str(), "{written}");
+    let line = std::fs::read_to_string(&summary).expect("GITHUB_STEP_SUMMARY written");
+    assert!(line.contains("provisioning "), "{line}");
+    let inside = |args: &[&str]| {
+        let output = Command::new("kubectl")
+            .arg("--context")
+            .arg(values["context"])
+            .args(args)
+            .env("KUBECONFIG", values["kubeconfig"])
+            .output()
+            .expect("kubectl must be installed for the e2e suite");
+        log_command("kubectl", args, &output);
+        output
+    };
+    let available = inside(&[
+        "wait",
+        "deployment/web",
+        "-n",
+        "shop",
+        "--for=condition=Available",
+        "--timeout=180s",
+    ]);
+    assert!(available.status.success(), "the applied Deployment did not become Available");
+    let widget =
+        inside(&["get", "widgets.example.com", "w", "-n", "shop", "-o", "jsonpath={.spec.size}"]);
+    assert_eq!(String::from_utf8_lossy(&widget.stdout), "3", "the custom resource was applied");
+    let managers = inside(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(String::from_utf8_lossy(&managers.stdout).split(' ').any(|m| m == "vc"));
+    let disconnected = e2e.vc(&["disconnect", &name]);
+    assert_eq!(disconnected.status.code(), Some(0));
+}

@@ -20,7 +20,9 @@ struct ConnectResult {
     namespace: String,
     context: String,
     server: String,
-    local_port: u16,
+    /// The background forward's local port; none for `--server`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_port: Option<u16>,
     kubeconfig: String,
     switched: bool,
 }
@@ -87,45 +89,60 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
             }
         };
     }
-    if let Some(server) = &args.server {
+    let result = if let Some(server) = &args.server {
         // An address the user already exposes: no forward, just the context.
         connection::verify_server(&admin, &target, server, remaining()).await?;
         let entry =
             connection::connect_direct(&paths, &target, &admin, server, !args.no_switch).await?;
-        printer.info(&format!(
-            "virtual cluster {:?}: context {} -> {server} in {}",
-            target.name,
-            entry.context_name,
-            entry.file.display()
-        ));
-        return Ok(());
-    }
-    let connected = connection::connect_background(
-        &paths,
-        invocation.global.kubeconfig.clone(),
-        &target,
-        &admin,
-        args.local_port,
-        !args.no_switch,
-        remaining(),
-    )
-    .await?;
-    let result = ConnectResult {
-        name: target.name.clone(),
-        namespace: target.namespace.clone(),
-        context: connected.entry.context_name.clone(),
-        server: connected.server_url.clone(),
-        local_port: connected.port,
-        kubeconfig: connected.entry.file.display().to_string(),
-        switched: connected.entry.switched,
+        ConnectResult {
+            name: target.name.clone(),
+            namespace: target.namespace.clone(),
+            context: entry.context_name.clone(),
+            server: server.clone(),
+            local_port: None,
+            kubeconfig: entry.file.display().to_string(),
+            switched: entry.switched,
+        }
+    } else {
+        let connected = connection::connect_background(
+            &paths,
+            invocation.global.kubeconfig.clone(),
+            &target,
+            &admin,
+            args.local_port,
+            !args.no_switch,
+            remaining(),
+        )
+        .await?;
+        ConnectResult {
+            name: target.name.clone(),
+            namespace: target.namespace.clone(),
+            context: connected.entry.context_name.clone(),
+            server: connected.server_url.clone(),
+            local_port: Some(connected.port),
+            kubeconfig: connected.entry.file.display().to_string(),
+            switched: connected.entry.switched,
+        }
     };
+    let outputs = crate::ci::ClusterOutputs {
+        name: result.name.clone(),
+        namespace: result.namespace.clone(),
+        context: Some(result.context.clone()),
+        kubeconfig: Some(result.kubeconfig.clone()),
+        server: Some(result.server.clone()),
+    };
+    if let Some(warning) = crate::ci::write_outputs(&outputs) {
+        printer.warn(&warning);
+    }
     match printer.format {
         OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&result)?,
         OutputFormat::Name => printer.data(&result.context),
         OutputFormat::Table => {
             let switched = if result.switched { "; it is now the current context" } else { "" };
+            let how =
+                if result.local_port.is_some() { "connected to" } else { "without a forward:" };
             printer.info(&format!(
-                "connected to virtual cluster {:?}: context {} -> {} in {}{switched}",
+                "{how} virtual cluster {:?}: context {} -> {} in {}{switched}",
                 result.name, result.context, result.server, result.kubeconfig
             ));
         }

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
+use crate::ci;
 use crate::cli::{CreateArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::connection;
@@ -15,6 +16,7 @@ use crate::engine::{self, Placement, rbac};
 use crate::error::{CliError, Exit};
 use crate::host::{self, Host, HostError, MadeBy, NamespaceState};
 use crate::output::{Progress, human_duration};
+use crate::provision::{self, Manifest};
 use crate::snapshot::{restore, stream};
 use crate::spec::{self, VirtualClusterSpec};
 
@@ -36,6 +38,9 @@ struct CreateResult {
     /// The local forward's URL, when connected.
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<String>,
+    /// The kubeconfig file holding the context, when connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubeconfig: Option<String>,
     /// Seconds per phase, keyed by the phase names of `output::PHASES`.
     timings: BTreeMap<&'static str, f64>,
 }
@@ -50,7 +55,7 @@ fn build_spec(
             let text = std::fs::read_to_string(path).map_err(|e| {
                 CliError::usage(format!("cannot read values file {}: {e}", path.display()))
             })?;
-            serde_saphyr::from_str::<Option<VirtualClusterSpec>>(&text)
+            let mut spec = serde_saphyr::from_str::<Option<VirtualClusterSpec>>(&text)
                 .map_err(|e| {
                     CliError::usage(format!(
                         "invalid values file {}: {}",
@@ -58,7 +63,9 @@ fn build_spec(
                         one_line(&e.to_string())
                     ))
                 })?
-                .unwrap_or_default()
+                .unwrap_or_default();
+            relative_to_values_file(&mut spec.manifests, path);
+            spec
         }
         None => plan.map(restore_base_spec).transpose()?.unwrap_or_default(),
     };
@@ -94,12 +101,31 @@ fn build_spec(
     if args.ephemeral {
         spec.persistence = Some(false);
     }
+    if let Some(size) = &args.storage_size {
+        spec.storage.size = Some(size.clone());
+    }
+    if let Some(class) = &args.storage_class {
+        spec.storage.class_name = Some(class.clone());
+    }
     if let Some(quota) = &args.quota {
         spec.quota.hard.extend(spec::parse_quota(quota)?);
         spec.quota.enabled = Some(true);
     }
+    spec.manifests.extend(args.apply.iter().cloned());
     spec.validate()?;
     Ok(spec)
+}
+
+/// Manifest paths in a values file are relative to the file's directory, as a user reading the
+/// file expects; inline YAML and URLs stay as they are.
+fn relative_to_values_file(manifests: &mut [String], values_file: &std::path::Path) {
+    let Some(dir) = values_file.parent() else { return };
+    for entry in manifests {
+        let is_path = !entry.contains('\n') && !entry.contains("://");
+        if is_path && std::path::Path::new(entry.as_str()).is_relative() {
+            *entry = dir.join(entry.as_str()).display().to_string();
+        }
+    }
 }
 
 /// The first line of a parser's message: it carries the line, column and reason; the rest is
@@ -129,6 +155,15 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
         host_minor: None,
     };
     let rendered = render(&spec, &placement, plan.as_ref())?;
+    // Every manifest is read and checked before the host hears of the cluster.
+    let manifests =
+        provision::load(&spec.manifests).await.map_err(|e| CliError::usage(e.to_string()))?;
+    if !manifests.is_empty() && args.no_wait {
+        return Err(CliError::usage(
+            "manifests (--apply, manifests:) are applied once the cluster is ready, and --no-wait returns before that; drop one of the two",
+        )
+        .into());
+    }
     if args.dry_run {
         let list = engine::as_list(&rendered.objects);
         return match printer.format {
@@ -152,7 +187,7 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let service_ip = async { Ok(host.first_service_ip().await?) };
     let preflight = async {
         futures::try_join!(
-            check_existing(&host, &placement, args.upsert, spec.persistent()),
+            check_existing(&host, &placement, args.upsert, &spec),
             facts,
             rights,
             service_ip
@@ -190,8 +225,9 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
         rendered.kubernetes_version, host.context
     ));
     progress.phase("applying");
+    let payload = Payload { rendered: &rendered, plan: plan.as_ref(), manifests: &manifests };
     let outcome = tokio::select! {
-        result = apply_wait_connect(invocation, &host, &rendered, &args, plan.as_ref(), deadline, &mut progress) => result,
+        result = apply_wait_connect(invocation, &host, payload, &args, deadline, &mut progress) => result,
         _ = tokio::signal::ctrl_c() => Err(Stop::Interrupted),
     };
     let stop = match outcome {
@@ -295,8 +331,9 @@ async fn check_existing(
     host: &Host,
     placement: &Placement,
     upsert: bool,
-    persistent: bool,
+    spec: &VirtualClusterSpec,
 ) -> anyhow::Result<Option<(jiff::Timestamp, Option<jiff::Timestamp>)>> {
+    let persistent = spec.persistent();
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let context = &host.context;
     match host.namespace_state(namespace).await? {
@@ -370,6 +407,22 @@ async fn check_existing(
             ))
             .into());
         }
+        let was_storage = existing.spec.as_ref().map(|s| s.storage.clone()).unwrap_or_default();
+        if persistent && was_storage != spec.storage {
+            let shown = |s: &spec::StorageSpec| {
+                format!(
+                    "size {}, class {}",
+                    s.size.as_deref().unwrap_or("5Gi (default)"),
+                    s.class_name.as_deref().unwrap_or("the host's default")
+                )
+            };
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} has a volume claim of {}, which cannot change on an existing cluster (asked: {}); apply again with the same --storage-size and --storage-class, or delete it and create it anew",
+                shown(&was_storage),
+                shown(&spec.storage)
+            ))
+            .into());
+        }
         return Ok(existing.created_at.map(|created| (created, existing.expires_at)));
     }
     // The engine runs one virtual cluster per namespace (since v0.25 it refuses to start a
@@ -421,6 +474,10 @@ async fn explain_failure(
             ));
         }
         Stop::Host(e) => (e.exit(), format!("creating virtual cluster {name:?} failed: {e}")),
+        Stop::Provision(e) => (
+            Exit::Failure,
+            format!("virtual cluster {name:?} is ready, but {}", lowercase_first(&e.to_string())),
+        ),
         Stop::Restore(e) => (
             Exit::Failure,
             format!("restoring the snapshot into virtual cluster {name:?} failed: {e:#}"),
@@ -508,8 +565,16 @@ fn namespace_of(invocation: &Invocation, name: &str) -> String {
     invocation.global.namespace.clone().unwrap_or_else(|| engine::default_namespace(name))
 }
 
+/// What a create puts on the host and, once it is ready, inside the cluster.
+struct Payload<'a> {
+    rendered: &'a engine::Rendered,
+    plan: Option<&'a restore::Plan>,
+    manifests: &'a [Manifest],
+}
+
 enum Stop {
     Host(host::HostError),
+    Provision(anyhow::Error),
     Restore(anyhow::Error),
     Connect(anyhow::Error),
     TimedOut,
@@ -527,12 +592,12 @@ impl From<host::HostError> for Stop {
 async fn apply_wait_connect(
     invocation: &Invocation,
     host: &Host,
-    rendered: &engine::Rendered,
+    payload: Payload<'_>,
     args: &CreateArgs,
-    plan: Option<&restore::Plan>,
     deadline: Instant,
     progress: &mut Progress,
 ) -> Result<(bool, Option<connection::Connected>), Stop> {
+    let Payload { rendered, plan, manifests } = payload;
     let name = args.name.as_str();
     let namespace = namespace_of(invocation, name);
     match tokio::time::timeout_at(deadline, host.apply_all(&rendered.objects, args.upsert)).await {
@@ -593,6 +658,17 @@ async fn apply_wait_connect(
         Err(_) => return Err(Stop::TimedOut),
     };
     let progress = progress.into_inner();
+    let admin = if manifests.is_empty() {
+        admin
+    } else {
+        progress.phase("provisioning");
+        let target = connection::Target::new(host, &namespace, name);
+        let provisioned = provision_inside(host, &target, admin, manifests, progress);
+        match tokio::time::timeout_at(deadline, provisioned).await {
+            Ok(result) => Some(result.map_err(Stop::Provision)?),
+            Err(_) => return Err(Stop::TimedOut),
+        }
+    };
     if args.no_connect {
         return Ok((true, None));
     }
@@ -601,6 +677,32 @@ async fn apply_wait_connect(
         Ok(connected) => Ok((true, Some(connected))),
         Err(e) => Err(Stop::Connect(e)),
     }
+}
+
+/// Applies the manifests inside the ready cluster through a forward of its own; returns the
+/// admin kubeconfig it used, for the connect that follows.
+async fn provision_inside(
+    host: &Host,
+    target: &connection::Target,
+    admin: Option<crate::kubeconfig::Kubeconfig>,
+    manifests: &[Manifest],
+    progress: &mut Progress,
+) -> anyhow::Result<crate::kubeconfig::Kubeconfig> {
+    let admin = match admin {
+        Some(admin) => admin,
+        None => connection::ready_admin_kubeconfig(host, target, Duration::from_secs(30)).await?,
+    };
+    let (forward, client) = connection::virtual_client(host, target, &admin).await?;
+    let applied = provision::apply(&client, manifests, |_| {}).await?;
+    drop(forward);
+    progress
+        .note(&format!("applied {applied} object{} inside", if applied == 1 { "" } else { "s" }));
+    Ok(admin)
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// Renders the host objects; a cluster made from a snapshot gets the restore init container.
@@ -682,6 +784,8 @@ fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec>
         })?;
     spec.isolation.host_api.clear();
     spec.isolation.host_ranges.clear();
+    // What the source's manifests made is in its datastore; they are not applied again.
+    spec.manifests.clear();
     Ok(spec)
 }
 
@@ -746,11 +850,24 @@ fn report(
         expires_at,
         context: connected.map(|c| c.entry.context_name.clone()),
         server: connected.map(|c| c.server_url.clone()),
+        kubeconfig: connected.map(|c| c.entry.file.display().to_string()),
         timings: timings
             .iter()
             .map(|(p, d)| (*p, (d.as_secs_f64() * 1000.0).round() / 1000.0))
             .collect(),
     };
+    let outputs = ci::ClusterOutputs {
+        name: result.name.clone(),
+        namespace: result.namespace.clone(),
+        context: result.context.clone(),
+        kubeconfig: result.kubeconfig.clone(),
+        server: result.server.clone(),
+    };
+    let summary = ci::summary_line(&outputs, &result.kubernetes_version, ready, timings);
+    for warning in [ci::write_outputs(&outputs), ci::write_summary(&summary)].into_iter().flatten()
+    {
+        printer.warn(&warning);
+    }
     match printer.format {
         OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&result)?,
         OutputFormat::Name => printer.data(name),

@@ -72,7 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         // These handle Ctrl-C themselves: create says what it left behind; `connect -- CMD`
         // lets the command decide and exits with its code; the forwarder stops cleanly.
-        Command::Create(args) => create::run(&invocation, args).await,
+        Command::Create(args) => create::run(&invocation, *args).await,
         // Restore and clone are creates from a snapshot (an empty name: the snapshot's own).
         Command::Restore(args) => {
             let mut create = args.create.into_create(args.name.unwrap_or_default());
@@ -116,7 +116,7 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Version => version::run(invocation),
         Command::Snapshot(args) => snapshot::run(invocation, args).await,
         Command::Restore(_) | Command::Clone(_) => unreachable!("dispatched in run"),
-        Command::Create(args) => create::run(invocation, args).await,
+        Command::Create(args) => create::run(invocation, *args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,
         Command::Doctor(args) => doctor::run(invocation, args).await,
     }

@@ -236,6 +236,7 @@ pub fn derived(
                     }),
                     ..Default::default()
                 }),
+                persistence: volume_claim(spec),
                 ..Default::default()
             }),
             ..Default::default()
@@ -284,6 +285,20 @@ pub fn derived(
     };
     serde_json::to_value(&derived)
         .map_err(|e| EngineError::Values(format!("cannot build the configuration: {e}")))
+}
+
+/// The volume claim's size and class from the spec, where it sets them (`engine.values`, merged
+/// later, still wins).
+fn volume_claim(spec: &VirtualClusterSpec) -> Option<model::ControlPlanePersistence> {
+    let storage = &spec.storage;
+    (!storage.is_empty()).then(|| model::ControlPlanePersistence {
+        volume_claim: Some(model::VolumeClaim {
+            size: storage.size.clone(),
+            storage_class: storage.class_name.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// Parses a merged configuration through the typed model, naming the first bad key.

@@ -28,6 +28,9 @@ fn refused_before_contacting_the_host() {
         "engine:\n  values:\n    controlPlane:\n      statefulSet:\n        persistence:\n          volumeClaim:\n            enabled: false\n",
     )
     .unwrap();
+    let ephemeral_storage = sandbox.dir.path().join("ephemeral-storage.yaml");
+    std::fs::write(&ephemeral_storage, "persistence: false\nstorage:\n  className: fast\n")
+        .unwrap();
     let cases: Vec<(&str, Vec<String>)> = vec![
         ("uppercase name", vec!["create".into(), "Dev".into()]),
         ("underscore", vec!["create".into(), "my_dev".into()]),
@@ -79,6 +82,33 @@ fn refused_before_contacting_the_host() {
                 "--ephemeral".into(),
                 "--sleep-after".into(),
                 "30m".into(),
+            ],
+        ),
+        (
+            "bad storage size",
+            vec!["create".into(), "dev".into(), "--storage-size".into(), "0Gi".into()],
+        ),
+        (
+            "bad storage class",
+            vec!["create".into(), "dev".into(), "--storage-class".into(), "Fast_SSD".into()],
+        ),
+        (
+            "storage size with ephemeral",
+            vec![
+                "create".into(),
+                "dev".into(),
+                "--ephemeral".into(),
+                "--storage-size".into(),
+                "10Gi".into(),
+            ],
+        ),
+        (
+            "storage in the values file of an ephemeral cluster",
+            vec![
+                "create".into(),
+                "dev".into(),
+                "-f".into(),
+                ephemeral_storage.display().to_string(),
             ],
         ),
         ("pause bad name", vec!["pause".into(), "Dev".into()]),

@@ -59,7 +59,7 @@ impl Env {
     }
 
     /// Points cluster `name`'s control-plane port and engine Secret at `api`.
-    fn serve(&self, name: &str, api: &VirtualApi) {
+    pub(crate) fn serve(&self, name: &str, api: &VirtualApi) {
         let namespace = format!("vc-{name}");
         self.fake.set_port_forward_target(&namespace, &format!("{name}-0"), 8443, api.addr());
         self.fake.put(api.pki.engine_secret(&namespace, name)).expect("engine Secret");

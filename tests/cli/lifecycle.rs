@@ -639,3 +639,45 @@ fn upsert_cannot_switch_persistence() {
     back.code(6);
     assert!(back.stderr.contains("--upsert --ephemeral"), "{}", back.stderr);
 }
+
+#[test]
+fn storage_size_and_class_shape_the_volume_claim_and_round_trip() {
+    let (fake, sandbox) = host();
+    vc(&sandbox, &["create", "big", "--storage-size", "20Gi", "--storage-class", "fast-ssd"])
+        .code(0);
+    let sts = fake.get("statefulsets", "vc-big", "big").expect("StatefulSet big");
+    let claim = &sts["spec"]["volumeClaimTemplates"][0]["spec"];
+    assert_eq!(claim["resources"]["requests"]["storage"], "20Gi", "{sts}");
+    assert_eq!(claim["storageClassName"], "fast-ssd");
+    let pvc = fake.get("persistentvolumeclaims", "vc-big", "data-big-0").expect("the PVC");
+    assert_eq!(pvc["spec"]["storageClassName"], "fast-ssd");
+    let described = vc(&sandbox, &["describe", "big", "-o", "json"]).json();
+    assert_eq!(described["spec"]["storage"], json!({"size": "20Gi", "className": "fast-ssd"}));
+
+    // The same from a values file; a flag overrides the file.
+    let values = sandbox.dir.path().join("values.yaml");
+    std::fs::write(&values, "storage:\n  size: 1Gi\n  className: slow\n").unwrap();
+    vc(&sandbox, &["create", "small", "-f", values.to_str().unwrap(), "--storage-size", "2Gi"])
+        .code(0);
+    let sts = fake.get("statefulsets", "vc-small", "small").expect("StatefulSet small");
+    let claim = &sts["spec"]["volumeClaimTemplates"][0]["spec"];
+    assert_eq!(claim["resources"]["requests"]["storage"], "2Gi");
+    assert_eq!(claim["storageClassName"], "slow");
+    let described = vc(&sandbox, &["describe", "small", "-o", "json"]).json();
+    assert_eq!(described["spec"]["storage"], json!({"size": "2Gi", "className": "slow"}));
+
+    // A claim template cannot change: a re-apply with another size is refused before it is sent.
+    let before = fake.get("statefulsets", "vc-big", "big").expect("StatefulSet");
+    let resized = vc(&sandbox, &["create", "big", "--upsert", "--storage-size", "30Gi"]);
+    resized.code(6);
+    assert!(resized.stderr.contains("size 20Gi, class fast-ssd"), "{}", resized.stderr);
+    assert!(resized.stderr.contains("asked: size 30Gi"), "{}", resized.stderr);
+    assert_eq!(resized.stderr.lines().count(), 1, "{}", resized.stderr);
+    let after = fake.get("statefulsets", "vc-big", "big").expect("StatefulSet");
+    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    vc(
+        &sandbox,
+        &["create", "big", "--upsert", "--storage-size", "20Gi", "--storage-class", "fast-ssd"],
+    )
+    .code(0);
+}

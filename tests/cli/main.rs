@@ -1,6 +1,7 @@
 //! Integration tests: the real `vc` binary against the fake Kubernetes API server.
 
 mod bad_input;
+mod ci_outputs;
 mod connect;
 mod doctor;
 mod fidelity;
@@ -10,6 +11,7 @@ mod install;
 mod isolation;
 mod lifecycle;
 mod pause;
+mod provision;
 mod robustness;
 mod snapshot_restore;
 mod support;

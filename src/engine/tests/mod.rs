@@ -206,6 +206,38 @@ fn engine_values_override() {
 }
 
 #[test]
+fn storage_size_and_class_shape_the_volume_claim() {
+    let claim = |spec: &VirtualClusterSpec| {
+        let rendered = render(spec, &placement(true)).expect("renders");
+        rendered.objects.last().expect("statefulset").to_json()["spec"]["volumeClaimTemplates"][0]
+            ["spec"]
+            .clone()
+    };
+    let default = claim(&VirtualClusterSpec::default());
+    assert_eq!(default["resources"]["requests"]["storage"], "5Gi");
+    assert_eq!(default.get("storageClassName"), None, "the host's default class");
+
+    let mut spec = VirtualClusterSpec::default();
+    spec.storage.size = Some("20Gi".to_string());
+    spec.storage.class_name = Some("fast-ssd".to_string());
+    let sized = claim(&spec);
+    assert_eq!(sized["resources"]["requests"]["storage"], "20Gi");
+    assert_eq!(sized["storageClassName"], "fast-ssd");
+    assert_eq!(sized["accessModes"], serde_json::json!(["ReadWriteOnce"]));
+    let config = config_yaml(&spec, true);
+    assert!(config.contains("size: 20Gi") && config.contains("storageClass: fast-ssd"), "{config}");
+
+    // Only the class: the size stays the release's.
+    spec.storage.size = None;
+    assert_eq!(claim(&spec)["resources"]["requests"]["storage"], "5Gi");
+    // The passthrough is merged last and wins.
+    spec.engine.values = Some(values(
+        "controlPlane:\n  statefulSet:\n    persistence:\n      volumeClaim:\n        storageClass: slow\n",
+    ));
+    assert_eq!(claim(&spec)["storageClassName"], "slow");
+}
+
+#[test]
 fn a_re_apply_keeps_a_later_recorded_expiry_only() {
     let expiry = |rendered: &Rendered| {
         let HostObject::StatefulSet(sts) = rendered.objects.last().expect("statefulset") else {
