@@ -302,6 +302,25 @@ pub struct CreateArgs {
     /// Start from a snapshot of this running cluster, streamed (`vc clone`)
     #[arg(skip)]
     pub from_cluster: Option<String>,
+    #[command(flatten)]
+    pub hosting: HostingArgs,
+}
+
+/// Flags of `vc create` for where the cluster runs on the host.
+#[derive(Debug, Default, Args)]
+pub struct HostingArgs {
+    /// Node label every pod must match, the control plane's and each synced one's; repeatable
+    #[arg(long = "node-selector", value_name = "KEY=VALUE")]
+    pub node_selector: Vec<String>,
+    /// Toleration added to every pod, as KEY[=VALUE][:EFFECT] or * (repeatable)
+    #[arg(long = "toleration", value_name = "TOLERATION")]
+    pub tolerations: Vec<String>,
+    /// RuntimeClass of every pod, such as gvisor or kata (it must exist on the host)
+    #[arg(long = "runtime-class", value_name = "NAME")]
+    pub runtime_class: Option<String>,
+    /// PriorityClass of every pod (it must exist on the host)
+    #[arg(long = "priority-class", value_name = "NAME")]
+    pub priority_class: Option<String>,
 }
 
 /// `vc snapshot`
@@ -370,6 +389,7 @@ impl FromSnapshotArgs {
             local_port: None,
             from_snapshot: None,
             keep_on_failure: self.keep_on_failure,
+            hosting: HostingArgs::default(),
             from_cluster: None,
             ephemeral: false,
         }

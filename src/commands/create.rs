@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
-use crate::cli::{CreateArgs, OutputFormat};
+use crate::cli::{CreateArgs, HostingArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::connection;
 use crate::engine::{self, Placement, rbac};
@@ -98,8 +98,27 @@ fn build_spec(
         spec.quota.hard.extend(spec::parse_quota(quota)?);
         spec.quota.enabled = Some(true);
     }
+    apply_hosting(&args.hosting, &mut spec)?;
     spec.validate()?;
     Ok(spec)
+}
+
+/// The placement flags over the values file's.
+fn apply_hosting(args: &HostingArgs, spec: &mut VirtualClusterSpec) -> Result<(), spec::SpecError> {
+    let placement = &mut spec.placement;
+    for pair in &args.node_selector {
+        let (key, value) =
+            pair.split_once('=').ok_or_else(|| spec::SpecError::NodeSelector(pair.clone()))?;
+        placement.node_selector.insert(key.to_string(), value.to_string());
+    }
+    placement.tolerations.extend(args.tolerations.iter().cloned());
+    if let Some(name) = &args.runtime_class {
+        placement.runtime_class_name = Some(name.clone());
+    }
+    if let Some(name) = &args.priority_class {
+        placement.priority_class_name = Some(name.clone());
+    }
+    Ok(())
 }
 
 /// The first line of a parser's message: it carries the line, column and reason; the rest is
