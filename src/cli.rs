@@ -302,8 +302,9 @@ pub struct CreateArgs {
     /// Start from a snapshot of this running cluster, streamed (`vc clone`)
     #[arg(skip)]
     pub from_cluster: Option<String>,
+    // Boxed: it would make `Command::Create` much larger than the other variants.
     #[command(flatten)]
-    pub hosting: HostingArgs,
+    pub hosting: Box<HostingArgs>,
 }
 
 /// Flags of `vc create` for where the cluster runs on the host.
@@ -321,6 +322,13 @@ pub struct HostingArgs {
     /// PriorityClass of every pod (it must exist on the host)
     #[arg(long = "priority-class", value_name = "NAME")]
     pub priority_class: Option<String>,
+    /// Expose the virtual API server on the host: nodeport or loadbalancer; connect then
+    /// uses that address, without a forward
+    #[arg(long, value_name = "TYPE")]
+    pub expose: Option<String>,
+    /// Connect through a local forward even when the cluster is exposed
+    #[arg(long, conflicts_with = "no_connect")]
+    pub forward: bool,
 }
 
 /// `vc snapshot`
@@ -389,7 +397,7 @@ impl FromSnapshotArgs {
             local_port: None,
             from_snapshot: None,
             keep_on_failure: self.keep_on_failure,
-            hosting: HostingArgs::default(),
+            hosting: Box::default(),
             from_cluster: None,
             ephemeral: false,
         }
@@ -438,6 +446,9 @@ pub struct ConnectArgs {
     /// Use this server URL (a Service or Ingress you expose) instead of a local forward
     #[arg(long, value_name = "URL", conflicts_with = "local_port")]
     pub server: Option<String>,
+    /// Use a local forward even when the cluster is exposed (vc create --expose)
+    #[arg(long, conflicts_with = "server")]
+    pub forward: bool,
     /// Show the background forwarder's log
     #[arg(long, conflicts_with_all = ["print", "command"])]
     pub logs: bool,

@@ -13,9 +13,14 @@ use crate::cli::OutputFormat;
 /// Phases of `vc create`, in order; also the keys of `timings` in JSON output. Each is named
 /// after the step it ends with: the objects applied, the control-plane pod bound to a node,
 /// its init container done, the virtual API server answering, the cluster ready with working
-/// admin credentials, the kubeconfig context connected.
-pub const PHASES: [&str; 6] =
-    ["applying", "scheduled", "initialized", "apiserver", "ready", "connected"];
+/// admin credentials, its exposed address answering (`--expose` only), the kubeconfig context
+/// connected.
+pub const PHASES: [&str; 7] =
+    ["applying", "scheduled", "initialized", "apiserver", "ready", "exposed", "connected"];
+
+/// Phases only some runs pass through (waiting for an exposed address); never filled in as
+/// skipped.
+const OPTIONAL_PHASES: [&str; 1] = ["exposed"];
 
 /// Owns stdout, stderr, colour and the progress display.
 #[derive(Clone, Debug)]
@@ -264,7 +269,11 @@ impl Progress {
         }
         let position = |p: &str| PHASES.iter().position(|known| *known == p);
         let skipped: Vec<&'static str> = match (self.current.and_then(position), position(phase)) {
-            (Some(from), Some(to)) if to > from + 1 => PHASES[from + 1..to].to_vec(),
+            (Some(from), Some(to)) if to > from + 1 => PHASES[from + 1..to]
+                .iter()
+                .copied()
+                .filter(|p| !OPTIONAL_PHASES.contains(p))
+                .collect(),
             _ => Vec::new(),
         };
         self.finish_current();

@@ -45,6 +45,9 @@ pub struct VirtualClusterSpec {
     /// Where the control plane and every pod synced from inside run on the host.
     #[serde(default, skip_serializing_if = "PlacementSpec::is_empty")]
     pub placement: PlacementSpec,
+    /// The virtual API server reachable without a forward (`vc connect` then uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ExposeSpec>,
     /// Passthrough to the engine.
     #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
     pub engine: EngineSpec,
@@ -237,6 +240,53 @@ impl PlacementSpec {
     }
 }
 
+/// How the virtual API server is exposed on the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExposeSpec {
+    /// `NodePort` (the address of the control plane's node) or `LoadBalancer` (the address the
+    /// host's load balancer assigns).
+    #[serde(rename = "type")]
+    pub kind: ExposeKind,
+}
+
+/// The Service type that exposes the virtual API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExposeKind {
+    NodePort,
+    LoadBalancer,
+}
+
+impl ExposeKind {
+    /// The Service type.
+    pub fn service_type(self) -> &'static str {
+        match self {
+            ExposeKind::NodePort => "NodePort",
+            ExposeKind::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Parses `--expose nodeport|loadbalancer`.
+pub fn parse_expose(text: &str) -> Result<ExposeSpec, SpecError> {
+    let kind = match text.to_ascii_lowercase().as_str() {
+        "nodeport" => ExposeKind::NodePort,
+        "loadbalancer" => ExposeKind::LoadBalancer,
+        _ if text.to_ascii_lowercase().starts_with("ingress") => {
+            return Err(SpecError::Expose(
+                text.to_string(),
+                "an Ingress is not rendered by vc; use loadbalancer or nodeport, or expose the \
+                 Service yourself and connect with: vc connect NAME --server URL"
+                    .to_string(),
+            ));
+        }
+        _ => {
+            return Err(SpecError::Expose(text.to_string(), "use nodeport or loadbalancer".into()));
+        }
+    };
+    Ok(ExposeSpec { kind })
+}
+
 /// One toleration as the Kubernetes API spells it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Toleration {
@@ -347,6 +397,8 @@ pub enum SpecError {
         "invalid node selector {0:?}: use KEY=VALUE with a label key and value, such as kubernetes.io/arch=amd64"
     )]
     NodeSelector(String),
+    #[error("invalid --expose {0:?}: {1}")]
+    Expose(String, String),
     #[error(
         "invalid toleration {0:?}: {1} (for example: dedicated=ci:NoSchedule, or * for every taint)"
     )]
@@ -769,6 +821,23 @@ mod tests {
         let mut bad = spec;
         bad.placement.tolerations.push("x:Sometimes".into());
         assert!(matches!(bad.validate(), Err(SpecError::Toleration(t, _)) if t == "x:Sometimes"));
+    }
+
+    #[test]
+    fn expose_parses_and_round_trips() {
+        assert_eq!(parse_expose("nodeport"), Ok(ExposeSpec { kind: ExposeKind::NodePort }));
+        assert_eq!(parse_expose("LoadBalancer"), Ok(ExposeSpec { kind: ExposeKind::LoadBalancer }));
+        for bad in ["", "clusterip", "ingress=dev.example.com", "node-port"] {
+            assert!(matches!(parse_expose(bad), Err(SpecError::Expose(..))), "{bad:?} accepted");
+        }
+        let spec: VirtualClusterSpec =
+            serde_saphyr::from_str("expose:\n  type: NodePort\n").unwrap();
+        assert_eq!(spec.expose, Some(ExposeSpec { kind: ExposeKind::NodePort }));
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["expose"], serde_json::json!({"type": "NodePort"}));
+        assert!(
+            serde_saphyr::from_str::<VirtualClusterSpec>("expose:\n  type: Ingress\n").is_err()
+        );
     }
 
     #[test]

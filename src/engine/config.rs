@@ -168,10 +168,20 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
-/// The ResourceQuota `hard` entries: the defaults with the spec's entries over them.
+/// The ResourceQuota `hard` entries: the defaults (with room for the exposed Service's node
+/// ports: the API port and the kubelet port of a NodePort, the API port of a LoadBalancer)
+/// with the spec's entries over them.
 pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     let mut hard: BTreeMap<String, String> =
         DEFAULT_QUOTA.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let node_ports = match spec.expose.as_ref().map(|e| e.kind) {
+        Some(crate::spec::ExposeKind::NodePort) => Some("2"),
+        Some(crate::spec::ExposeKind::LoadBalancer) => Some("1"),
+        None => None,
+    };
+    if let Some(node_ports) = node_ports {
+        hard.insert("services.nodeports".to_string(), node_ports.to_string());
+    }
     hard.extend(spec.quota.hard.iter().map(|(k, v)| (k.clone(), v.clone())));
     hard
 }
@@ -287,6 +297,24 @@ pub fn derived(
             .map_err(|e| EngineError::Values(format!("cannot build the configuration: {e}")))
     };
     let mut value = to_value(&derived)?;
+    if let Some(expose) = &spec.expose {
+        // The engine puts the address in its serving certificate itself: the Service's
+        // load-balancer ingress, or the control-plane pod's host IPs for a NodePort.
+        let service = Config {
+            control_plane: Some(ControlPlane {
+                service: Some(ControlPlaneService {
+                    spec: Some(BTreeMap::from([(
+                        "type".to_string(),
+                        Value::String(expose.kind.service_type().to_string()),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        deep_merge(&mut value, &to_value(&service)?);
+    }
     if !spec.placement.is_empty() {
         deep_merge(&mut value, &to_value(&placement(&spec.placement))?);
     }

@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use crate::bad_input::unreachable_kubeconfig;
+use crate::connect::{Env, assert_lists_virtual_namespaces, named};
 use crate::support::{Sandbox, Vc, fake_host as host};
+use crate::tls::VirtualApi;
 
 fn recorded_spec(fake: &fakekube::FakeKube) -> Value {
     let sts = fake.get("statefulsets", "vc-dev", "dev").expect("StatefulSet dev");
@@ -100,6 +102,8 @@ fn bad_hosting_values_are_refused_before_contacting_the_host() {
         ("toleration with two values", vec!["--toleration", "a=b=c"]),
         ("bad priority class", vec!["--priority-class", "Low Priority"]),
         ("bad runtime class in a values file", vec!["-f", values.to_str().unwrap()]),
+        ("unknown expose type", vec!["--expose", "clusterip"]),
+        ("expose by an ingress", vec!["--expose", "ingress=dev.example.com"]),
     ];
     let mut transcript = String::new();
     for (what, extra) in cases {
@@ -112,4 +116,139 @@ fn bad_hosting_values_are_refused_before_contacting_the_host() {
         transcript.push_str(&format!("## {what}\n{}", run.stderr));
     }
     insta::assert_snapshot!(crate::support::filter(&transcript, &sandbox));
+}
+
+/// The node port of the Service's API port.
+fn api_node_port(fake: &fakekube::FakeKube, namespace: &str, name: &str) -> u16 {
+    let svc = fake.get("services", namespace, name).expect("the cluster's Service");
+    let port = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "https")
+        .expect("the https port")["nodePort"]
+        .as_u64()
+        .expect("a node port");
+    u16::try_from(port).unwrap()
+}
+
+#[test]
+fn nodeport_is_reached_without_a_forward_and_forward_forces_one() {
+    let env = Env::new();
+    // The node's address is this machine's loopback, so its node port is a local port.
+    env.fake.set_node_address("127.0.0.1");
+    env.vc(&["create", "dev", "--expose", "nodeport", "--no-connect"]).code(0);
+    let svc = env.fake.get("services", "vc-dev", "dev").unwrap();
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    let node_port = api_node_port(&env.fake, "vc-dev", "dev");
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+    // The quota leaves room for the Service's node ports.
+    let quota = env.fake.get("resourcequotas", "vc-dev", "vc-dev").unwrap();
+    assert_eq!(quota["spec"]["hard"]["services.nodeports"], "2");
+    assert_eq!(recorded_spec(&env.fake)["expose"], json!({"type": "NodePort"}));
+
+    let api = VirtualApi::start_at("exposed-dev", &format!("127.0.0.1:{node_port}"));
+    env.serve("dev", &api);
+    let connected = env.vc(&["connect", "dev", "-o", "json"]);
+    connected.code(0);
+    let server = format!("https://127.0.0.1:{node_port}");
+    assert_eq!(connected.json()["server"], server.as_str());
+    assert!(connected.json().get("localPort").is_none(), "{}", connected.stdout);
+    assert!(env.forwards().is_empty(), "no forward: {:?}", env.forwards());
+    let config = env.kubeconfig();
+    assert_eq!(named(&config, "clusters", "vc-dev").unwrap()["cluster"]["server"], server.as_str());
+    assert_lists_virtual_namespaces(
+        &env.kubectl(&env.sandbox.kubeconfig(), &["get", "ns", "-o", "name"]),
+        "exposed-dev",
+    );
+    let printed = env.vc(&["kubeconfig", "dev"]);
+    printed.code(0);
+    assert!(printed.stdout.contains(&format!("server: {server}")), "{}", printed.stdout);
+
+    // --forward: a local forward, as for a cluster that is not exposed.
+    let forwarded = env.vc(&["connect", "dev", "--forward", "-o", "json"]);
+    forwarded.code(0);
+    let port = forwarded.json()["localPort"].as_u64().expect("a local port");
+    assert_eq!(forwarded.json()["server"], format!("https://127.0.0.1:{port}").as_str());
+    assert_eq!(env.forward("dev")["port"], port);
+}
+
+#[test]
+fn create_waits_for_the_load_balancer_address_as_a_phase() {
+    let env = Env::new();
+    env.fake.set_load_balancer_address(Some("127.0.0.1"));
+    env.vc(&["create", "lb", "--expose", "loadbalancer", "--no-connect"]).code(0);
+    let svc = env.fake.get("services", "vc-lb", "lb").unwrap();
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["status"]["loadBalancer"]["ingress"][0]["ip"], "127.0.0.1");
+    let ports: Vec<&str> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["https"], "a load balancer carries the API port only");
+    let printed = env.vc(&["kubeconfig", "lb"]);
+    printed.code(0);
+    assert!(printed.stdout.contains("server: https://127.0.0.1:443"), "{}", printed.stdout);
+
+    // No load-balancer controller: create waits in its `exposed` phase, then says why.
+    env.fake.set_load_balancer_address(None);
+    let api = VirtualApi::start("pending");
+    let labels = json!({"app.kubernetes.io/managed-by": "vc", "vc.dev/cluster": "pending"});
+    env.fake
+        .put(json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "vc-pending", "labels": labels}}))
+        .expect("namespace");
+    env.serve("pending", &api);
+    let run = env.vc(&["create", "pending", "--expose", "loadbalancer", "--timeout", "8s"]);
+    run.code(4);
+    assert!(run.stderr.contains("is ready, but connecting to it failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has no address after") && run.stderr.contains("--forward"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.forwards().is_empty(), "no forward: {:?}", env.forwards());
+}
+
+/// A free loopback port in the node-port range.
+fn free_node_port() -> u16 {
+    (30000..=32767)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port in 30000-32767")
+}
+
+#[test]
+fn create_connects_to_the_exposed_address() {
+    let env = Env::new();
+    env.fake.set_node_address("127.0.0.1");
+    let port = free_node_port();
+    let api = VirtualApi::start_at("inside-np", &format!("127.0.0.1:{port}"));
+    let labels = json!({"app.kubernetes.io/managed-by": "vc", "vc.dev/cluster": "np"});
+    env.fake
+        .put(json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "vc-np", "labels": labels}}))
+        .expect("namespace");
+    env.serve("np", &api);
+    // The engine's own key pins the node port, so the stand-in can listen there beforehand.
+    let values = env.sandbox.home().join("np.yaml");
+    std::fs::write(
+        &values,
+        format!("expose:\n  type: NodePort\nengine:\n  values:\n    controlPlane:\n      service:\n        httpsNodePort: {port}\n"),
+    )
+    .unwrap();
+    let created = env.vc(&["create", "np", "-f", values.to_str().unwrap(), "-o", "json"]);
+    created.code(0);
+    let result = created.json();
+    assert_eq!(result["server"], format!("https://127.0.0.1:{port}").as_str());
+    assert!(result["timings"]["exposed"].is_number(), "{result}");
+    assert!(result["timings"]["connected"].is_number(), "{result}");
+    assert_eq!(api_node_port(&env.fake, "vc-np", "np"), port);
+    assert!(env.forwards().is_empty(), "no forward: {:?}", env.forwards());
+    assert_eq!(env.kubeconfig()["current-context"], "vc-np");
+    // A cluster that is not exposed has no `exposed` phase at all.
+    let plain = env.vc(&["create", "plain", "--no-wait", "-o", "json"]);
+    plain.code(0);
+    assert!(plain.json()["timings"].get("exposed").is_none(), "{}", plain.stdout);
 }

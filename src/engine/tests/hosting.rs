@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{config_yaml, placement, snapshot_json};
 use crate::engine::{HostObject, render};
-use crate::spec::VirtualClusterSpec;
+use crate::spec::{ExposeKind, ExposeSpec, VirtualClusterSpec};
 
 fn placement_spec() -> VirtualClusterSpec {
     serde_saphyr::from_str(
@@ -69,4 +69,33 @@ fn no_placement_leaves_the_defaults() {
     assert_eq!(defaults["sync"]["toHost"]["pods"]["enforceTolerations"], serde_json::json!([]));
     assert_eq!(defaults["sync"]["toHost"]["pods"]["runtimeClassName"], "");
     assert_eq!(defaults["sync"]["fromHost"]["nodes"]["selector"]["labels"], serde_json::json!({}));
+}
+
+#[test]
+fn expose_sets_the_service_type_and_room_in_the_quota() {
+    for (kind, ports, node_ports) in [
+        (ExposeKind::NodePort, vec!["https", "kubelet"], "2"),
+        (ExposeKind::LoadBalancer, vec!["https"], "1"),
+    ] {
+        let spec = VirtualClusterSpec { expose: Some(ExposeSpec { kind }), ..Default::default() };
+        let rendered = render(&spec, &placement(true)).expect("renders");
+        let service = snapshot_json(object(&rendered.objects, "Service", "dev"));
+        insta::assert_yaml_snapshot!(
+            format!("expose-{}@Service-dev", kind.service_type()),
+            service
+        );
+        assert_eq!(service["spec"]["type"], kind.service_type());
+        let names: Vec<&str> = service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ports);
+        let quota = snapshot_json(object(&rendered.objects, "ResourceQuota", "vc-dev"));
+        assert_eq!(quota["spec"]["hard"]["services.nodeports"], node_ports);
+    }
+    let default = render(&VirtualClusterSpec::default(), &placement(true)).expect("renders");
+    let quota = snapshot_json(object(&default.objects, "ResourceQuota", "vc-dev"));
+    assert_eq!(quota["spec"]["hard"]["services.nodeports"], "0");
 }
