@@ -329,6 +329,9 @@ pub struct HostingArgs {
     /// Connect through a local forward even when the cluster is exposed
     #[arg(long, conflicts_with = "no_connect")]
     pub forward: bool,
+    /// Datastore of the control plane: sqlite (the default, kine on the volume claim)
+    #[arg(long, value_name = "KIND")]
+    pub datastore: Option<String>,
 }
 
 /// `vc snapshot`

@@ -45,6 +45,10 @@ pub struct VirtualClusterSpec {
     /// Where the control plane and every pod synced from inside run on the host.
     #[serde(default, skip_serializing_if = "PlacementSpec::is_empty")]
     pub placement: PlacementSpec,
+    /// The datastore of the virtual control plane (default: SQLite behind kine, on the
+    /// volume claim).
+    #[serde(default, skip_serializing_if = "DatastoreSpec::is_default")]
+    pub datastore: DatastoreSpec,
     /// The virtual API server reachable without a forward (`vc connect` then uses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expose: Option<ExposeSpec>,
@@ -240,6 +244,49 @@ impl PlacementSpec {
     }
 }
 
+/// The datastore of the virtual control plane.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatastoreSpec {
+    /// `sqlite` (the default: kine over SQLite under `/data`) or `etcd`.
+    #[serde(default)]
+    pub kind: DatastoreKind,
+}
+
+impl DatastoreSpec {
+    fn is_default(&self) -> bool {
+        self == &DatastoreSpec::default()
+    }
+}
+
+/// Which datastore the control plane keeps its state in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatastoreKind {
+    #[default]
+    Sqlite,
+    Etcd,
+}
+
+impl DatastoreKind {
+    /// The name in the spec, `list` and `describe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatastoreKind::Sqlite => "sqlite",
+            DatastoreKind::Etcd => "etcd",
+        }
+    }
+}
+
+/// Parses `--datastore sqlite|etcd`.
+pub fn parse_datastore(text: &str) -> Result<DatastoreKind, SpecError> {
+    match text.to_ascii_lowercase().as_str() {
+        "sqlite" => Ok(DatastoreKind::Sqlite),
+        "etcd" => Ok(DatastoreKind::Etcd),
+        _ => Err(SpecError::Datastore(text.to_string())),
+    }
+}
+
 /// How the virtual API server is exposed on the host.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -397,6 +444,12 @@ pub enum SpecError {
         "invalid node selector {0:?}: use KEY=VALUE with a label key and value, such as kubernetes.io/arch=amd64"
     )]
     NodeSelector(String),
+    #[error("invalid datastore {0:?}: use sqlite (the default) or etcd")]
+    Datastore(String),
+    #[error(
+        "datastore etcd is not rendered by this version of vc (the engine's deployed etcd StatefulSet and its certificates are not yet part of what vc applies); use datastore sqlite, the default"
+    )]
+    DatastoreEtcd,
     #[error("invalid --expose {0:?}: {1}")]
     Expose(String, String),
     #[error(
@@ -708,6 +761,9 @@ impl VirtualClusterSpec {
             }
         }
         self.placement.validate()?;
+        if self.datastore.kind == DatastoreKind::Etcd {
+            return Err(SpecError::DatastoreEtcd);
+        }
         if let Some(values) = &self.engine.values
             && !values.is_object()
         {
@@ -837,6 +893,24 @@ mod tests {
         assert_eq!(json["expose"], serde_json::json!({"type": "NodePort"}));
         assert!(
             serde_saphyr::from_str::<VirtualClusterSpec>("expose:\n  type: Ingress\n").is_err()
+        );
+    }
+
+    #[test]
+    fn datastore_kinds() {
+        assert_eq!(parse_datastore("sqlite"), Ok(DatastoreKind::Sqlite));
+        assert_eq!(parse_datastore("ETCD"), Ok(DatastoreKind::Etcd));
+        assert_eq!(parse_datastore("postgres"), Err(SpecError::Datastore("postgres".into())));
+        let spec: VirtualClusterSpec =
+            serde_saphyr::from_str("datastore:\n  kind: sqlite\n").unwrap();
+        assert_eq!(spec.datastore.kind, DatastoreKind::Sqlite);
+        // The default is left out of the record; an explicit etcd is refused before any request.
+        assert!(serde_json::to_value(&spec).unwrap().get("datastore").is_none());
+        let etcd: VirtualClusterSpec =
+            serde_saphyr::from_str("datastore:\n  kind: etcd\n").unwrap();
+        assert_eq!(etcd.validate(), Err(SpecError::DatastoreEtcd));
+        assert!(
+            serde_saphyr::from_str::<VirtualClusterSpec>("datastore:\n  kind: mysql\n").is_err()
         );
     }
 

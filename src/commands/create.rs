@@ -135,6 +135,9 @@ fn apply_hosting(args: &HostingArgs, spec: &mut VirtualClusterSpec) -> Result<()
     if let Some(expose) = &args.expose {
         spec.expose = Some(spec::parse_expose(expose)?);
     }
+    if let Some(kind) = &args.datastore {
+        spec.datastore.kind = spec::parse_datastore(kind)?;
+    }
     Ok(())
 }
 

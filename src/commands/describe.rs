@@ -38,6 +38,9 @@ struct Description {
     /// What the control plane may reach outside the cluster, from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     host_api_egress: Option<String>,
+    /// The datastore kind (`sqlite`), from the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datastore: Option<&'static str>,
     /// The placement the control plane carries and the engine enforces on every synced pod.
     #[serde(skip_serializing_if = "Option::is_none")]
     enforced: Option<PlacementSpec>,
@@ -86,6 +89,7 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         last_activity: record.last_activity.map(|t| t.to_string()),
         spec: record.spec.clone(),
         host_api_egress: record.spec.as_ref().and_then(host_api_egress),
+        datastore: record.datastore(),
         enforced: record.spec.as_ref().map(|s| s.placement.clone()).filter(|p| !p.is_empty()),
         objects,
         quota,
@@ -137,6 +141,9 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
         let seen =
             d.last_activity.as_deref().map_or_else(String::new, |t| format!("; last activity {t}"));
         field(&mut out, "Sleeps after:", &format!("{limit} idle{seen}"));
+    }
+    if let Some(datastore) = d.datastore {
+        field(&mut out, "Datastore:", datastore);
     }
     if let Some(egress) = &d.host_api_egress {
         field(&mut out, "Host API egress:", egress);

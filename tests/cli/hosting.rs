@@ -103,6 +103,8 @@ fn bad_hosting_values_are_refused_before_contacting_the_host() {
         ("bad priority class", vec!["--priority-class", "Low Priority"]),
         ("bad runtime class in a values file", vec!["-f", values.to_str().unwrap()]),
         ("unknown expose type", vec!["--expose", "clusterip"]),
+        ("unknown datastore", vec!["--datastore", "postgres"]),
+        ("etcd datastore", vec!["--datastore", "etcd"]),
         ("expose by an ingress", vec!["--expose", "ingress=dev.example.com"]),
     ];
     let mut transcript = String::new();
@@ -251,4 +253,23 @@ fn create_connects_to_the_exposed_address() {
     let plain = env.vc(&["create", "plain", "--no-wait", "-o", "json"]);
     plain.code(0);
     assert!(plain.json()["timings"].get("exposed").is_none(), "{}", plain.stdout);
+}
+
+#[test]
+fn the_datastore_kind_is_in_the_record_list_and_describe() {
+    let (fake, sandbox) = host();
+    let values = sandbox.home().join("values.yaml");
+    std::fs::write(&values, "datastore:\n  kind: sqlite\n").unwrap();
+    let args = ["create", "dev", "--no-connect", "--no-wait", "-f", values.to_str().unwrap()];
+    Vc::new(&sandbox).args(args).run().code(0);
+    // The default kind is what a record without the field means.
+    assert!(recorded_spec(&fake).get("datastore").is_none());
+    let listed = Vc::new(&sandbox).args(["list", "-o", "json"]).run();
+    listed.code(0);
+    assert_eq!(listed.json()[0]["datastore"], "sqlite");
+    let described = Vc::new(&sandbox).args(["describe", "dev", "-o", "json"]).run();
+    described.code(0);
+    assert_eq!(described.json()["datastore"], "sqlite");
+    let text = Vc::new(&sandbox).args(["describe", "dev"]).run();
+    assert!(text.stdout.contains("Datastore:          sqlite"), "{}", text.stdout);
 }
