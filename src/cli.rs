@@ -312,6 +312,36 @@ pub struct CreateArgs {
     /// Start from a snapshot of this running cluster, streamed (`vc clone`)
     #[arg(skip)]
     pub from_cluster: Option<String>,
+    // Boxed: it would make `Command::Create` much larger than the other variants.
+    #[command(flatten)]
+    pub hosting: Box<HostingArgs>,
+}
+
+/// Flags of `vc create` for where the cluster runs on the host.
+#[derive(Debug, Default, Args)]
+pub struct HostingArgs {
+    /// Node label every pod must match, the control plane's and each synced one's; repeatable
+    #[arg(long = "node-selector", value_name = "KEY=VALUE")]
+    pub node_selector: Vec<String>,
+    /// Toleration added to every pod, as KEY[=VALUE][:EFFECT] or * (repeatable)
+    #[arg(long = "toleration", value_name = "TOLERATION")]
+    pub tolerations: Vec<String>,
+    /// RuntimeClass of every pod, such as gvisor or kata (it must exist on the host)
+    #[arg(long = "runtime-class", value_name = "NAME")]
+    pub runtime_class: Option<String>,
+    /// PriorityClass of every pod (it must exist on the host)
+    #[arg(long = "priority-class", value_name = "NAME")]
+    pub priority_class: Option<String>,
+    /// Expose the virtual API server on the host: nodeport or loadbalancer; connect then
+    /// uses that address, without a forward
+    #[arg(long, value_name = "TYPE")]
+    pub expose: Option<String>,
+    /// Connect through a local forward even when the cluster is exposed
+    #[arg(long, conflicts_with = "no_connect")]
+    pub forward: bool,
+    /// Datastore of the control plane: sqlite (the default, kine on the volume claim)
+    #[arg(long, value_name = "KIND")]
+    pub datastore: Option<String>,
 }
 
 /// `vc snapshot`
@@ -383,6 +413,7 @@ impl FromSnapshotArgs {
             local_port: None,
             from_snapshot: None,
             keep_on_failure: self.keep_on_failure,
+            hosting: Box::default(),
             from_cluster: None,
             ephemeral: false,
         }
@@ -431,6 +462,9 @@ pub struct ConnectArgs {
     /// Use this server URL (a Service or Ingress you expose) instead of a local forward
     #[arg(long, value_name = "URL", conflicts_with = "local_port")]
     pub server: Option<String>,
+    /// Use a local forward even when the cluster is exposed (vc create --expose)
+    #[arg(long, conflicts_with = "server")]
+    pub forward: bool,
     /// Show the background forwarder's log
     #[arg(long, conflicts_with_all = ["print", "command"])]
     pub logs: bool,

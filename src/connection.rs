@@ -158,10 +158,11 @@ pub async fn virtual_client(
     Ok((forward, client))
 }
 
-/// What [`connect_background`] set up.
+/// What [`connect_background`] set up, or a context at an exposed address (`port` `None`).
 #[derive(Clone, Debug)]
 pub struct Connected {
-    pub port: u16,
+    /// The local forward's port; `None` for an exposed endpoint reached without one.
+    pub port: Option<u16>,
     pub server_url: String,
     pub entry: EntryOutcome,
 }
@@ -197,7 +198,7 @@ pub async fn connect_background(
         Err(e) => Err(e),
     };
     match entry {
-        Ok(entry) => Ok(Connected { port, server_url, entry }),
+        Ok(entry) => Ok(Connected { port: Some(port), server_url, entry }),
         Err(e) => {
             // A forward without its kubeconfig entry serves nobody: stop the forwarder this
             // call started (one that was already running stays).
@@ -240,8 +241,7 @@ pub async fn verify_server(
     server_url: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let config = kubeconfig::standalone_kubeconfig(admin, &target.context_name(), server_url)?;
-    let fail = |why: String| {
+    probe_server(admin, target, server_url, timeout).await.map_err(|why| {
         anyhow::Error::from(CliError::new(
             crate::error::Exit::Unreachable,
             format!(
@@ -249,18 +249,29 @@ pub async fn verify_server(
                 target.name, target.name
             ),
         ))
-    };
+    })
+}
+
+/// One `/version` request to `server_url` with the admin credentials, TLS verified; the
+/// failure's cause in words.
+async fn probe_server(
+    admin: &Kubeconfig,
+    target: &Target,
+    server_url: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let config = kubeconfig::standalone_kubeconfig(admin, &target.context_name(), server_url)
+        .map_err(|e| e.to_string())?;
     let options = kube::config::KubeConfigOptions::default();
-    let client_config = kube::Config::from_custom_kubeconfig(config, &options)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let client = kube::Client::try_from(client_config).map_err(|e| fail(e.to_string()))?;
+    let client_config =
+        kube::Config::from_custom_kubeconfig(config, &options).await.map_err(|e| e.to_string())?;
+    let client = kube::Client::try_from(client_config).map_err(|e| e.to_string())?;
     match tokio::time::timeout(timeout.max(Duration::from_secs(5)), client.apiserver_version())
         .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(fail(crate::host::root_cause(&e))),
-        Err(_) => Err(fail(format!("no answer within {}", crate::output::human_duration(timeout)))),
+        Ok(Err(e)) => Err(crate::host::root_cause(&e)),
+        Err(_) => Err(format!("no answer within {}", crate::output::human_duration(timeout))),
     }
 }
 
@@ -279,6 +290,63 @@ pub async fn connect_direct(
         switch,
     )?;
     Ok(kubeconfig::upsert_virtual_cluster_async(paths, &entry).await?)
+}
+
+/// How often the exposed endpoint is looked up and tried while it is not there yet.
+const EXPOSE_POLL: Duration = Duration::from_millis(500);
+/// One try of the exposed endpoint.
+const EXPOSE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits (up to `timeout`) for the exposed endpoint and proves it: the host has assigned the
+/// address (`on_address` is called then), and the API answers there with the admin
+/// credentials and TLS verified against the engine's CA. The engine adds a new address to its
+/// serving certificate within a few seconds, so a refused handshake is tried again.
+pub async fn exposed_server(
+    host: &Host,
+    target: &Target,
+    kind: crate::spec::ExposeKind,
+    admin: &Kubeconfig,
+    timeout: Duration,
+    mut on_address: impl FnMut(&str),
+) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut announced = false;
+    let mut last_error = None;
+    loop {
+        if let Some(url) = host.exposed_url(&target.namespace, &target.name, kind).await? {
+            if !announced {
+                on_address(&url);
+                announced = true;
+            }
+            match probe_server(admin, target, &url, EXPOSE_REQUEST_TIMEOUT).await {
+                Ok(()) => return Ok(url),
+                Err(why) => last_error = Some((url, why)),
+            }
+        }
+        if tokio::time::Instant::now() + EXPOSE_POLL >= deadline {
+            let waited = crate::output::human_duration(timeout);
+            let forward =
+                format!("connect through a forward instead: vc connect {} --forward", target.name);
+            return Err(match last_error {
+                Some((url, why)) => CliError::unreachable(format!(
+                    "the exposed endpoint {url} of virtual cluster {:?} does not answer: {why}; {forward}",
+                    target.name
+                )),
+                None => CliError::timeout(format!(
+                    "the {} Service of virtual cluster {:?} has no address after {waited}{}; {forward}",
+                    kind.service_type(),
+                    target.name,
+                    if kind == crate::spec::ExposeKind::LoadBalancer {
+                        " (does the host run a load-balancer controller?)"
+                    } else {
+                        ""
+                    }
+                )),
+            }
+            .into());
+        }
+        tokio::time::sleep(EXPOSE_POLL).await;
+    }
 }
 
 /// The URL of a local forward.

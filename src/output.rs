@@ -13,13 +13,23 @@ use crate::cli::OutputFormat;
 /// Phases of `vc create`, in order; also the keys of `timings` in JSON output. Each is named
 /// after the step it ends with: the objects applied, the control-plane pod bound to a node,
 /// its init container done, the virtual API server answering, the cluster ready with working
-/// admin credentials, the kubeconfig context connected.
-pub const PHASES: [&str; 7] =
-    ["applying", "scheduled", "initialized", "apiserver", "ready", "provisioning", "connected"];
+/// admin credentials, its exposed address answering (`--expose` only), the manifests applied
+/// inside (`--apply` only), the kubeconfig context connected.
+pub const PHASES: [&str; 8] = [
+    "applying",
+    "scheduled",
+    "initialized",
+    "apiserver",
+    "ready",
+    "exposed",
+    "provisioning",
+    "connected",
+];
 
-/// Phases only some runs have (`provisioning` needs manifests): never counted as passed when a
-/// later phase starts without them.
-const OPTIONAL_PHASES: [&str; 1] = ["provisioning"];
+/// Phases only some runs pass through (`exposed` needs `--expose`, `provisioning` needs
+/// manifests): never counted as passed or filled in as skipped when a later phase starts
+/// without them.
+const OPTIONAL_PHASES: [&str; 2] = ["exposed", "provisioning"];
 
 /// Owns stdout, stderr, colour and the progress display.
 #[derive(Clone, Debug)]

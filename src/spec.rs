@@ -51,6 +51,16 @@ pub struct VirtualClusterSpec {
     /// http(s) URL, or inline YAML (an entry of several lines).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// Where the control plane and every pod synced from inside run on the host.
+    #[serde(default, skip_serializing_if = "PlacementSpec::is_empty")]
+    pub placement: PlacementSpec,
+    /// The datastore of the virtual control plane (default: SQLite behind kine, on the
+    /// volume claim).
+    #[serde(default, skip_serializing_if = "DatastoreSpec::is_default")]
+    pub datastore: DatastoreSpec,
+    /// The virtual API server reachable without a forward (`vc connect` then uses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ExposeSpec>,
     /// Passthrough to the engine.
     #[serde(default, skip_serializing_if = "EngineSpec::is_empty")]
     pub engine: EngineSpec,
@@ -213,6 +223,209 @@ impl EngineSpec {
     }
 }
 
+/// Host placement: applied to the control-plane pod and enforced by the engine on every pod it
+/// syncs to the host, whatever the pod inside asks for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementSpec {
+    /// Node labels every pod must match (added to each pod's own selector).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations added to every pod, in the engine's form: `KEY[=VALUE][:EFFECT]`, or `*`
+    /// for every taint (for example `dedicated=ci:NoSchedule`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<String>,
+    /// RuntimeClass of every pod (a sandbox such as gVisor or Kata); it must exist on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_class_name: Option<String>,
+    /// PriorityClass of every pod; it must exist on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+}
+
+impl PlacementSpec {
+    pub fn is_empty(&self) -> bool {
+        self == &PlacementSpec::default()
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        for (key, value) in &self.node_selector {
+            if !is_label_key(key) || !is_label_value(value) {
+                return Err(SpecError::NodeSelector(format!("{key}={value}")));
+            }
+        }
+        for toleration in &self.tolerations {
+            parse_toleration(toleration)?;
+        }
+        for (what, name) in [
+            ("runtimeClassName", &self.runtime_class_name),
+            ("priorityClassName", &self.priority_class_name),
+        ] {
+            if let Some(name) = name
+                && !is_dns_subdomain(name)
+            {
+                return Err(SpecError::ClassName(what, name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The datastore of the virtual control plane.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatastoreSpec {
+    /// `sqlite` (the default: kine over SQLite under `/data`) or `etcd`.
+    #[serde(default)]
+    pub kind: DatastoreKind,
+}
+
+impl DatastoreSpec {
+    fn is_default(&self) -> bool {
+        self == &DatastoreSpec::default()
+    }
+}
+
+/// Which datastore the control plane keeps its state in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatastoreKind {
+    #[default]
+    Sqlite,
+    Etcd,
+}
+
+impl DatastoreKind {
+    /// The name in the spec, `list` and `describe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatastoreKind::Sqlite => "sqlite",
+            DatastoreKind::Etcd => "etcd",
+        }
+    }
+}
+
+/// Parses `--datastore sqlite|etcd`.
+pub fn parse_datastore(text: &str) -> Result<DatastoreKind, SpecError> {
+    match text.to_ascii_lowercase().as_str() {
+        "sqlite" => Ok(DatastoreKind::Sqlite),
+        "etcd" => Ok(DatastoreKind::Etcd),
+        _ => Err(SpecError::Datastore(text.to_string())),
+    }
+}
+
+/// How the virtual API server is exposed on the host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExposeSpec {
+    /// `NodePort` (the address of the control plane's node) or `LoadBalancer` (the address the
+    /// host's load balancer assigns).
+    #[serde(rename = "type")]
+    pub kind: ExposeKind,
+}
+
+/// The Service type that exposes the virtual API server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExposeKind {
+    NodePort,
+    LoadBalancer,
+}
+
+impl ExposeKind {
+    /// The Service type.
+    pub fn service_type(self) -> &'static str {
+        match self {
+            ExposeKind::NodePort => "NodePort",
+            ExposeKind::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Parses `--expose nodeport|loadbalancer`.
+pub fn parse_expose(text: &str) -> Result<ExposeSpec, SpecError> {
+    let kind = match text.to_ascii_lowercase().as_str() {
+        "nodeport" => ExposeKind::NodePort,
+        "loadbalancer" => ExposeKind::LoadBalancer,
+        _ if text.to_ascii_lowercase().starts_with("ingress") => {
+            return Err(SpecError::Expose(
+                text.to_string(),
+                "an Ingress is not rendered by vc; use loadbalancer or nodeport, or expose the \
+                 Service yourself and connect with: vc connect NAME --server URL"
+                    .to_string(),
+            ));
+        }
+        _ => {
+            return Err(SpecError::Expose(text.to_string(), "use nodeport or loadbalancer".into()));
+        }
+    };
+    Ok(ExposeSpec { kind })
+}
+
+/// One toleration as the Kubernetes API spells it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Toleration {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub operator: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub effect: String,
+}
+
+/// Taint effects the API server accepts on a toleration.
+const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
+
+/// Parses a toleration in the engine's form (`*`, `KEY`, `KEY=VALUE`, `KEY:EFFECT`,
+/// `KEY=VALUE:EFFECT`), reading it as the engine reads `sync.toHost.pods.enforceTolerations`.
+pub fn parse_toleration(text: &str) -> Result<Toleration, SpecError> {
+    let bad = |why: &str| SpecError::Toleration(text.to_string(), why.to_string());
+    if text == "*" {
+        return Ok(Toleration { operator: "Exists".into(), ..Default::default() });
+    }
+    let (pair, effect) = match text.split_once(':') {
+        Some((pair, effect)) => (pair, Some(effect)),
+        None => (text, None),
+    };
+    let (key, value) = match pair.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (pair, None),
+    };
+    if value.is_some_and(|v| v.contains('=')) || effect.is_some_and(|e| e.contains(':')) {
+        return Err(bad("use KEY[=VALUE][:EFFECT]"));
+    }
+    if !key.is_empty() && !is_label_key(key) {
+        return Err(bad(&format!("{key:?} is not a valid taint key")));
+    }
+    if let Some(value) = value
+        && !is_label_value(value)
+    {
+        return Err(bad(&format!("{value:?} is not a valid taint value")));
+    }
+    if let Some(effect) = effect
+        && !TAINT_EFFECTS.contains(&effect)
+    {
+        return Err(bad(&format!("the effect must be one of {}", TAINT_EFFECTS.join(", "))));
+    }
+    // As the engine does: with an effect, a bare key tolerates any value (Exists); without
+    // one, the operator is left to the API server's default (Equal).
+    let operator = match (effect, value) {
+        (Some(_), None) => "Exists",
+        (Some(_), Some(_)) => "Equal",
+        (None, _) => "",
+    };
+    if key.is_empty() && operator != "Exists" {
+        return Err(bad("a toleration without a key must end with :EFFECT and carry no value"));
+    }
+    Ok(Toleration {
+        key: key.to_string(),
+        operator: operator.to_string(),
+        value: value.unwrap_or_default().to_string(),
+        effect: effect.unwrap_or_default().to_string(),
+    })
+}
+
 fn default_true() -> bool {
     true
 }
@@ -268,6 +481,26 @@ pub enum SpecError {
     HostApi(String),
     #[error("invalid isolation.hostRanges entry {0:?}: use a CIDR, such as 10.244.0.0/16")]
     HostRange(String),
+    #[error(
+        "invalid node selector {0:?}: use KEY=VALUE with a label key and value, such as kubernetes.io/arch=amd64"
+    )]
+    NodeSelector(String),
+    #[error("invalid datastore {0:?}: use sqlite (the default) or etcd")]
+    Datastore(String),
+    #[error(
+        "datastore etcd is not rendered by this version of vc (the engine's deployed etcd StatefulSet and its certificates are not yet part of what vc applies); use datastore sqlite, the default"
+    )]
+    DatastoreEtcd,
+    #[error("invalid --expose {0:?}: {1}")]
+    Expose(String, String),
+    #[error(
+        "invalid toleration {0:?}: {1} (for example: dedicated=ci:NoSchedule, or * for every taint)"
+    )]
+    Toleration(String, String),
+    #[error(
+        "invalid placement.{0} {1:?}: use the name of an object on the host (lowercase letters, digits, '-' and '.')"
+    )]
+    ClassName(&'static str, String),
 }
 
 /// Label keys `vc` and the engine set themselves; a user label may not override them.
@@ -498,11 +731,7 @@ pub fn parse_label(text: &str) -> Result<(String, String), SpecError> {
     let (key, value) = text
         .split_once('=')
         .ok_or_else(|| SpecError::Label(text.into(), "use key=value".into()))?;
-    let key_ok = {
-        let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
-        (prefix.is_empty() || is_dns_subdomain(prefix)) && is_label_value(name) && !name.is_empty()
-    };
-    if !key_ok {
+    if !is_label_key(key) {
         return Err(SpecError::Label(text.into(), format!("{key:?} is not a valid label key")));
     }
     if RESERVED_LABEL_KEYS.contains(&key) || key.starts_with("vc.dev/") {
@@ -520,6 +749,12 @@ pub fn parse_label(text: &str) -> Result<(String, String), SpecError> {
         ));
     }
     Ok((key.to_string(), value.to_string()))
+}
+
+/// Whether `key` is a label key: an optional DNS-subdomain prefix and `/`, then a name.
+fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+    (prefix.is_empty() || is_dns_subdomain(prefix)) && is_label_value(name) && !name.is_empty()
 }
 
 fn is_label_value(v: &str) -> bool {
@@ -589,6 +824,10 @@ impl VirtualClusterSpec {
                 return Err(SpecError::HostRange(range.clone()));
             }
         }
+        self.placement.validate()?;
+        if self.datastore.kind == DatastoreKind::Etcd {
+            return Err(SpecError::DatastoreEtcd);
+        }
         if let Some(values) = &self.engine.values
             && !values.is_object()
         {
@@ -647,6 +886,96 @@ mod tests {
         spec.isolation.host_api.clear();
         spec.isolation.host_ranges = vec!["10.244.0.1".into()];
         assert_eq!(spec.validate(), Err(SpecError::HostRange("10.244.0.1".into())));
+    }
+
+    #[test]
+    fn tolerations_parse_as_the_engine_reads_them() {
+        let t = |text: &str| parse_toleration(text).expect(text);
+        assert_eq!(t("*"), Toleration { operator: "Exists".into(), ..Default::default() });
+        assert_eq!(
+            t("dedicated=ci:NoSchedule"),
+            Toleration {
+                key: "dedicated".into(),
+                operator: "Equal".into(),
+                value: "ci".into(),
+                effect: "NoSchedule".into()
+            }
+        );
+        assert_eq!(
+            t("example.com/gpu:NoExecute"),
+            Toleration {
+                key: "example.com/gpu".into(),
+                operator: "Exists".into(),
+                effect: "NoExecute".into(),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            t("spot=true"),
+            Toleration { key: "spot".into(), value: "true".into(), ..Default::default() }
+        );
+        assert_eq!(t(":NoSchedule").operator, "Exists");
+        for bad in ["a=b=c", "a:NoSchedule:x", "a:Never", "a=b c", "Bad Key", "=v", ""] {
+            assert!(parse_toleration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn placement_is_checked() {
+        let mut spec = VirtualClusterSpec::default();
+        spec.placement.node_selector.insert("kubernetes.io/arch".into(), "amd64".into());
+        spec.placement.tolerations.push("dedicated=ci:NoSchedule".into());
+        spec.placement.runtime_class_name = Some("gvisor".into());
+        spec.placement.priority_class_name = Some("ci-low".into());
+        assert_eq!(spec.validate(), Ok(()));
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["placement"]["runtimeClassName"], "gvisor");
+        assert_eq!(serde_json::from_value::<VirtualClusterSpec>(json).unwrap(), spec);
+
+        let mut bad = spec.clone();
+        bad.placement.node_selector.insert("a b".into(), "x".into());
+        assert_eq!(bad.validate(), Err(SpecError::NodeSelector("a b=x".into())));
+        let mut bad = spec.clone();
+        bad.placement.runtime_class_name = Some("G_Visor".into());
+        assert_eq!(bad.validate(), Err(SpecError::ClassName("runtimeClassName", "G_Visor".into())));
+        let mut bad = spec;
+        bad.placement.tolerations.push("x:Sometimes".into());
+        assert!(matches!(bad.validate(), Err(SpecError::Toleration(t, _)) if t == "x:Sometimes"));
+    }
+
+    #[test]
+    fn expose_parses_and_round_trips() {
+        assert_eq!(parse_expose("nodeport"), Ok(ExposeSpec { kind: ExposeKind::NodePort }));
+        assert_eq!(parse_expose("LoadBalancer"), Ok(ExposeSpec { kind: ExposeKind::LoadBalancer }));
+        for bad in ["", "clusterip", "ingress=dev.example.com", "node-port"] {
+            assert!(matches!(parse_expose(bad), Err(SpecError::Expose(..))), "{bad:?} accepted");
+        }
+        let spec: VirtualClusterSpec =
+            serde_saphyr::from_str("expose:\n  type: NodePort\n").unwrap();
+        assert_eq!(spec.expose, Some(ExposeSpec { kind: ExposeKind::NodePort }));
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["expose"], serde_json::json!({"type": "NodePort"}));
+        assert!(
+            serde_saphyr::from_str::<VirtualClusterSpec>("expose:\n  type: Ingress\n").is_err()
+        );
+    }
+
+    #[test]
+    fn datastore_kinds() {
+        assert_eq!(parse_datastore("sqlite"), Ok(DatastoreKind::Sqlite));
+        assert_eq!(parse_datastore("ETCD"), Ok(DatastoreKind::Etcd));
+        assert_eq!(parse_datastore("postgres"), Err(SpecError::Datastore("postgres".into())));
+        let spec: VirtualClusterSpec =
+            serde_saphyr::from_str("datastore:\n  kind: sqlite\n").unwrap();
+        assert_eq!(spec.datastore.kind, DatastoreKind::Sqlite);
+        // The default is left out of the record; an explicit etcd is refused before any request.
+        assert!(serde_json::to_value(&spec).unwrap().get("datastore").is_none());
+        let etcd: VirtualClusterSpec =
+            serde_saphyr::from_str("datastore:\n  kind: etcd\n").unwrap();
+        assert_eq!(etcd.validate(), Err(SpecError::DatastoreEtcd));
+        assert!(
+            serde_saphyr::from_str::<VirtualClusterSpec>("datastore:\n  kind: mysql\n").is_err()
+        );
     }
 
     #[test]

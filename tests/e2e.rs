@@ -390,6 +390,110 @@ fn ephemeral_cluster_runs_a_workload_without_a_claim() {
     assert_eq!(disconnected.status.code(), Some(0));
 }
 
+/// `--expose nodeport` with placement: the context create writes points at the node's address
+/// and the Service's node port, with no forward; kubectl works through it from this machine;
+/// the engine puts the placement on every pod it syncs to the host. A host whose node
+/// addresses are not reachable from here (a remote cloud cluster) fails the connect with exit
+/// 5 or 4, and the scenario says so instead of failing.
+#[test]
+fn exposed_nodeport_and_placement() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-np");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let created = e2e.vc(&[
+        "create",
+        &name,
+        "--expose",
+        "nodeport",
+        "--node-selector",
+        "kubernetes.io/os=linux",
+        "--toleration",
+        "e2e.vc.dev/dedicated=ci:NoSchedule",
+        "--no-switch",
+        "-o",
+        "json",
+        "--timeout",
+        "5m",
+    ]);
+    if matches!(created.status.code(), Some(4 | 5))
+        && String::from_utf8_lossy(&created.stderr).contains("the exposed endpoint")
+    {
+        report_skip("the node address of --expose nodeport is not reachable from this machine");
+        return;
+    }
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let result = json(&created);
+    assert!(result["timings"]["exposed"].is_number(), "an exposed phase: {result}");
+    let server = result["server"].as_str().expect("a server").to_string();
+    assert!(!server.starts_with("https://127.0.0.1"), "not a local forward: {server}");
+    let namespace = format!("vc-{name}");
+    let node_port = e2e.kubectl(&[
+        "get",
+        "service",
+        &name,
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.spec.ports[?(@.name==\"https\")].nodePort}",
+    ]);
+    let node_port = String::from_utf8_lossy(&node_port.stdout).trim().to_string();
+    assert!(server.ends_with(&format!(":{node_port}")), "{server} uses node port {node_port}");
+    let forwards = e2e.state.path().join("vc").join("forwards");
+    let forward_files = std::fs::read_dir(&forwards).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(forward_files, 0, "no forward was started");
+
+    let context = result["context"].as_str().expect("a context").to_string();
+    let kubectl = |args: &[&str]| {
+        let output = Command::new("kubectl")
+            .arg("--context")
+            .arg(&context)
+            .args(args)
+            .env("KUBECONFIG", &e2e.kubeconfig)
+            .output()
+            .expect("kubectl must be installed for the e2e suite");
+        log_command("kubectl", args, &output);
+        output
+    };
+    let ran = kubectl(&["run", "placed", "--image=registry.k8s.io/pause:3.10", "--restart=Never"]);
+    assert!(ran.status.success(), "kubectl through the exposed address failed");
+    // The synced pod on the host carries what the engine enforces.
+    let selector = format!("vcluster.loft.sh/managed-by={name}");
+    let mut spec = serde_json::Value::Null;
+    let synced = eventually(Duration::from_secs(60), || {
+        let pods = e2e.kubectl(&["get", "pods", "-n", &namespace, "-l", &selector, "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_slice(&pods.stdout).unwrap_or_default();
+        let found = list["items"].as_array().into_iter().flatten().find(|p| {
+            p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("placed-x-default"))
+        });
+        if let Some(pod) = found {
+            spec = pod["spec"].clone();
+        }
+        found.is_some()
+    });
+    assert!(synced, "the pod was synced to the host");
+    assert_eq!(spec["nodeSelector"]["kubernetes.io/os"], "linux", "{spec}");
+    let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
+    assert!(
+        tolerations.iter().any(|t| t["key"] == "e2e.vc.dev/dedicated"
+            && t["value"] == "ci"
+            && t["effect"] == "NoSchedule"),
+        "enforced toleration: {tolerations:?}"
+    );
+    let control_plane = e2e.kubectl(&[
+        "get",
+        "pod",
+        &format!("{name}-0"),
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.spec.nodeSelector}",
+    ]);
+    assert!(String::from_utf8_lossy(&control_plane.stdout).contains("kubernetes.io/os"));
+    let disconnected = e2e.vc(&["disconnect", &name]);
+    assert_eq!(disconnected.status.code(), Some(0));
+}
+
 // Isolation matrix: tenant pods of cluster A, some wearing the labels of the pods vc's policies
 // trust (control plane, snapshot, CoreDNS), probe what they can reach on a real host.
 

@@ -20,7 +20,7 @@ struct ConnectResult {
     namespace: String,
     context: String,
     server: String,
-    /// The background forward's local port; none for `--server`.
+    /// The local forward's port; absent for `--server` and for a cluster reached at its exposed address.
     #[serde(skip_serializing_if = "Option::is_none")]
     local_port: Option<u16>,
     kubeconfig: String,
@@ -63,14 +63,25 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
     let admin = connection::ready_admin_kubeconfig(&host, &target, args.timeout).await?;
     let remaining = || deadline.saturating_duration_since(Instant::now());
     let printer = &invocation.printer;
+    // A cluster made with --expose is reached at its address, unless --forward asks for one.
+    let exposed = record
+        .spec
+        .as_ref()
+        .and_then(|s| s.expose.as_ref())
+        .map(|e| e.kind)
+        .filter(|_| !args.forward && args.local_port.is_none());
 
     if !args.command.is_empty() {
         return run_command(&host, &target, &admin, &args.command, remaining()).await;
     }
     if args.print {
-        let server = match &args.server {
-            Some(url) => url.clone(),
-            None => connection::local_url(
+        let server = match (&args.server, exposed) {
+            (Some(url), _) => url.clone(),
+            (None, Some(kind)) => {
+                connection::exposed_server(&host, &target, kind, &admin, remaining(), |_| {})
+                    .await?
+            }
+            (None, None) => connection::local_url(
                 connection::start_forwarder(
                     invocation.global.kubeconfig.clone(),
                     &target,
@@ -104,22 +115,40 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
             switched: entry.switched,
         }
     } else {
-        let connected = connection::connect_background(
-            &paths,
-            invocation.global.kubeconfig.clone(),
-            &target,
-            &admin,
-            args.local_port,
-            !args.no_switch,
-            remaining(),
-        )
-        .await?;
+        let connected = match exposed {
+            Some(kind) => {
+                let server_url =
+                    connection::exposed_server(&host, &target, kind, &admin, remaining(), |_| {})
+                        .await?;
+                let entry = connection::connect_direct(
+                    &paths,
+                    &target,
+                    &admin,
+                    &server_url,
+                    !args.no_switch,
+                )
+                .await?;
+                connection::Connected { port: None, server_url, entry }
+            }
+            None => {
+                connection::connect_background(
+                    &paths,
+                    invocation.global.kubeconfig.clone(),
+                    &target,
+                    &admin,
+                    args.local_port,
+                    !args.no_switch,
+                    remaining(),
+                )
+                .await?
+            }
+        };
         ConnectResult {
             name: target.name.clone(),
             namespace: target.namespace.clone(),
             context: connected.entry.context_name.clone(),
             server: connected.server_url.clone(),
-            local_port: Some(connected.port),
+            local_port: connected.port,
             kubeconfig: connected.entry.file.display().to_string(),
             switched: connected.entry.switched,
         }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use serde::Serialize;
 
 use crate::ci;
-use crate::cli::{CreateArgs, OutputFormat};
+use crate::cli::{CreateArgs, HostingArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::connection;
 use crate::engine::{self, Placement, rbac};
@@ -112,6 +112,7 @@ fn build_spec(
         spec.quota.enabled = Some(true);
     }
     spec.manifests.extend(args.apply.iter().cloned());
+    apply_hosting(&args.hosting, &mut spec)?;
     spec.validate()?;
     Ok(spec)
 }
@@ -126,6 +127,44 @@ fn relative_to_values_file(manifests: &mut [String], values_file: &std::path::Pa
             *entry = dir.join(entry.as_str()).display().to_string();
         }
     }
+}
+
+/// How the rendered Service exposes the cluster, if it does.
+fn exposed_kind(rendered: &engine::Rendered, name: &str) -> Option<spec::ExposeKind> {
+    rendered.objects.iter().find_map(|object| match object {
+        engine::HostObject::Service(svc) if svc.metadata.name.as_deref() == Some(name) => {
+            match svc.spec.as_ref().and_then(|s| s.type_.as_deref()) {
+                Some("NodePort") => Some(spec::ExposeKind::NodePort),
+                Some("LoadBalancer") => Some(spec::ExposeKind::LoadBalancer),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
+}
+
+/// The placement flags over the values file's.
+fn apply_hosting(args: &HostingArgs, spec: &mut VirtualClusterSpec) -> Result<(), spec::SpecError> {
+    let placement = &mut spec.placement;
+    for pair in &args.node_selector {
+        let (key, value) =
+            pair.split_once('=').ok_or_else(|| spec::SpecError::NodeSelector(pair.clone()))?;
+        placement.node_selector.insert(key.to_string(), value.to_string());
+    }
+    placement.tolerations.extend(args.tolerations.iter().cloned());
+    if let Some(name) = &args.runtime_class {
+        placement.runtime_class_name = Some(name.clone());
+    }
+    if let Some(name) = &args.priority_class {
+        placement.priority_class_name = Some(name.clone());
+    }
+    if let Some(expose) = &args.expose {
+        spec.expose = Some(spec::parse_expose(expose)?);
+    }
+    if let Some(kind) = &args.datastore {
+        spec.datastore.kind = spec::parse_datastore(kind)?;
+    }
+    Ok(())
 }
 
 /// The first line of a parser's message: it carries the line, column and reason; the rest is
@@ -541,6 +580,7 @@ async fn connect(
     args: &CreateArgs,
     deadline: Instant,
     admin: Option<crate::kubeconfig::Kubeconfig>,
+    exposed: Option<(spec::ExposeKind, &mut Progress)>,
 ) -> anyhow::Result<connection::Connected> {
     let (paths, _) = invocation.kubeconfigs()?;
     let target = connection::Target::new(host, &namespace_of(invocation, &args.name), &args.name);
@@ -549,6 +589,20 @@ async fn connect(
         Some(admin) => admin,
         None => connection::ready_admin_kubeconfig(host, &target, remaining).await?,
     };
+    if let Some((kind, progress)) = exposed {
+        progress.phase("exposed");
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let server_url =
+            connection::exposed_server(host, &target, kind, &admin, remaining, |url| {
+                progress.note(&format!("exposed at {url}"));
+            })
+            .await?;
+        progress.phase("connected");
+        let entry =
+            connection::connect_direct(&paths, &target, &admin, &server_url, !args.no_switch)
+                .await?;
+        return Ok(connection::Connected { port: None, server_url, entry });
+    }
     connection::connect_background(
         &paths,
         invocation.global.kubeconfig.clone(),
@@ -599,6 +653,8 @@ async fn apply_wait_connect(
 ) -> Result<(bool, Option<connection::Connected>), Stop> {
     let Payload { rendered, plan, manifests } = payload;
     let name = args.name.as_str();
+    // An exposed cluster is connected to at its address, unless --forward asks for a forward.
+    let exposed = exposed_kind(rendered, name).filter(|_| !args.hosting.forward);
     let namespace = namespace_of(invocation, name);
     match tokio::time::timeout_at(deadline, host.apply_all(&rendered.objects, args.upsert)).await {
         Ok(result) => result?,
@@ -672,8 +728,12 @@ async fn apply_wait_connect(
     if args.no_connect {
         return Ok((true, None));
     }
-    progress.phase("connected");
-    match connect(invocation, host, args, deadline, admin).await {
+    if exposed.is_none() {
+        progress.phase("connected");
+    }
+    match connect(invocation, host, args, deadline, admin, exposed.map(|kind| (kind, progress)))
+        .await
+    {
         Ok(connected) => Ok((true, Some(connected))),
         Err(e) => Err(Stop::Connect(e)),
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cli::{DescribeArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::host::{MadeBy, ObjectState, PAUSE_REASON_IDLE, QuotaUsage};
-use crate::spec::VirtualClusterSpec;
+use crate::spec::{PlacementSpec, VirtualClusterSpec};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,6 +38,12 @@ struct Description {
     /// What the control plane may reach outside the cluster, from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     host_api_egress: Option<String>,
+    /// The datastore kind (`sqlite`), from the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datastore: Option<&'static str>,
+    /// The placement the control plane carries and the engine enforces on every synced pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enforced: Option<PlacementSpec>,
     objects: Vec<ObjectState>,
     quota: Vec<QuotaUsage>,
     warnings: Vec<String>,
@@ -83,6 +89,8 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         last_activity: record.last_activity.map(|t| t.to_string()),
         spec: record.spec.clone(),
         host_api_egress: record.spec.as_ref().and_then(host_api_egress),
+        datastore: record.datastore(),
+        enforced: record.spec.as_ref().map(|s| s.placement.clone()).filter(|p| !p.is_empty()),
         objects,
         quota,
         warnings: warnings.into_iter().take(10).collect(),
@@ -134,8 +142,28 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
             d.last_activity.as_deref().map_or_else(String::new, |t| format!("; last activity {t}"));
         field(&mut out, "Sleeps after:", &format!("{limit} idle{seen}"));
     }
+    if let Some(datastore) = d.datastore {
+        field(&mut out, "Datastore:", datastore);
+    }
     if let Some(egress) = &d.host_api_egress {
         field(&mut out, "Host API egress:", egress);
+    }
+    if let Some(placement) = &d.enforced {
+        out.push_str("Enforced on every pod:\n");
+        let join = |items: Vec<String>| items.join(", ");
+        for (key, value) in [
+            (
+                "node selector",
+                join(placement.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            ),
+            ("tolerations", join(placement.tolerations.clone())),
+            ("runtime class", placement.runtime_class_name.clone().unwrap_or_default()),
+            ("priority class", placement.priority_class_name.clone().unwrap_or_default()),
+        ] {
+            if !value.is_empty() {
+                out.push_str(&format!("  {:<18}{value}\n", format!("{key}:")));
+            }
+        }
     }
     if let Some(spec) = &d.spec {
         out.push_str("Spec:\n");

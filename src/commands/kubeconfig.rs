@@ -1,5 +1,6 @@
 //! `vc kubeconfig NAME`: prints a self-contained kubeconfig for a virtual cluster and starts
-//! nothing. The server is `--server`, else the running forward's URL, else the engine's own.
+//! nothing. The server is `--server`, else the exposed address (`vc create --expose`), else
+//! the running forward's URL, else the engine's own.
 
 use crate::cli::KubeconfigArgs;
 use crate::commands::Invocation;
@@ -20,7 +21,13 @@ pub async fn run(invocation: &Invocation, args: KubeconfigArgs) -> anyhow::Resul
         ))
     })?;
     let admin = kubeconfig::parse_admin_kubeconfig(&text)?;
-    let server = match args.server {
+    let exposed = match record.spec.as_ref().and_then(|s| s.expose.as_ref()) {
+        Some(expose) if args.server.is_none() => {
+            host.exposed_url(&target.namespace, &target.name, expose.kind).await?
+        }
+        _ => None,
+    };
+    let server = match args.server.or(exposed) {
         Some(url) => url,
         None => match forward::status(&target.forward_key()).await? {
             Some(status) if status.answering => connection::local_url(status.state.port),

@@ -26,6 +26,9 @@ struct ListItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_at: Option<String>,
     made_by: MadeBy,
+    /// The datastore kind (`sqlite`), from the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datastore: Option<&'static str>,
     /// A background forward is alive and answering.
     connected: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +96,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             expires_at: r.expires_at.map(|t| t.to_string()),
             paused_at: r.paused_at.filter(|_| r.is_paused()).map(|t| t.to_string()),
             made_by: r.made_by,
+            datastore: r.datastore(),
             connected: forward_of(r).is_some(),
             local_port: forward_of(r),
         })

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::spec::{Cidr, VirtualClusterSpec};
+use crate::spec::{Cidr, PlacementSpec, VirtualClusterSpec};
 
 use super::EngineError;
 use super::images::{ENGINE_RELEASE, ImageRef, ResolvedImages};
@@ -168,10 +168,20 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
-/// The ResourceQuota `hard` entries: the defaults with the spec's entries over them.
+/// The ResourceQuota `hard` entries: the defaults (with room for the exposed Service's node
+/// ports: the API port and the kubelet port of a NodePort, the API port of a LoadBalancer)
+/// with the spec's entries over them.
 pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     let mut hard: BTreeMap<String, String> =
         DEFAULT_QUOTA.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let node_ports = match spec.expose.as_ref().map(|e| e.kind) {
+        Some(crate::spec::ExposeKind::NodePort) => Some("2"),
+        Some(crate::spec::ExposeKind::LoadBalancer) => Some("1"),
+        None => None,
+    };
+    if let Some(node_ports) = node_ports {
+        hard.insert("services.nodeports".to_string(), node_ports.to_string());
+    }
     hard.extend(spec.quota.hard.iter().map(|(k, v)| (k.clone(), v.clone())));
     hard
 }
@@ -283,8 +293,90 @@ pub fn derived(
         telemetry: Some(Telemetry { enabled: Some(false), ..Default::default() }),
         ..Default::default()
     };
-    serde_json::to_value(&derived)
-        .map_err(|e| EngineError::Values(format!("cannot build the configuration: {e}")))
+    let to_value = |config: &Config| {
+        serde_json::to_value(config)
+            .map_err(|e| EngineError::Values(format!("cannot build the configuration: {e}")))
+    };
+    let mut value = to_value(&derived)?;
+    if let Some(expose) = &spec.expose {
+        // The engine puts the address in its serving certificate itself: the Service's
+        // load-balancer ingress, or the control-plane pod's host IPs for a NodePort.
+        let service = Config {
+            control_plane: Some(ControlPlane {
+                service: Some(ControlPlaneService {
+                    spec: Some(BTreeMap::from([(
+                        "type".to_string(),
+                        Value::String(expose.kind.service_type().to_string()),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        deep_merge(&mut value, &to_value(&service)?);
+    }
+    if !spec.placement.is_empty() {
+        deep_merge(&mut value, &to_value(&placement(&spec.placement))?);
+    }
+    Ok(value)
+}
+
+/// Placement, twice: on the control-plane pod (`controlPlane.statefulSet`), and as the
+/// engine's enforcement on every pod it syncs to the host (`sync.toHost.pods` sets the
+/// tolerations, runtime class and priority class; `sync.fromHost.nodes.selector.labels` is the
+/// node selector the pod syncer adds, also while node syncing stays off).
+pub fn placement(placement: &PlacementSpec) -> Config {
+    use model::*;
+
+    let some_string = |name: &Option<String>| name.clone().filter(|n| !n.is_empty());
+    let selector = (!placement.node_selector.is_empty()).then(|| placement.node_selector.clone());
+    let tolerations = (!placement.tolerations.is_empty()).then_some(&placement.tolerations);
+    let control_plane_tolerations = tolerations.map(|list| {
+        list.iter()
+            .filter_map(|t| crate::spec::parse_toleration(t).ok())
+            .filter_map(|t| match serde_json::to_value(t) {
+                Ok(Value::Object(map)) => Some(map.into_iter().collect()),
+                _ => None,
+            })
+            .collect()
+    });
+    Config {
+        control_plane: Some(ControlPlane {
+            stateful_set: Some(ControlPlaneStatefulSet {
+                scheduling: Some(ControlPlaneScheduling {
+                    node_selector: selector.as_ref().map(|s| {
+                        s.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+                    }),
+                    tolerations: control_plane_tolerations,
+                    priority_class_name: some_string(&placement.priority_class_name),
+                    ..Default::default()
+                }),
+                runtime_class_name: some_string(&placement.runtime_class_name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        sync: Some(SyncSection {
+            to_host: Some(SyncToHost {
+                pods: Some(SyncPods {
+                    enforce_tolerations: tolerations.cloned(),
+                    runtime_class_name: some_string(&placement.runtime_class_name),
+                    priority_class_name: some_string(&placement.priority_class_name),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            from_host: selector.map(|labels| SyncFromHost {
+                nodes: Some(SyncNodes {
+                    selector: Some(SyncNodeSelector { labels: Some(labels), ..Default::default() }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    }
 }
 
 /// The volume claim's size and class from the spec, where it sets them (`engine.values`, merged

@@ -6,6 +6,7 @@ mod apply;
 mod delete;
 mod describe;
 pub mod doctor;
+mod expose;
 mod lifecycle;
 mod network;
 mod ready;

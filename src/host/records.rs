@@ -71,6 +71,14 @@ pub enum Workload {
     Deployment,
 }
 
+impl ClusterRecord {
+    /// The datastore kind, as the record has it (`sqlite` when the spec leaves it out); `None`
+    /// for a cluster without a readable record (the upstream CLI's, say).
+    pub fn datastore(&self) -> Option<&'static str> {
+        self.spec.as_ref().map(|s| s.datastore.kind.as_str())
+    }
+}
+
 impl Host {
     /// The control-plane StatefulSet of `name` in `namespace`, if there is one.
     pub async fn get_record(

@@ -4,7 +4,7 @@ use crate::support::{Sandbox, Vc};
 
 /// A kubeconfig whose server refuses connections: any request would fail with exit 5, so
 /// exit 2 proves the input was refused before contacting the host.
-fn unreachable_kubeconfig(sandbox: &Sandbox) {
+pub(crate) fn unreachable_kubeconfig(sandbox: &Sandbox) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);

@@ -69,12 +69,12 @@ impl Env {
         std::fs::read_to_string(self.sandbox.kubeconfig()).expect("read kubeconfig")
     }
 
-    fn kubeconfig(&self) -> Value {
+    pub(crate) fn kubeconfig(&self) -> Value {
         yaml(&self.kubeconfig_text())
     }
 
     /// Every forward state file, parsed.
-    fn forwards(&self) -> Vec<Value> {
+    pub(crate) fn forwards(&self) -> Vec<Value> {
         let dir = self.sandbox.state().join("vc").join("forwards");
         let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
         let mut states: Vec<Value> = entries
@@ -154,7 +154,7 @@ fn kubectl(sandbox: &Sandbox, kubeconfig: &Path, args: &[&str]) -> Run {
 }
 
 /// The entry `name` of a kubeconfig list (`contexts`, `clusters`, `users`).
-fn named<'a>(config: &'a Value, list: &str, name: &str) -> Option<&'a Value> {
+pub(crate) fn named<'a>(config: &'a Value, list: &str, name: &str) -> Option<&'a Value> {
     config[list].as_array()?.iter().find(|e| e["name"] == name)
 }
 

@@ -7,6 +7,7 @@ mod doctor;
 mod fidelity;
 mod generated;
 mod help;
+mod hosting;
 mod install;
 mod isolation;
 mod lifecycle;

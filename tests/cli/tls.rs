@@ -143,6 +143,11 @@ pub struct VirtualApi {
 impl VirtualApi {
     /// Starts it with a namespace `marker` in `inner`, so a listing shows which cluster answered.
     pub fn start(marker: &str) -> Self {
+        Self::start_at(marker, "127.0.0.1:0")
+    }
+
+    /// Starts it listening on `address` (a node port, say).
+    pub fn start_at(marker: &str, address: &str) -> Self {
         let inner = FakeKube::builder().start();
         inner
             .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": marker}}))
@@ -154,8 +159,7 @@ impl VirtualApi {
             .enable_all()
             .build()
             .expect("runtime");
-        let listener =
-            runtime.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind the TLS listener");
+        let listener = runtime.block_on(TcpListener::bind(address)).expect("bind the TLS listener");
         let addr = listener.local_addr().expect("listener address");
         let upstream = inner.addr();
         let client_certs = Arc::new(AtomicUsize::new(0));

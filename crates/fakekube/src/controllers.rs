@@ -137,6 +137,87 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
     }
 }
 
+/// The real server's default node-port range.
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
+
+/// Allocates node ports as the real server does for Services of type NodePort and
+/// LoadBalancer (unless `allocateLoadBalancerNodePorts` is false): a port asked for must be in
+/// the range and free, else 422 with the real message; a port not asked for keeps the one it
+/// had, or gets a free one at random.
+pub fn allocate_node_ports(
+    state: &State,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), crate::status::ApiError> {
+    use crate::status::{ApiError, FieldError};
+    if (def.group.as_str(), def.plural.as_str()) != ("", "services") {
+        return Ok(());
+    }
+    let wants = match obj["spec"]["type"].as_str() {
+        Some("NodePort") => true,
+        Some("LoadBalancer") => obj["spec"]["allocateLoadBalancerNodePorts"] != false,
+        _ => false,
+    };
+    if !wants {
+        return Ok(());
+    }
+    let mut taken: std::collections::HashSet<i64> = state
+        .list(def, None)
+        .into_iter()
+        .filter(|svc| !(s(svc, "namespace") == ns && s(svc, "name") == name))
+        .flat_map(|svc| svc["spec"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect();
+    let old_ports = old.and_then(|o| o["spec"]["ports"].as_array().cloned()).unwrap_or_default();
+    let Some(ports) = obj["spec"]["ports"].as_array_mut() else { return Ok(()) };
+    for (i, port) in ports.iter_mut().enumerate() {
+        let field = format!("spec.ports[{i}].nodePort");
+        match port["nodePort"].as_i64().filter(|n| *n != 0) {
+            Some(asked) if !NODE_PORTS.contains(&asked) => {
+                let detail = "provided port is not in the valid range. The range of valid ports is 30000-32767";
+                return Err(ApiError::invalid(
+                    def,
+                    name,
+                    &[FieldError::invalid_raw(&field, asked.to_string(), detail)],
+                ));
+            }
+            Some(asked) if taken.contains(&asked) => {
+                let detail = "provided port is already allocated";
+                return Err(ApiError::invalid(
+                    def,
+                    name,
+                    &[FieldError::invalid_raw(&field, asked.to_string(), detail)],
+                ));
+            }
+            Some(asked) => {
+                taken.insert(asked);
+            }
+            None => {
+                let kept = old_ports
+                    .iter()
+                    .find(|o| o["port"] == port["port"] && o["protocol"] == port["protocol"])
+                    .and_then(|o| o["nodePort"].as_i64())
+                    .filter(|n| !taken.contains(n));
+                let fresh = kept.unwrap_or_else(|| {
+                    loop {
+                        let span = (NODE_PORTS.end() - NODE_PORTS.start() + 1) as u64;
+                        let candidate = NODE_PORTS.start() + (util::random_u64() % span) as i64;
+                        if !taken.contains(&candidate) {
+                            break candidate;
+                        }
+                    }
+                });
+                taken.insert(fresh);
+                port["nodePort"] = json!(fresh);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fills what the real server allocates after recording field ownership (service IPs).
 pub fn allocate_fields(def: &ResourceDef, obj: &mut Value, old: Option<&Value>) {
     if (def.group.as_str(), def.plural.as_str()) != ("", "services") {
@@ -203,6 +284,7 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
             reconcile_owner(state, &ev.object);
         }
         ("/persistentvolumeclaims", "ADDED") => bind_claim(state, &ev.object),
+        ("/services", "ADDED" | "MODIFIED") => assign_load_balancer(state, &ev.object),
         ("/pods", "ADDED") => {
             if ev.object["status"]["phase"].is_null() {
                 start_pod(state, &ev.object);
@@ -223,6 +305,23 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
         }
         _ => {}
     }
+}
+
+/// A load-balancer controller: gives a Service of type LoadBalancer the configured address.
+fn assign_load_balancer(state: &mut State, svc: &Value) {
+    let Some(address) = state.settings.load_balancer_address.clone() else { return };
+    let pending = svc["status"]["loadBalancer"]["ingress"].as_array().is_none_or(Vec::is_empty);
+    if svc["spec"]["type"] != "LoadBalancer" || !pending {
+        return;
+    }
+    let Some(def) = state.def_for("v1", "Service") else { return };
+    let entry = if address.parse::<std::net::IpAddr>().is_ok() {
+        json!({"ip": address, "ipMode": "VIP"})
+    } else {
+        json!({"hostname": address})
+    };
+    let status = json!({"loadBalancer": {"ingress": [entry]}});
+    state.write_status(&def, s(svc, "namespace"), s(svc, "name"), status, "service-controller");
 }
 
 /// The ResourceQuota controller: `status.hard` from `spec.hard`, `status.used` from what
@@ -852,8 +951,8 @@ fn start_pod(state: &mut State, pod: &Value) {
     let ip = format!("10.244.0.{}", util::random_u64() % 250 + 2);
     let mut status = json!({
         "phase": "Pending",
-        "hostIP": "10.0.0.10",
-        "hostIPs": [{"ip": "10.0.0.10"}],
+        "hostIP": state.settings.node_address,
+        "hostIPs": [{"ip": state.settings.node_address}],
         "podIP": ip,
         "podIPs": [{"ip": ip}],
         "startTime": now,

@@ -513,6 +513,17 @@ impl FakeKube {
 
     /// Makes `image` unpullable: containers using it wait in `ErrImagePull` (the kubelet's
     /// message for a missing image) and the pod stays Pending; the pod's other containers run.
+    /// The node address pods report as `hostIP` (for pods started from now on).
+    pub fn set_node_address(&self, address: &str) {
+        self.state().settings.node_address = address.to_string();
+    }
+
+    /// Runs a load-balancer controller that gives every Service of type LoadBalancer this
+    /// address (an IP or a hostname).
+    pub fn set_load_balancer_address(&self, address: Option<&str>) {
+        self.state().settings.load_balancer_address = address.map(str::to_string);
+    }
+
     pub fn set_image_absent(&self, image: &str) {
         self.state().settings.absent_images.insert(image.to_string());
     }

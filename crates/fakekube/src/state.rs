@@ -117,6 +117,11 @@ pub struct Settings {
     pub engine_admin_conf: Option<String>,
     /// Images no node has and none can pull: containers using them wait in ErrImagePull.
     pub absent_images: std::collections::HashSet<String>,
+    /// The node's address, the `hostIP` of every pod.
+    pub node_address: String,
+    /// The address a load-balancer controller gives every Service of type LoadBalancer
+    /// (an IP, or else a hostname); None: none runs, and such Services stay pending.
+    pub load_balancer_address: Option<String>,
 }
 
 impl Default for Settings {
@@ -134,6 +139,8 @@ impl Default for Settings {
             engine_secret: true,
             engine_admin_conf: None,
             absent_images: Default::default(),
+            node_address: "10.0.0.10".to_string(),
+            load_balancer_address: None,
         }
     }
 }
@@ -693,6 +700,7 @@ impl State {
             }
             apply::track_update(def, None, &mut obj, &opts.manager, None);
         }
+        controllers::allocate_node_ports(self, def, ns, &name, &mut obj, None)?;
         controllers::allocate_fields(def, &mut obj, None);
         if opts.dry_run {
             return Ok(obj);
@@ -799,6 +807,8 @@ impl State {
             apply::track_update(def, Some(old), &mut new, &opts.manager, sub);
         }
         if sub.is_none() {
+            let ns = meta_str(old, "namespace").to_string();
+            controllers::allocate_node_ports(self, def, &ns, &name, &mut new, Some(old))?;
             controllers::allocate_fields(def, &mut new, Some(old));
         }
         if def.tracks_generation && sub.is_none() {
