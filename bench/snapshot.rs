@@ -3,6 +3,8 @@
 //! to copying the same bytes with `kubectl exec ... cat`. Prints figures; asserts nothing about
 //! time. vc runs as a child process, so its peak RSS is its own (the fake lives in this one).
 //!
+//! `VC_BENCH_VC=PATH` measures another vc binary (a release build, say) instead of this build's.
+//!
 //! The peak is the child's `VmHWM` (its own address space's high-water mark), sampled from
 //! /proc until it exits. `wait4`'s `ru_maxrss` cannot be used: Linux carries the high-water
 //! mark of the address space a process had before `exec` (here the copy of this process, which
@@ -33,7 +35,8 @@ impl Bench {
         let stderr_path = self.dir.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let started = Instant::now();
-        let mut child = Command::new(VC)
+        let vc = std::env::var_os("VC_BENCH_VC").unwrap_or_else(|| VC.into());
+        let mut child = Command::new(vc)
             .args(args)
             .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", self.dir.path())
