@@ -393,3 +393,39 @@ fn a_truncated_or_corrupt_stdin_writes_nothing_and_removes_the_new_cluster() {
         assert!(removed(&fake, name), "{name}: the new cluster is removed");
     }
 }
+
+#[test]
+fn a_snapshot_waits_for_a_control_plane_that_is_still_starting() {
+    // The syncer container runs for two seconds before it is ready, as after a fresh create
+    // whose readiness vc proved before the kubelet's probe did.
+    let fake = FakeKube::builder().ready_delay(Duration::from_secs(2)).start();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
+    vc(&sandbox, &["create", "fresh", "--no-wait"]).code(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let running = || {
+        fake.get("pods", "vc-fresh", "fresh-0").is_some_and(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == "syncer" && c["state"]["running"].is_object())
+        })
+    };
+    while !running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let file = sandbox.dir.path().join("fresh.vcsnap");
+    let taken = vc(&sandbox, &["snapshot", "fresh", "--to", &file.display().to_string()]);
+    taken.code(0);
+    assert!(file.exists());
+
+    // A paused cluster has no syncer at all: refused at once.
+    vc(&sandbox, &["pause", "fresh"]).code(0);
+    let started = std::time::Instant::now();
+    let refused = vc(&sandbox, &["snapshot", "fresh", "--to", &file.display().to_string()]);
+    refused.code(1);
+    assert!(refused.stderr.contains("no running control plane"), "{}", refused.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20), "not waited for");
+}
