@@ -2,6 +2,13 @@
 //! stream, for a generated datastore of 100 MB (and 1 GB with `VC_BENCH_SNAPSHOT_GB=1`), next
 //! to copying the same bytes with `kubectl exec ... cat`. Prints figures; asserts nothing about
 //! time. vc runs as a child process, so its peak RSS is its own (the fake lives in this one).
+//!
+//! `VC_BENCH_VC=PATH` measures another vc binary (a release build, say) instead of this build's.
+//!
+//! The peak is the child's `VmHWM` (its own address space's high-water mark), sampled from
+//! /proc until it exits. `wait4`'s `ru_maxrss` cannot be used: Linux carries the high-water
+//! mark of the address space a process had before `exec` (here the copy of this process, which
+//! holds the fake's whole datastore) into it, so it reports this process's size, not vc's.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,15 +29,14 @@ impl Bench {
         self.dir.path().join("kubeconfig")
     }
 
-    /// Runs vc; returns wall time, stderr and that process's own peak RSS in bytes (wait4 on
-    /// its pid: the processes the fake itself spawns for exec must not be counted).
+    /// Runs vc; returns wall time, stderr and that process's own peak RSS in bytes (its
+    /// `VmHWM`: the processes the fake itself spawns for exec are not counted).
     fn vc(&self, args: &[&str]) -> (Duration, String, u64) {
         let stderr_path = self.dir.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let started = Instant::now();
-        // Reaped by wait4 below, which `Child::wait` cannot replace (it drops the rusage).
-        #[allow(clippy::zombie_processes)]
-        let child = Command::new(VC)
+        let vc = std::env::var_os("VC_BENCH_VC").unwrap_or_else(|| VC.into());
+        let mut child = Command::new(vc)
             .args(args)
             .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", self.dir.path())
@@ -39,26 +45,31 @@ impl Bench {
             .stderr(stderr)
             .spawn()
             .expect("run vc");
-        let (code, rss) = wait_with_rusage(child.id());
+        let mut peak = 0;
+        let status = loop {
+            if let Some(hwm) = high_water_mark(child.id()) {
+                peak = peak.max(hwm);
+            }
+            match child.try_wait().expect("wait for vc") {
+                Some(status) => break status,
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
         let took = started.elapsed();
+        let code = status.code().unwrap_or(-1);
         let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
         assert_eq!(code, 0, "vc {args:?}: {text}");
-        (took, text, rss)
+        (took, text, peak)
     }
 }
 
-/// Waits for `pid` and returns its exit status and its own peak RSS in bytes.
-fn wait_with_rusage(pid: u32) -> (i32, u64) {
-    let mut status = 0;
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: rusage is plain data, zero-initialised; wait4 fills it in for this child.
-    #[allow(unsafe_code)] // wait4 is the one call that reports one child's peak memory.
-    let usage = unsafe {
-        libc::wait4(pid as libc::pid_t, &mut status, 0, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    (code, u64::try_from(usage.ru_maxrss).unwrap_or_default() * 1024)
+/// The high-water mark of `pid`'s resident memory in bytes (`VmHWM` in /proc/PID/status),
+/// while it runs.
+fn high_water_mark(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn fill(fake: &FakeKube, namespace: &str, claim: &str, total: usize) -> usize {

@@ -163,10 +163,13 @@ const RESTORE_EXAMPLES: &str = "\
 Examples:
   vc restore seeded.vcsnap --name pr-42 --ttl 2h
   vc restore https://artifacts.example.com/seeded.vcsnap --name ci
+  ssh box vc snapshot dev --to - | vc restore - --name dev-copy
   vc create pr-42 --from-snapshot seeded.vcsnap
 
 The whole file is verified (format version, entry count, SHA-256) before anything is created;
-a URL is streamed twice (to verify, then to restore), never stored.";
+a URL is streamed twice (to verify, then to restore), never stored. Stdin (-) is read once:
+the cluster is created from its metadata and the engine writes the datastore only after the
+whole stream has verified; otherwise the new cluster is removed.";
 
 const CLONE_EXAMPLES: &str = "\
 Examples:
@@ -423,7 +426,7 @@ impl FromSnapshotArgs {
 /// `vc restore`
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot written by `vc snapshot`: a file, or an http(s) URL of one (streamed)
+    /// Snapshot written by `vc snapshot`: a file, an http(s) URL of one (streamed), or - for stdin
     pub source: String,
     /// Name of the new cluster (default: the name in the snapshot)
     #[arg(long, value_name = "NAME")]

@@ -101,6 +101,21 @@ impl E2e {
         self.vc_as(&self.kubeconfig, args)
     }
 
+    /// Runs `vc` with `input` (a file) on its stdin.
+    fn vc_with_stdin_file(&self, args: &[&str], input: &Path) -> Output {
+        let file = std::fs::File::open(input).expect("open the input file");
+        let output = Command::new(VC)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("NO_COLOR", "1")
+            .stdin(file)
+            .output()
+            .expect("run vc");
+        log_command("vc", args, &output);
+        output
+    }
+
     /// Runs `vc` as whoever `kubeconfig` names, with the same private state directory.
     fn vc_as(&self, kubeconfig: &Path, args: &[&str]) -> Output {
         let output = Command::new(VC)
@@ -1657,7 +1672,8 @@ fn host_has_image(e2e: &E2e, image: &str) -> bool {
 }
 
 /// Snapshot a cluster holding a ConfigMap and a Deployment, restore it as a new cluster (same
-/// ConfigMap UID, the Deployment's pods running on the host), clone it, and clone onto the next
+/// ConfigMap UID, the Deployment's pods running on the host), restore it again from stdin,
+/// clone it, and clone onto the next
 /// Kubernetes minor when the host holds both control-plane images.
 #[test]
 fn snapshot_restore_clone() {
@@ -1666,7 +1682,8 @@ fn snapshot_restore_clone() {
     let source = unique("e2e-snap");
     let restored = format!("{source}-r");
     let cloned = format!("{source}-c");
-    let _cleanups = [&source, &restored, &cloned].map(|name| Cleanup {
+    let piped = format!("{source}-p");
+    let _cleanups = [&source, &restored, &cloned, &piped].map(|name| Cleanup {
         e2e: &e2e,
         name: name.clone(),
         namespace: None,
@@ -1748,6 +1765,14 @@ fn snapshot_restore_clone() {
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     assert_ne!(ca(&source), ca(&restored), "the restored cluster has its own CA");
+
+    // The same file read once from stdin.
+    let from_stdin = e2e.vc_with_stdin_file(
+        &["restore", "-", "--name", &piped, "--no-connect", "--timeout", "5m"],
+        &file,
+    );
+    assert_eq!(from_stdin.status.code(), Some(0), "restore from stdin failed");
+    assert_eq!(uid_of(&piped), uid, "the ConfigMap restored from stdin keeps its UID");
 
     let clone = e2e.vc(&["clone", &source, &cloned, "--no-connect", "--timeout", "5m"]);
     assert_eq!(clone.status.code(), Some(0), "clone failed");

@@ -808,6 +808,13 @@ async fn restore_plan(
         let (metadata, trailer) = restore::verify_url(source).await.map_err(refused)?;
         let source = restore::Source::Url(source.clone());
         restore::Plan { source, metadata, verified: Some(trailer) }
+    } else if args.from_snapshot.as_deref().is_some_and(restore::is_stdin) {
+        let refused = |e: restore::RestoreError| match e {
+            restore::RestoreError::StdinIsTerminal => CliError::usage(e.to_string()),
+            e => refused(e),
+        };
+        let (metadata, head) = restore::read_stdin_head().await.map_err(refused)?;
+        restore::Plan { source: restore::Source::Stdin { head }, metadata, verified: None }
     } else if let Some(source) = &args.from_snapshot {
         let path = std::path::PathBuf::from(source);
         let (metadata, trailer) = restore::verify_file(&path).await.map_err(refused)?;

@@ -168,57 +168,10 @@ pub fn read_snapshot<R: Read>(
     mut on_metadata: impl FnMut(&Metadata) -> Result<(), FormatError>,
     mut on_entry: impl FnMut(&[u8], &[u8]) -> Result<(), FormatError>,
 ) -> Result<(Metadata, Trailer), FormatError> {
-    let mut input = input;
-    let mut magic = [0u8; 4];
-    let got = read_full(&mut input, &mut magic)?;
-    if got < magic.len() {
-        return Err(if got == 0 {
-            FormatError::Truncated("the file is empty".into())
-        } else {
-            FormatError::Foreign("too short to be a snapshot".into())
-        });
-    }
-    if magic != [0x28, 0xb5, 0x2f, 0xfd] {
-        return Err(FormatError::Foreign("it is not zstd-compressed".into()));
-    }
-    let decoder = zstd::Decoder::new(magic.as_slice().chain(input)).map_err(zstd_error)?;
     let consumed = std::rc::Rc::new(std::cell::Cell::new(0u64));
-    let mut archive = tar::Archive::new(CountingReader { inner: decoder, count: consumed.clone() });
+    let mut archive = open_archive(input, consumed.clone())?;
     let mut entries = archive.entries().map_err(tar_error)?;
-
-    let metadata: Metadata = {
-        let mut first = match entries.next() {
-            None => return Err(FormatError::Truncated("no metadata.json".into())),
-            Some(entry) => entry.map_err(tar_error)?,
-        };
-        let name = first.path_bytes().into_owned();
-        if name != METADATA_ENTRY.as_bytes() {
-            return Err(FormatError::Foreign(format!(
-                "its first entry is {:?}, not metadata.json",
-                String::from_utf8_lossy(&name)
-            )));
-        }
-        let json = read_json_entry(&mut first, METADATA_ENTRY)?;
-        let value: serde_json::Value = serde_json::from_slice(&json)
-            .map_err(|e| FormatError::Foreign(format!("metadata.json is not JSON: {e}")))?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_KIND) {
-            return Err(FormatError::Foreign(
-                "metadata.json does not describe a vc snapshot".into(),
-            ));
-        }
-        let version = value.get("formatVersion").and_then(serde_json::Value::as_u64);
-        match version {
-            Some(v) if v == u64::from(FORMAT_VERSION) => {}
-            Some(v) => {
-                return Err(FormatError::UnsupportedVersion {
-                    found: u32::try_from(v).unwrap_or(u32::MAX),
-                });
-            }
-            None => return Err(FormatError::Corrupt("metadata.json has no formatVersion".into())),
-        }
-        serde_json::from_value(value)
-            .map_err(|e| FormatError::Corrupt(format!("metadata.json: {e}")))?
-    };
+    let metadata = first_entry_metadata(&mut entries)?;
     on_metadata(&metadata)?;
 
     let mut hasher = Sha256::new();
@@ -320,6 +273,73 @@ pub fn read_snapshot<R: Read>(
     Ok((metadata, trailer))
 }
 
+/// Reads only the metadata at the head of a snapshot: refuses a foreign stream and another
+/// format version, verifies nothing after it (see [`read_snapshot`]).
+pub fn read_metadata<R: Read>(input: R) -> Result<Metadata, FormatError> {
+    let mut archive = open_archive(input, std::rc::Rc::default())?;
+    let mut entries = archive.entries().map_err(tar_error)?;
+    first_entry_metadata(&mut entries)
+}
+
+type Archive<R> = tar::Archive<
+    CountingReader<zstd::Decoder<'static, io::BufReader<io::Chain<io::Cursor<[u8; 4]>, R>>>>,
+>;
+
+/// Checks the zstd magic and opens the tar inside, counting decompressed bytes in `consumed`.
+fn open_archive<R: Read>(
+    mut input: R,
+    consumed: std::rc::Rc<std::cell::Cell<u64>>,
+) -> Result<Archive<R>, FormatError> {
+    let mut magic = [0u8; 4];
+    let got = read_full(&mut input, &mut magic)?;
+    if got < magic.len() {
+        return Err(if got == 0 {
+            FormatError::Truncated("the file is empty".into())
+        } else {
+            FormatError::Foreign("too short to be a snapshot".into())
+        });
+    }
+    if magic != [0x28, 0xb5, 0x2f, 0xfd] {
+        return Err(FormatError::Foreign("it is not zstd-compressed".into()));
+    }
+    let decoder = zstd::Decoder::new(io::Cursor::new(magic).chain(input)).map_err(zstd_error)?;
+    Ok(tar::Archive::new(CountingReader { inner: decoder, count: consumed }))
+}
+
+/// The first entry, which must be our `metadata.json` of the one format version read here.
+fn first_entry_metadata<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+) -> Result<Metadata, FormatError> {
+    let mut first = match entries.next() {
+        None => return Err(FormatError::Truncated("no metadata.json".into())),
+        Some(entry) => entry.map_err(tar_error)?,
+    };
+    let name = first.path_bytes().into_owned();
+    if name != METADATA_ENTRY.as_bytes() {
+        return Err(FormatError::Foreign(format!(
+            "its first entry is {:?}, not metadata.json",
+            String::from_utf8_lossy(&name)
+        )));
+    }
+    let json = read_json_entry(&mut first, METADATA_ENTRY)?;
+    let value: serde_json::Value = serde_json::from_slice(&json)
+        .map_err(|e| FormatError::Foreign(format!("metadata.json is not JSON: {e}")))?;
+    if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_KIND) {
+        return Err(FormatError::Foreign("metadata.json does not describe a vc snapshot".into()));
+    }
+    let version = value.get("formatVersion").and_then(serde_json::Value::as_u64);
+    match version {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) => {
+            return Err(FormatError::UnsupportedVersion {
+                found: u32::try_from(v).unwrap_or(u32::MAX),
+            });
+        }
+        None => return Err(FormatError::Corrupt("metadata.json has no formatVersion".into())),
+    }
+    serde_json::from_value(value).map_err(|e| FormatError::Corrupt(format!("metadata.json: {e}")))
+}
+
 /// Verifies a whole snapshot without acting on it.
 pub fn verify<R: Read>(input: R) -> Result<(Metadata, Trailer), FormatError> {
     read_snapshot(input, |_| Ok(()), |_, _| Ok(()))
@@ -393,7 +413,8 @@ fn classify_message(message: &str) -> FormatError {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as `sha256sum` prints it.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
         let _ = write!(s, "{b:02x}");

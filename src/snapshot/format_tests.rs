@@ -204,6 +204,42 @@ fn a_newer_format_version_is_refused_by_name() {
 }
 
 #[test]
+fn the_head_alone_gives_the_metadata_and_is_checked_as_strictly() {
+    let meta = metadata();
+    // 4 MiB that do not compress, so the file is long and made of many zstd blocks.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<_> = (0..64)
+        .map(|i| {
+            let value: Vec<u8> = (0..64 * 1024)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            (format!("/k{i}").into_bytes(), value)
+        })
+        .collect();
+    let long = write(&big, &meta);
+    // The metadata is known before the rest of a stream arrives (or if it never does)...
+    assert_eq!(read_metadata(&long[..long.len() / 2]).unwrap(), meta);
+    // ...from a bounded prefix of it.
+    let mut counted = CountingReader { inner: long.as_slice(), count: Default::default() };
+    read_metadata(&mut counted).unwrap();
+    assert!(counted.count.get() < 512 * 1024, "read {} of {}", counted.count.get(), long.len());
+
+    let mut newer = metadata();
+    newer.format_version = FORMAT_VERSION + 1;
+    let err = read_metadata(write(&[], &newer).as_slice()).unwrap_err();
+    assert!(matches!(err, FormatError::UnsupportedVersion { .. }), "{err}");
+    let err = read_metadata(&b"apiVersion: v1\n"[..]).unwrap_err();
+    assert!(matches!(err, FormatError::Foreign(_)), "{err}");
+    let err = read_metadata(&b""[..]).unwrap_err();
+    assert!(matches!(err, FormatError::Truncated(_)), "{err}");
+}
+
+#[test]
 fn foreign_files_are_named_as_such() {
     let empty = read_all(b"").unwrap_err();
     assert!(matches!(empty, FormatError::Truncated(_)), "{empty}");

@@ -40,25 +40,49 @@ pub fn metadata_for(record: &ClusterRecord) -> Metadata {
     }
 }
 
-/// The running control-plane pod whose syncer container is asked for the snapshot.
+/// How long a control plane that is starting (its syncer container running, not yet ready) is
+/// waited for: vc's own readiness check can report a new cluster ready before the kubelet's
+/// probe marks the container ready.
+const SYNCER_START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The running control-plane pod whose syncer container is asked for the snapshot. A syncer
+/// that is running but not yet ready is waited for (up to a minute); a cluster without one
+/// (paused, or its pod not started) is an error at once.
 pub async fn running_syncer_pod(host: &Host, record: &ClusterRecord) -> anyhow::Result<String> {
-    let pods = host.control_plane_pods(Some(&record.namespace)).await?;
-    let ready = pods.iter().find(|p| {
-        p.labels().get("release").map(String::as_str) == Some(record.name.as_str())
-            && p.status
+    let started = tokio::time::Instant::now();
+    loop {
+        let pods = host.control_plane_pods(Some(&record.namespace)).await?;
+        let own = pods.iter().filter(|p| {
+            p.labels().get("release").map(String::as_str) == Some(record.name.as_str())
+        });
+        let syncers = |p: &k8s_openapi::api::core::v1::Pod| {
+            p.status
                 .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.name == stream::SYNCER_CONTAINER && c.ready))
-    });
-    match ready {
-        Some(pod) => Ok(pod.metadata.name.clone().unwrap_or_default()),
-        None => Err(CliError::new(
-            crate::error::Exit::Failure,
-            format!(
-                "virtual cluster {:?} in namespace {:?} has no running control plane to read the datastore from (see: vc describe {})",
-                record.name, record.namespace, record.name
-            ),
-        )
-        .into()),
+                .and_then(|s| s.container_statuses.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.name == stream::SYNCER_CONTAINER)
+                .collect::<Vec<_>>()
+        };
+        let mut starting = false;
+        for pod in own {
+            let statuses = syncers(pod);
+            if statuses.iter().any(|c| c.ready) {
+                return Ok(pod.metadata.name.clone().unwrap_or_default());
+            }
+            starting |=
+                statuses.iter().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+        }
+        if !starting || started.elapsed() >= SYNCER_START_WAIT {
+            return Err(CliError::new(
+                crate::error::Exit::Failure,
+                format!(
+                    "virtual cluster {:?} in namespace {:?} has no running control plane to read the datastore from (see: vc describe {})",
+                    record.name, record.namespace, record.name
+                ),
+            )
+            .into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

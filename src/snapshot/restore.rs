@@ -22,6 +22,9 @@ pub enum Source {
     Url(String),
     /// The running syncer of another cluster, streamed through a pipe (`vc clone`).
     Cluster { namespace: String, pod: String },
+    /// A `.vcsnap` on stdin (`vc restore -`), read once: `head` holds the bytes already read
+    /// to find its metadata, and the rest follows on stdin. It is verified as it streams.
+    Stdin { head: Vec<u8> },
 }
 
 /// A restore about to happen: its source and what the snapshot says about itself.
@@ -41,9 +44,17 @@ pub enum RestoreError {
     #[error("cannot read {path}: {source}")]
     Open { path: String, source: std::io::Error },
     #[error(
-        "{0} is not a file: restore reads a snapshot twice (to verify it whole, then to restore it), so it takes a file or an http(s) URL; to copy a running cluster use: vc clone SRC DST"
+        "{0} is not a regular file: restore reads a file twice (to verify it whole, then to restore it); to stream a snapshot in once, pipe it to: vc restore -"
     )]
     NotAFile(String),
+    #[error(
+        "vc restore - reads a snapshot from stdin, which is a terminal here; pipe one in (vc snapshot SRC --to - | vc restore - --name NEW) or name a file"
+    )]
+    StdinIsTerminal,
+    #[error("stdin: {0}")]
+    Stdin(FormatError),
+    #[error("the clone's source and the new cluster disagree ({0}); nothing was restored")]
+    CloneMismatch(String),
     #[error(transparent)]
     Stream(#[from] StreamError),
     #[error("fetching {url}: {message}")]
@@ -107,13 +118,48 @@ pub async fn verify_url(url: &str) -> Result<(Metadata, Trailer), RestoreError> 
     verified.map_err(|e| RestoreError::File { path: url.to_string(), source: e })
 }
 
+/// Whether a source names stdin.
+pub fn is_stdin(source: &str) -> bool {
+    source == "-"
+}
+
+/// Reads a snapshot's metadata from stdin (refusing a terminal, a foreign stream or another
+/// format version) and returns it with the bytes read so far, which [`Source::Stdin`] replays
+/// before the rest of stdin. Nothing on the host is touched; the payload is verified later,
+/// as it streams into the new cluster, before the engine may write any of it.
+pub async fn read_stdin_head() -> Result<(Metadata, Vec<u8>), RestoreError> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        return Err(RestoreError::StdinIsTerminal);
+    }
+    let read = tokio::task::spawn_blocking(|| {
+        let mut recorder = Recorder { inner: std::io::stdin(), seen: Vec::new() };
+        let metadata = format::read_metadata(&mut recorder);
+        metadata.map(|m| (m, recorder.seen))
+    });
+    read.await
+        .map_err(|e| RestoreError::Stdin(FormatError::Io(std::io::Error::other(e))))?
+        .map_err(RestoreError::Stdin)
+}
+
+/// Keeps a copy of what is read through it (only the head of a stream is read this way).
+struct Recorder<R> {
+    inner: R,
+    seen: Vec<u8>,
+}
+
+impl<R: std::io::Read> std::io::Read for Recorder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Reads and verifies the whole file (format version, every entry, count and checksum) and
 /// returns its metadata. Nothing on the host is touched.
 pub async fn verify_file(path: &Path) -> Result<(Metadata, Trailer), RestoreError> {
     let shown = path.display().to_string();
-    if shown == "-" {
-        return Err(RestoreError::NotAFile(shown));
-    }
     let file = std::fs::File::open(path)
         .map_err(|e| RestoreError::Open { path: shown.clone(), source: e })?;
     if !file.metadata().map(|m| m.is_file()).unwrap_or(false) {
@@ -208,8 +254,9 @@ pub async fn wait_for_restore_container(
 }
 
 /// Streams the plan's snapshot into the restore container of `pod` and runs the engine's
-/// restore there. A file is verified again on the way; a cluster's stream is verified as it
-/// arrives (its trailer is checked before the engine's restore runs).
+/// restore there, only once the payload is known whole and as expected: a file or URL must
+/// carry again what verifying it found; a clone's stream must match what the source's engine
+/// reported as a successful snapshot; stdin must match its own trailer.
 pub async fn restore(
     client: &kube::Client,
     namespace: &str,
@@ -217,10 +264,13 @@ pub async fn restore(
     plan: &Plan,
     counter: Arc<AtomicU64>,
 ) -> Result<Trailer, RestoreError> {
-    let expected = plan.verified.as_ref().map(|t| t.sha256.clone());
+    let verified = || match &plan.verified {
+        Some(t) => stream::Expected::Verified(t.clone()),
+        None => stream::Expected::OwnTrailer,
+    };
     let changed = |what: String| {
         move |e: StreamError| match e {
-            StreamError::Changed => RestoreError::Changed(what),
+            StreamError::Mismatch { .. } => RestoreError::Changed(what),
             other => RestoreError::Stream(other),
         }
     };
@@ -229,18 +279,29 @@ pub async fn restore(
             let file = std::fs::File::open(path)
                 .map_err(|e| RestoreError::Open { path: path.display().to_string(), source: e })?;
             let reader = std::io::BufReader::with_capacity(256 * 1024, file);
-            stream::restore_into_pod(client, namespace, pod, reader, expected, counter)
+            stream::restore_into_pod(client, namespace, pod, reader, verified(), counter)
                 .await
                 .map_err(changed(path.display().to_string()))
         }
         Source::Url(url) => {
             let reader = open_url(url).await?;
-            stream::restore_into_pod(client, namespace, pod, reader, expected, counter)
+            stream::restore_into_pod(client, namespace, pod, reader, verified(), counter)
                 .await
                 .map_err(changed(url.clone()))
         }
+        Source::Stdin { head } => {
+            let reader = std::io::Read::chain(std::io::Cursor::new(head.clone()), std::io::stdin());
+            let reader = std::io::BufReader::with_capacity(256 * 1024, reader);
+            stream::restore_into_pod(client, namespace, pod, reader, verified(), counter)
+                .await
+                .map_err(|e| match e {
+                    StreamError::Format(f) => RestoreError::Stdin(f),
+                    other => RestoreError::Stream(other),
+                })
+        }
         Source::Cluster { namespace: src_ns, pod: src_pod } => {
             let (reader, writer) = std::io::pipe().map_err(StreamError::Io)?;
+            let (source_done, source_result) = tokio::sync::oneshot::channel();
             let read_counter = Arc::new(AtomicU64::new(0));
             let snapshot = stream::snapshot_from_pod(
                 client,
@@ -250,27 +311,37 @@ pub async fn restore(
                 writer,
                 read_counter,
             );
-            let restore = stream::restore_into_pod(client, namespace, pod, reader, None, counter);
-            // The snapshot side ends first (closing the pipe); a failure on either side ends both.
+            let restore = stream::restore_into_pod(
+                client,
+                namespace,
+                pod,
+                reader,
+                stream::Expected::Source(source_result),
+                counter,
+            );
+            // The snapshot side ends first (closing the pipe) and only then tells the restore
+            // side what it sent, once the source's engine reported success; the restore side
+            // lets the engine write nothing before that. A failure on either side ends both.
             let (snapshot, restored) = futures::join!(
                 async {
-                    let r = snapshot.await;
-                    r.map(|(w, t)| {
+                    let r = snapshot.await.map(|(w, t)| {
                         drop(w);
                         t
-                    })
+                    });
+                    let _ = source_done.send(
+                        r.as_ref()
+                            .map(Clone::clone)
+                            .map_err(|e| format!("the clone's source failed: {e}")),
+                    );
+                    r
                 },
                 restore
             );
-            let sent = snapshot?;
-            let restored = restored?;
-            if sent != restored {
-                return Err(RestoreError::Stream(StreamError::Engine(format!(
-                    "the clone sent {} entries and restored {}",
-                    sent.entries, restored.entries
-                ))));
-            }
-            Ok(restored)
+            snapshot?;
+            restored.map_err(|e| match e {
+                e @ StreamError::Mismatch { .. } => RestoreError::CloneMismatch(e.to_string()),
+                other => RestoreError::Stream(other),
+            })
         }
     }
 }

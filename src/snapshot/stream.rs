@@ -43,8 +43,31 @@ pub enum StreamError {
     Engine(String),
     #[error(transparent)]
     Io(#[from] io::Error),
-    #[error("the snapshot changed between verifying and restoring it")]
-    Changed,
+    /// The payload that arrived is not the one expected (a file or URL that changed since it
+    /// was verified, or a clone whose two sides disagree).
+    #[error(
+        "expected {} entries ({} bytes, SHA-256 {}), received {} entries ({} bytes, SHA-256 {})",
+        expected.entries, expected.payload_bytes, expected.sha256,
+        received.entries, received.payload_bytes, received.sha256
+    )]
+    Mismatch { expected: Trailer, received: Trailer },
+    /// The archive staged in the restore container is not the one vc sent.
+    #[error(
+        "the restore container holds {staged} (expected {sent}); the stream into the pod was damaged"
+    )]
+    Staged { staged: String, sent: String },
+}
+
+/// What the payload of a restore must turn out to be before the engine may write it into the
+/// new cluster's datastore. Every variant also requires the stream to match its own trailer.
+pub enum Expected {
+    /// A file or URL verified whole beforehand: the same entries, size and SHA-256 again.
+    Verified(Trailer),
+    /// The other side of a clone: what the source's snapshot wrote, sent only once the source's
+    /// engine has reported success (an error otherwise).
+    Source(tokio::sync::oneshot::Receiver<Result<Trailer, String>>),
+    /// A stream read once (stdin): its own trailer, checked as it is read, is all there is.
+    OwnTrailer,
 }
 
 /// Storage options telling the engine's `container` store to use `path`.
@@ -189,24 +212,33 @@ fn append_engine_entry<W: Write>(
     tar.append(&header, value)
 }
 
-/// Writes a verified snapshot into the restore init container of `pod`, then runs the
-/// engine's restore there and marks it done. `source` is read once, as it streams.
+/// Stages a snapshot in the restore init container of `pod`, then, once it is known whole and
+/// as `expected`, runs the engine's restore there and marks it done. `source` is read once, as
+/// it streams. Nothing reaches the datastore before these checks pass, in this order: the
+/// stream matches its own trailer (count, size, SHA-256); it is what `expected` says; the
+/// archive staged in the pod has the size and SHA-256 of the bytes vc sent.
 pub async fn restore_into_pod<R: Read + Send + 'static>(
     client: &kube::Client,
     namespace: &str,
     pod: &str,
     source: R,
-    expected_sha256: Option<String>,
+    expected: Expected,
     counter: Arc<AtomicU64>,
 ) -> Result<Trailer, StreamError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    // One chunk queued while one is sent: the converter blocks (and so stops reading the
+    // source) when the pod is behind.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
     let convert = tokio::task::spawn_blocking(move || {
-        let sink = ChunkSender { tx, buffer: Vec::with_capacity(RESTORE_CHUNK) };
+        let sink = ChunkSender::new(tx);
         let mut sink = io::BufWriter::with_capacity(64 * 1024, sink);
         let result = vcsnap_to_engine(source, &mut sink);
         let flushed = sink.into_inner().map_err(|e| e.into_error()).and_then(ChunkSender::finish);
-        result.and_then(|r| flushed.map(|()| r).map_err(StreamError::Io))
+        match (result, flushed) {
+            (Ok(r), Ok(sent)) => Ok((r, sent)),
+            (Err(e), _) => Err(e),
+            (_, Err(e)) => Err(StreamError::Io(e)),
+        }
     });
     run_in(
         &pods,
@@ -235,10 +267,31 @@ pub async fn restore_into_pod<R: Read + Send + 'static>(
         }
         counter.fetch_add(len as u64, Ordering::Relaxed);
     }
-    let (_, trailer) = convert.await.map_err(|e| StreamError::Engine(e.to_string()))??;
-    // Only now, with every byte in and checked, may the engine write the datastore.
-    if expected_sha256.is_some_and(|sha| sha != trailer.sha256) {
-        return Err(StreamError::Changed);
+    let ((_, trailer), sent) = convert.await.map_err(|e| StreamError::Engine(e.to_string()))??;
+    // Every byte is in the pod and the stream matched its own trailer; the engine may write
+    // the datastore only once it is also what was expected, and the staged file is intact.
+    let expected = match expected {
+        Expected::Verified(t) => Some(t),
+        Expected::Source(source) => match source.await {
+            Ok(Ok(t)) => Some(t),
+            Ok(Err(e)) => return Err(StreamError::Engine(e)),
+            Err(_) => {
+                return Err(StreamError::Engine("the clone's source stopped sending".into()));
+            }
+        },
+        Expected::OwnTrailer => None,
+    };
+    if let Some(expected) = expected
+        && expected != trailer
+    {
+        return Err(StreamError::Mismatch { expected, received: trailer });
+    }
+    let check = format!("wc -c < {RESTORE_ARCHIVE} && sha256sum {RESTORE_ARCHIVE}");
+    let staged =
+        run_in(&pods, pod, RESTORE_CONTAINER, vec!["sh".into(), "-c".into(), check], None).await?;
+    let staged = parse_staged(&staged);
+    if staged != sent {
+        return Err(StreamError::Staged { staged: staged.to_string(), sent: sent.to_string() });
     }
     run_in(&pods, pod, RESTORE_CONTAINER, engine_restore_command(), None).await?;
     let finish = format!("rm -f {RESTORE_ARCHIVE} && touch {RESTORE_DONE}");
@@ -351,13 +404,52 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
     }
 }
 
-/// Hands fixed-size chunks to the async side (blocking when it is behind).
+/// Size and SHA-256 of an archive: what vc sent into the pod, or what the pod holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Staged {
+    bytes: u64,
+    sha256: String,
+}
+
+impl std::fmt::Display for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes with SHA-256 {}", self.bytes, self.sha256)
+    }
+}
+
+/// Reads the output of `wc -c < FILE && sha256sum FILE` (a count, then `HASH  FILE`); what
+/// cannot be read stays empty and so never matches.
+fn parse_staged(out: &str) -> Staged {
+    let mut lines = out.lines();
+    let bytes = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(u64::MAX);
+    let sha256 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    Staged { bytes, sha256 }
+}
+
+/// Hands fixed-size chunks to the async side (blocking when it is behind), hashing what it
+/// sends.
 struct ChunkSender {
     tx: tokio::sync::mpsc::Sender<Vec<u8>>,
     buffer: Vec<u8>,
+    hasher: sha2::Sha256,
+    bytes: u64,
 }
 
 impl ChunkSender {
+    fn new(tx: tokio::sync::mpsc::Sender<Vec<u8>>) -> Self {
+        use sha2::Digest as _;
+        Self {
+            tx,
+            buffer: Vec::with_capacity(RESTORE_CHUNK),
+            hasher: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
     fn send(&mut self) -> io::Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
@@ -366,15 +458,20 @@ impl ChunkSender {
         self.tx.blocking_send(chunk).map_err(|_| io::Error::other("the restore stream stopped"))
     }
 
-    fn finish(mut self) -> io::Result<()> {
-        self.send()
+    fn finish(mut self) -> io::Result<Staged> {
+        use sha2::Digest as _;
+        self.send()?;
+        Ok(Staged { bytes: self.bytes, sha256: format::hex(&self.hasher.finalize()) })
     }
 }
 
 impl Write for ChunkSender {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
         let room = RESTORE_CHUNK - self.buffer.len();
         let n = room.min(data.len());
+        self.hasher.update(&data[..n]);
+        self.bytes += n as u64;
         self.buffer.extend_from_slice(&data[..n]);
         if self.buffer.len() == RESTORE_CHUNK {
             self.send()?;
@@ -423,6 +520,38 @@ mod tests {
             engine_to_vcsnap(engine.as_slice(), &meta, Vec::new()).unwrap();
         assert_eq!(again_trailer, trailer, "same entries, same order, same checksum");
         assert_eq!(format::verify(again.as_slice()).unwrap().1, trailer);
+    }
+
+    #[test]
+    fn the_staged_archive_is_read_from_wc_and_sha256sum() {
+        let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let out = format!("4\n{sha}  vc-restore.tar.gz\n");
+        assert_eq!(parse_staged(&out), Staged { bytes: 4, sha256: sha.into() });
+        // busybox pads the count; upper-case hex is the same hash.
+        let padded = format!("       4\n{}  vc-restore.tar.gz\n", sha.to_uppercase());
+        assert_eq!(parse_staged(&padded), parse_staged(&out));
+        // Nothing readable never matches what was sent, not even an empty archive.
+        let empty = Staged { bytes: 0, sha256: String::new() };
+        assert_ne!(parse_staged(""), empty);
+        assert_ne!(parse_staged("sha256sum: not found\n"), empty);
+    }
+
+    #[test]
+    fn the_sender_hashes_exactly_the_bytes_it_hands_on() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut sender = ChunkSender::new(tx);
+        let data: Vec<u8> = (0..RESTORE_CHUNK + 10).map(|i| i as u8).collect();
+        sender.write_all(&data).unwrap();
+        let staged = sender.finish().unwrap();
+        let mut got = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            assert!(chunk.len() <= RESTORE_CHUNK);
+            got.extend(chunk);
+        }
+        assert_eq!(got, data);
+        use sha2::Digest as _;
+        let sha = format::hex(&sha2::Sha256::digest(&data));
+        assert_eq!(staged, Staged { bytes: data.len() as u64, sha256: sha });
     }
 
     #[test]

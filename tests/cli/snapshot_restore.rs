@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fakekube::FakeKube;
+use fakekube::exec::SnapshotFault;
 
 use crate::support::{Run, Sandbox, Vc, fake_host};
 
@@ -294,4 +295,137 @@ fn restore_streams_from_an_http_url_and_refuses_one_that_drops_midway() {
     let good = serve(bytes, None);
     vc(&sandbox, &["restore", &good, "--name", "from-url", "--no-connect"]).code(0);
     assert_eq!(datastore(&fake, "from-url"), datastore(&fake, "web"));
+}
+
+/// Whether cluster `name` is gone from the host, or on its way (its namespace terminating).
+fn removed(fake: &FakeKube, name: &str) -> bool {
+    let ns = format!("vc-{name}");
+    fake.get("statefulsets", &ns, name).is_none()
+        || fake.get("namespaces", "", &ns).is_some_and(|n| n["status"]["phase"] == "Terminating")
+}
+
+#[test]
+fn clone_writes_nothing_when_the_source_fails_after_sending_everything() {
+    let (fake, sandbox) = fake_host();
+    seeded(&fake, &sandbox, "src", 20);
+    // The source's whole archive arrives and matches its own trailer, but its engine then
+    // reports failure: the new cluster's engine must not have restored it.
+    fake.exec().set_snapshot_fault(Some(SnapshotFault::FailAfterWriting));
+    let run = vc(&sandbox, &["clone", "src", "dst", "--no-connect"]);
+    run.code(1);
+    assert!(run.stderr.contains("the engine's snapshot failed"), "{}", run.stderr);
+    assert!(run.stderr.contains("its objects were deleted"), "{}", run.stderr);
+    assert!(datastore(&fake, "dst").is_empty(), "no entry reached the new datastore");
+    assert!(removed(&fake, "dst"), "the new cluster is removed");
+    assert_eq!(datastore(&fake, "src").len(), 21, "the source is untouched");
+}
+
+#[test]
+fn clone_writes_nothing_when_the_source_stream_is_cut() {
+    let (fake, sandbox) = fake_host();
+    seeded(&fake, &sandbox, "src", 20);
+    fake.exec().set_snapshot_fault(Some(SnapshotFault::CutAfter(1024 * 1024)));
+    let run = vc(&sandbox, &["clone", "src", "dst", "--no-connect"]);
+    run.code(1);
+    assert!(run.stderr.contains("snapshot"), "{}", run.stderr);
+    assert!(datastore(&fake, "dst").is_empty(), "no entry reached the new datastore");
+    assert!(removed(&fake, "dst"), "the new cluster is removed");
+}
+
+#[test]
+fn restore_reads_a_snapshot_from_stdin() {
+    let (fake, sandbox) = fake_host();
+    seeded(&fake, &sandbox, "src", 30);
+    let file = sandbox.dir.path().join("src.vcsnap");
+    vc(&sandbox, &["snapshot", "src", "--to", &file.display().to_string()]).code(0);
+    let bytes = std::fs::read(&file).unwrap();
+
+    let piped = Vc::new(&sandbox)
+        .args(["restore", "-", "--name", "piped", "--no-connect"])
+        .stdin(bytes.clone())
+        .run();
+    piped.code(0);
+    assert_eq!(datastore(&fake, "piped"), datastore(&fake, "src"), "entry for entry");
+
+    // Without --name, the snapshot's own name; it exists, so nothing is written.
+    fake.clear_requests();
+    let taken = Vc::new(&sandbox).args(["restore", "-", "--no-connect"]).stdin(bytes).run();
+    taken.code(6);
+    assert_eq!(write_count(&fake), 0, "nothing written");
+}
+
+#[test]
+fn a_foreign_stdin_is_refused_before_any_request() {
+    let (fake, sandbox) = fake_host();
+    let run = Vc::new(&sandbox)
+        .args(["restore", "-", "--name", "x", "--no-connect"])
+        .stdin(b"apiVersion: v1\nkind: List\n".to_vec())
+        .run();
+    run.code(1);
+    assert!(run.stderr.contains("stdin: not a vc snapshot"), "{}", run.stderr);
+    assert!(run.stderr.contains("nothing was created"), "{}", run.stderr);
+    assert!(fake.requests().is_empty(), "not one request reached the host");
+}
+
+#[test]
+fn a_truncated_or_corrupt_stdin_writes_nothing_and_removes_the_new_cluster() {
+    let (fake, sandbox) = fake_host();
+    seeded(&fake, &sandbox, "src", 30);
+    let file = sandbox.dir.path().join("src.vcsnap");
+    vc(&sandbox, &["snapshot", "src", "--to", &file.display().to_string()]).code(0);
+    let good = std::fs::read(&file).unwrap();
+    let mut flipped = zstd::decode_all(good.as_slice()).unwrap();
+    let at = flipped.windows(7).position(|w| w == b"value 3").unwrap();
+    flipped[at] = b'V';
+    let flipped = zstd::encode_all(flipped.as_slice(), 3).unwrap();
+
+    for (name, bytes, says) in
+        [("cut", good[..good.len() * 3 / 4].to_vec(), "truncated"), ("flipped", flipped, "SHA-256")]
+    {
+        let run = Vc::new(&sandbox)
+            .args(["restore", "-", "--name", name, "--no-connect"])
+            .stdin(bytes)
+            .run();
+        run.code(1);
+        assert!(run.stderr.contains(says), "{name}: {}", run.stderr);
+        assert!(run.stderr.contains("its objects were deleted"), "{name}: {}", run.stderr);
+        assert!(datastore(&fake, name).is_empty(), "{name}: no entry reached the datastore");
+        assert!(removed(&fake, name), "{name}: the new cluster is removed");
+    }
+}
+
+#[test]
+fn a_snapshot_waits_for_a_control_plane_that_is_still_starting() {
+    // The syncer container runs for two seconds before it is ready, as after a fresh create
+    // whose readiness vc proved before the kubelet's probe did.
+    let fake = FakeKube::builder().ready_delay(Duration::from_secs(2)).start();
+    let sandbox = Sandbox::new();
+    std::fs::create_dir_all(sandbox.kubeconfig().parent().unwrap()).unwrap();
+    fake.write_kubeconfig(sandbox.kubeconfig(), "kind-host").unwrap();
+    vc(&sandbox, &["create", "fresh", "--no-wait"]).code(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let running = || {
+        fake.get("pods", "vc-fresh", "fresh-0").is_some_and(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == "syncer" && c["state"]["running"].is_object())
+        })
+    };
+    while !running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let file = sandbox.dir.path().join("fresh.vcsnap");
+    let taken = vc(&sandbox, &["snapshot", "fresh", "--to", &file.display().to_string()]);
+    taken.code(0);
+    assert!(file.exists());
+
+    // A paused cluster has no syncer at all: refused at once.
+    vc(&sandbox, &["pause", "fresh"]).code(0);
+    let started = std::time::Instant::now();
+    let refused = vc(&sandbox, &["snapshot", "fresh", "--to", &file.display().to_string()]);
+    refused.code(1);
+    assert!(refused.stderr.contains("no running control plane"), "{}", refused.stderr);
+    assert!(started.elapsed() < Duration::from_secs(20), "not waited for");
 }

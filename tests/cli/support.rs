@@ -43,7 +43,7 @@ pub struct Vc<'a> {
     sandbox: &'a Sandbox,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    stdin: Option<String>,
+    stdin: Option<Vec<u8>>,
 }
 
 /// What one run produced.
@@ -65,6 +65,12 @@ impl<'a> Vc<'a> {
         S: AsRef<str>,
     {
         self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Bytes fed to vc's stdin (then closed).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
         self
     }
 
@@ -92,13 +98,18 @@ impl<'a> Vc<'a> {
             command.env(k, v);
         }
         let mut child = command.spawn().expect("start vc");
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            if let Some(text) = &self.stdin {
-                let _ = stdin.write_all(text.as_bytes());
-            }
-        }
+        // Fed from a thread, so a large input cannot block while vc's output fills its pipes.
+        let feeder = child.stdin.take().map(|mut stdin| {
+            let bytes = self.stdin.unwrap_or_default();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&bytes);
+            })
+        });
         let output = child.wait_with_output().expect("wait for vc");
+        if let Some(feeder) = feeder {
+            let _ = feeder.join();
+        }
         Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -52,6 +52,17 @@ struct Inner {
     breaker: watch::Sender<u64>,
     /// Exit codes of the init containers run so far, by (namespace, pod, container).
     init_exits: Mutex<HashMap<(String, String, String), i32>>,
+    snapshot_fault: Mutex<Option<SnapshotFault>>,
+}
+
+/// How the emulated `/vcluster snapshot` fails, for tests of what a restore does with a bad
+/// source stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotFault {
+    /// Writes the whole archive, then exits 1 with an error in its log.
+    FailAfterWriting,
+    /// Writes only the first N bytes of the archive, then exits 1 (the process died).
+    CutAfter(usize),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,6 +79,7 @@ impl ExecEnv {
                 opened: AtomicU64::new(0),
                 breaker: watch::channel(0).0,
                 init_exits: Mutex::default(),
+                snapshot_fault: Mutex::default(),
             }),
         })
     }
@@ -114,6 +126,11 @@ impl ExecEnv {
     /// Limits stdout of every exec to `bytes_per_second` (`None`: unlimited).
     pub fn set_rate_limit(&self, bytes_per_second: Option<u64>) {
         *lock(&self.inner.rate) = bytes_per_second;
+    }
+
+    /// Makes every later `/vcluster snapshot` fail as `fault` says (`None`: succeed).
+    pub fn set_snapshot_fault(&self, fault: Option<SnapshotFault>) {
+        *lock(&self.inner.snapshot_fault) = fault;
     }
 
     /// Breaks every open exec stream now, without a final status, as a restarting kubelet does.
@@ -305,12 +322,23 @@ fn start_engine(
                         .await
                         .map_err(|e| e.to_string())?
                         .map_err(|e| e.to_string())?;
+                    let fault = *lock(&env.inner.snapshot_fault);
+                    let written = match fault {
+                        Some(SnapshotFault::CutAfter(n)) => &bytes[..n.min(bytes.len())],
+                        _ => &bytes[..],
+                    };
                     if path == "/dev/stdout" {
-                        stdout_w.write_all(&bytes).await.map_err(|e| e.to_string())?;
+                        stdout_w.write_all(written).await.map_err(|e| e.to_string())?;
                         stdout_w.shutdown().await.map_err(|e| e.to_string())?;
                     } else {
                         std::fs::write(view.local_path(&path), &bytes)
                             .map_err(|e| e.to_string())?;
+                    }
+                    if let Some(fault) = fault {
+                        return Err(format!(
+                            "snapshot failed after writing {} bytes ({fault:?})",
+                            written.len()
+                        ));
                     }
                     Ok(format!("Successfully backed up {count} etcd keys"))
                 }
