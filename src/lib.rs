@@ -12,5 +12,6 @@ pub mod host;
 pub mod http_log;
 pub mod kubeconfig;
 pub mod output;
+pub mod pool;
 pub mod snapshot;
 pub mod spec;

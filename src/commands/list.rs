@@ -26,6 +26,12 @@ struct ListItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_at: Option<String>,
     made_by: MadeBy,
+    /// The pool it was started for, claimed or waiting in it (status Pooled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    /// The name of its host objects, when it differs (a cluster claimed from a pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_name: Option<String>,
     /// A background forward is alive and answering.
     connected: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,7 +83,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
                 f.answering
                     && f.state.host_server == host.server
                     && f.state.namespace == r.namespace
-                    && f.state.name == r.name
+                    && f.state.name == r.host_name
             })
             .map(|f| f.state.port)
     };
@@ -93,6 +99,8 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             expires_at: r.expires_at.map(|t| t.to_string()),
             paused_at: r.paused_at.filter(|_| r.is_paused()).map(|t| t.to_string()),
             made_by: r.made_by,
+            pool: r.pool.clone(),
+            host_name: r.is_claimed().then(|| r.host_name.clone()),
             connected: forward_of(r).is_some(),
             local_port: forward_of(r),
         })
@@ -117,6 +125,9 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
                     let mut name = item.name.clone();
                     if item.made_by == MadeBy::Vcluster {
                         name.push_str(" (vcluster)");
+                    }
+                    if let Some(pool) = item.pool.as_ref().filter(|_| record.is_pooled()) {
+                        name.push_str(&format!(" (pool {pool})"));
                     }
                     vec![
                         name,

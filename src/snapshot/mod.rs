@@ -44,7 +44,7 @@ pub fn metadata_for(record: &ClusterRecord) -> Metadata {
 pub async fn running_syncer_pod(host: &Host, record: &ClusterRecord) -> anyhow::Result<String> {
     let pods = host.control_plane_pods(Some(&record.namespace)).await?;
     let ready = pods.iter().find(|p| {
-        p.labels().get("release").map(String::as_str) == Some(record.name.as_str())
+        p.labels().get("release").map(String::as_str) == Some(record.host_name.as_str())
             && p.status
                 .as_ref()
                 .and_then(|s| s.container_statuses.as_ref())

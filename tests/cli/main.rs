@@ -10,6 +10,7 @@ mod install;
 mod isolation;
 mod lifecycle;
 mod pause;
+mod pool;
 mod robustness;
 mod snapshot_restore;
 mod support;
