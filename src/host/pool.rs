@@ -154,13 +154,40 @@ impl Host {
         }
     }
 
-    /// Removes a pool's definition (its members are removed by the caller).
+    /// Removes a pool's definition (its members are removed by the caller), and the namespace
+    /// `vc pool create` made for definitions once it holds no other pool.
     pub async fn delete_pool_definition(&self, pool: &PoolRecord) -> Result<(), HostError> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &pool.namespace);
+        let ns = pool.namespace.as_str();
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
         match api.delete(&definition_name(&pool.name), &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(self.explain(&format!("deleting pool {:?}", pool.name), e)),
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ours = match namespaces.get_opt(ns).await {
+            Ok(found) => found.is_some_and(|n| {
+                let labels = n.metadata.labels.unwrap_or_default();
+                labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+                    && !labels.contains_key(crate::engine::LABEL_CLUSTER)
+            }),
+            // Not ours to look at: leave it.
+            Err(_) => false,
+        };
+        if !ours {
+            return Ok(());
+        }
+        // Only when nothing but the API server's own CA bundle is left in it.
+        let left = api.list(&ListParams::default()).await.map_or(true, |l| {
+            l.items.iter().any(|m| m.metadata.name.as_deref() != Some("kube-root-ca.crt"))
+        });
+        if left {
+            return Ok(());
+        }
+        match namespaces.delete(ns, &Default::default()).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(self.explain(&format!("deleting pool {:?}", pool.name), e)),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(e) => Err(self.explain(&format!("deleting namespace {ns}"), e)),
         }
     }
 

@@ -218,6 +218,12 @@ fn pool_delete_removes_its_unclaimed_members_and_nothing_else() {
     vc(&sandbox, &["pool", "describe", "a"]).code(3);
     let pools = vc(&sandbox, &["pool", "list", "-o", "name"]);
     assert_eq!(pools.stdout, "b\n");
+    // The namespace vc made for definitions goes with the last pool.
+    assert!(fake.get("namespaces", "", "vc-pools").is_some(), "pool b is still defined there");
+    vc(&sandbox, &["pool", "delete", "b", "--yes"]).code(0);
+    wait_until("the definitions' namespace to go", Duration::from_secs(10), || {
+        fake.get("namespaces", "", "vc-pools").is_none()
+    });
 }
 
 #[test]
