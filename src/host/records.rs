@@ -695,6 +695,33 @@ mod tests {
     }
 
     #[test]
+    fn a_claimed_member_goes_by_its_claimants_name_and_keeps_its_host_name() {
+        let mut sts = statefulset(1, &[]);
+        sts.status = Some(k8s_openapi::api::apps::v1::StatefulSetStatus {
+            ready_replicas: Some(1),
+            ..Default::default()
+        });
+        let labels = sts.metadata.labels.as_mut().unwrap();
+        labels.insert(LABEL_POOL.into(), "ci".into());
+        let waiting = record_from(&sts).unwrap();
+        assert!(waiting.is_pooled() && !waiting.is_claimed());
+        assert_eq!(waiting.status(&[], at("2026-12-01T00:00:00Z")), ClusterStatus::Pooled);
+
+        let labels = sts.metadata.labels.as_mut().unwrap();
+        labels.insert(LABEL_CLAIMED_AS.into(), "pr-7".into());
+        sts.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ANNOTATION_CLAIMED_AT.into(), "2026-12-01T10:00:00Z".into());
+        let claimed = record_from(&sts).unwrap();
+        assert_eq!((claimed.name.as_str(), claimed.host_name.as_str()), ("pr-7", "dev"));
+        assert!(claimed.is_claimed() && !claimed.is_pooled());
+        assert_eq!(claimed.pool.as_deref(), Some("ci"));
+        assert_eq!(claimed.claimed_at, Some(at("2026-12-01T10:00:00Z")));
+        assert_eq!(claimed.status(&[], at("2026-12-01T11:00:00Z")), ClusterStatus::Running);
+    }
+
+    #[test]
     fn a_cluster_gc_put_to_sleep_is_sleeping() {
         let record = record_from(&statefulset(
             0,
