@@ -25,8 +25,8 @@ use crate::engine::{
 };
 use crate::pool::{
     ANNOTATION_CLAIM_SECONDS, ANNOTATION_CLAIMED_AT, ANNOTATION_READY_SECONDS, LABEL_CLAIMED_AS,
-    LABEL_POOL, LABEL_POOL_DEFINITION, MEMBER_SUFFIX_LEN, MemberState, POOL_SPEC_KEY, PoolSpec,
-    member_name, refill_plan,
+    LABEL_POOL, LABEL_POOL_DEFINITION, LABEL_POOL_NAMESPACE, MEMBER_SUFFIX_LEN, MemberState,
+    POOL_SPEC_KEY, PoolSpec, member_name, refill_plan,
 };
 
 /// Why the keeper paused a member: it waits in a paused pool.
@@ -111,7 +111,10 @@ impl Host {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(namespace.to_string()),
-                labels: Some(BTreeMap::from([(LABEL_MANAGED_BY.into(), MANAGED_BY.into())])),
+                labels: Some(BTreeMap::from([
+                    (LABEL_MANAGED_BY.into(), MANAGED_BY.into()),
+                    (LABEL_POOL_NAMESPACE.into(), "true".into()),
+                ])),
                 ..Default::default()
             },
             ..Default::default()
@@ -165,23 +168,25 @@ impl Host {
             Err(e) => return Err(self.explain(&format!("deleting pool {:?}", pool.name), e)),
         }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let ours = match namespaces.get_opt(ns).await {
+        let made_for_pools = match namespaces.get_opt(ns).await {
             Ok(found) => found.is_some_and(|n| {
                 let labels = n.metadata.labels.unwrap_or_default();
                 labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
-                    && !labels.contains_key(crate::engine::LABEL_CLUSTER)
+                    && labels.get(LABEL_POOL_NAMESPACE).map(String::as_str) == Some("true")
             }),
             // Not ours to look at: leave it.
             Err(_) => false,
         };
-        if !ours {
+        if !made_for_pools {
             return Ok(());
         }
-        // Only when nothing but the API server's own CA bundle is left in it.
-        let left = api.list(&ListParams::default()).await.map_or(true, |l| {
-            l.items.iter().any(|m| m.metadata.name.as_deref() != Some("kube-root-ca.crt"))
-        });
-        if left {
+        // Other ConfigMaps there are the host's own (CA bundles the control plane publishes
+        // in every namespace); another pool keeps it.
+        let still_used = api
+            .list(&ListParams::default().labels(LABEL_POOL_DEFINITION))
+            .await
+            .map_or(true, |l| !l.items.is_empty());
+        if still_used {
             return Ok(());
         }
         match namespaces.delete(ns, &Default::default()).await {

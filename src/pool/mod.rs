@@ -20,6 +20,9 @@ pub const ANNOTATION_CLAIM_SECONDS: &str = "vc.dev/claim-seconds";
 pub const ANNOTATION_READY_SECONDS: &str = "vc.dev/ready-seconds";
 /// On the ConfigMap that defines a pool: the pool's name.
 pub const LABEL_POOL_DEFINITION: &str = "vc.dev/pool-definition";
+/// On a namespace `vc pool create` made to hold pool definitions (value `"true"`): `vc pool
+/// delete` removes it with the last pool in it.
+pub const LABEL_POOL_NAMESPACE: &str = "vc.dev/pool-namespace";
 /// The ConfigMap key that holds the pool's [`PoolSpec`] as JSON.
 pub const POOL_SPEC_KEY: &str = "pool.json";
 /// Where pool definitions live unless `-n` says otherwise.
