@@ -126,6 +126,105 @@ pub enum Command {
     /// Print the version, commit, engine release and supported Kubernetes versions
     #[command(after_help = "Examples:\n  vc version\n  vc version -o json\n  vc --version")]
     Version,
+    /// Warm pools: ready virtual clusters that `vc create --from-pool` claims in seconds
+    #[command(subcommand)]
+    Pool(PoolCommand),
+}
+
+/// `vc pool ...`
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// Declare a pool of ready virtual clusters of one spec and start its first members
+    #[command(after_help = POOL_CREATE_EXAMPLES)]
+    Create(PoolCreateArgs),
+    /// List pools with their sizes, ready members and claims
+    #[command(
+        visible_alias = "ls",
+        after_help = "Examples:\n  vc pool list\n  vc pool list -o json"
+    )]
+    List,
+    /// Show a pool's spec, members and figures (claims, claim and refill times)
+    #[command(after_help = "Examples:\n  vc pool describe ci\n  vc pool describe ci -o json")]
+    Describe(PoolNameArgs),
+    /// Delete a pool and its unclaimed members (claimed clusters stay)
+    #[command(visible_alias = "rm", after_help = "Examples:\n  vc pool delete ci --yes")]
+    Delete(PoolDeleteArgs),
+    /// Keep every pool full, starting members as others are claimed (`vc operator run` does
+    /// the same)
+    #[command(after_help = "Examples:\n  vc pool keep\n  vc pool keep --once")]
+    Keep(PoolKeepArgs),
+}
+
+const POOL_CREATE_EXAMPLES: &str = "\
+Examples:
+  vc pool create ci --size 3
+  vc pool create ci --size 5 --max-surge 2 --ttl 2h --kubernetes-version 1.33
+  vc pool create cheap --size 2 --paused
+  vc create pr-42 --from-pool ci";
+
+/// `vc pool create`
+#[derive(Debug, Args)]
+pub struct PoolCreateArgs {
+    /// Name of the pool (members are named POOL-xxxxx)
+    pub name: String,
+    /// How many unclaimed members to keep
+    #[arg(long, value_name = "N")]
+    pub size: u32,
+    /// How many members may start at once, so a burst of claims cannot overload the host
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub max_surge: u32,
+    /// Pause members while they wait (cheaper; a claim then includes a resume)
+    #[arg(long)]
+    pub paused: bool,
+    /// Values file holding the members' spec (flags override it)
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// Kubernetes minor version of the members, such as 1.33
+    #[arg(long, value_name = "VERSION")]
+    pub kubernetes_version: Option<String>,
+    /// Lifetime of a claimed member, counted from its claim (30m, 2h, 1d)
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Keep the members' datastores on an emptyDir
+    #[arg(long)]
+    pub ephemeral: bool,
+    /// Drop the NetworkPolicies and the DNS restriction
+    #[arg(long)]
+    pub no_isolation: bool,
+    /// Drop the ResourceQuota and the LimitRange
+    #[arg(long)]
+    pub no_quota: bool,
+    /// Only write the pool's definition; `vc pool keep` or `vc operator run` starts members
+    #[arg(long)]
+    pub no_fill: bool,
+}
+
+/// `vc pool describe`
+#[derive(Debug, Args)]
+pub struct PoolNameArgs {
+    /// Name of the pool
+    pub name: String,
+}
+
+/// `vc pool delete`
+#[derive(Debug, Args)]
+pub struct PoolDeleteArgs {
+    /// Name of the pool
+    pub name: String,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// `vc pool keep`
+#[derive(Debug, Args)]
+pub struct PoolKeepArgs {
+    /// Time between two passes over the pools
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration_arg)]
+    pub interval: Duration,
+    /// Make one pass and exit (non-zero when a member could not be started)
+    #[arg(long)]
+    pub once: bool,
 }
 
 const COMPLETIONS_EXAMPLES: &str = "\
@@ -315,6 +414,17 @@ pub struct CreateArgs {
     /// Start from a snapshot of this running cluster, streamed (`vc clone`)
     #[arg(skip)]
     pub from_cluster: Option<String>,
+    /// Claim a ready member of this pool (created the usual way when the pool is empty)
+    #[arg(long, value_name = "POOL", conflicts_with_all = [
+        "values", "kubernetes_version", "control_plane_image", "engine_image", "sleep_after",
+        "labels", "no_isolation", "allow_internet", "no_quota", "ephemeral", "quota", "upsert",
+        "dry_run", "from_snapshot", "no_wait", "apply", "storage_size", "storage_class",
+        "node_selector", "tolerations", "runtime_class", "priority_class", "expose", "datastore",
+    ])]
+    pub from_pool: Option<String>,
+    /// With --from-pool: wait (up to --timeout) for a member instead of creating the cluster
+    #[arg(long, requires = "from_pool")]
+    pub pool_wait: bool,
     // Boxed: it would make `Command::Create` much larger than the other variants.
     #[command(flatten)]
     pub hosting: Box<HostingArgs>,
@@ -419,6 +529,8 @@ impl FromSnapshotArgs {
             hosting: Box::default(),
             from_cluster: None,
             ephemeral: false,
+            from_pool: None,
+            pool_wait: false,
         }
     }
 }

@@ -16,7 +16,11 @@ use crate::kubeconfig::{
 /// Which virtual cluster, reached through which host.
 #[derive(Clone, Debug)]
 pub struct Target {
+    /// The name users know it by (kubeconfig entries `vc-<name>`, messages).
     pub name: String,
+    /// The name of its objects on the host: differs from `name` for a cluster claimed from a
+    /// pool.
+    pub host_name: String,
     pub namespace: String,
     pub host_context: String,
     pub host_server: String,
@@ -26,14 +30,23 @@ impl Target {
     pub fn new(host: &Host, namespace: &str, name: &str) -> Self {
         Self {
             name: name.to_string(),
+            host_name: name.to_string(),
             namespace: namespace.to_string(),
             host_context: host.context.clone(),
             host_server: host.server.clone(),
         }
     }
 
+    /// The target of a cluster found on the host, claimed from a pool or not.
+    pub fn of(host: &Host, record: &crate::host::ClusterRecord) -> Self {
+        Self {
+            host_name: record.host_name.clone(),
+            ..Self::new(host, &record.namespace, &record.name)
+        }
+    }
+
     pub fn forward_key(&self) -> ForwardKey {
-        ForwardKey::new(&self.host_server, &self.namespace, &self.name)
+        ForwardKey::new(&self.host_server, &self.namespace, &self.host_name)
     }
 
     pub fn cluster_ref(&self) -> VirtualClusterRef {
@@ -58,9 +71,9 @@ pub async fn ready_admin_kubeconfig(
     target: &Target,
     timeout: Duration,
 ) -> anyhow::Result<Kubeconfig> {
-    let wait = host.wait_ready(&target.namespace, &target.name, |_: ReadyEvent| {});
+    let wait = host.wait_ready(&target.namespace, &target.host_name, |_: ReadyEvent| {});
     if tokio::time::timeout(timeout, wait).await.is_err() {
-        let why = host.diagnose(&target.namespace, &target.name).await;
+        let why = host.diagnose(&target.namespace, &target.host_name).await;
         return Err(CliError::timeout(format!(
             "virtual cluster {:?} is still starting after {}: {why}",
             target.name,
@@ -68,12 +81,13 @@ pub async fn ready_admin_kubeconfig(
         ))
         .into());
     }
-    let text = host.admin_kubeconfig(&target.namespace, &target.name).await?.ok_or_else(|| {
-        HostError::NotFound(format!(
-            "the kubeconfig Secret of virtual cluster {:?} disappeared",
-            target.name
-        ))
-    })?;
+    let text =
+        host.admin_kubeconfig(&target.namespace, &target.host_name).await?.ok_or_else(|| {
+            HostError::NotFound(format!(
+                "the kubeconfig Secret of virtual cluster {:?} disappeared",
+                target.name
+            ))
+        })?;
     Ok(kubeconfig::parse_admin_kubeconfig(&text)?)
 }
 
@@ -102,7 +116,7 @@ pub async fn race_ready(
     mut on_api: impl FnMut(),
 ) -> anyhow::Result<Kubeconfig> {
     let admin = loop {
-        if let Some(text) = host.engine_admin_conf(&target.namespace, &target.name).await? {
+        if let Some(text) = host.engine_admin_conf(&target.namespace, &target.host_name).await? {
             break kubeconfig::parse_admin_kubeconfig(&text)?;
         }
         tokio::time::sleep(CERTS_POLL).await;
@@ -138,7 +152,7 @@ pub async fn virtual_client(
 ) -> anyhow::Result<(forward::Forward, kube::Client)> {
     let pod = forward::PodTarget::new(
         &target.namespace,
-        forward::control_plane_pod(&target.name),
+        forward::control_plane_pod(&target.host_name),
         forward::CONTROL_PLANE_PORT,
     );
     let options = forward::ForwardOptions {
@@ -222,7 +236,7 @@ pub async fn start_forwarder(
         host_context: target.host_context.clone(),
         host_server: target.host_server.clone(),
         namespace: target.namespace.clone(),
-        name: target.name.clone(),
+        name: target.host_name.clone(),
         local_port,
         // At least a few seconds: the forwarder has to start, reach the pod and answer.
         ready_timeout: ready_timeout.max(Duration::from_secs(5)),
@@ -313,7 +327,7 @@ pub async fn exposed_server(
     let mut announced = false;
     let mut last_error = None;
     loop {
-        if let Some(url) = host.exposed_url(&target.namespace, &target.name, kind).await? {
+        if let Some(url) = host.exposed_url(&target.namespace, &target.host_name, kind).await? {
             if !announced {
                 on_address(&url);
                 announced = true;

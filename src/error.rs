@@ -69,6 +69,7 @@ pub fn exit_code(err: &anyhow::Error) -> Exit {
         }
         if cause.downcast_ref::<crate::spec::SpecError>().is_some()
             || cause.downcast_ref::<crate::engine::EngineError>().is_some()
+            || cause.downcast_ref::<crate::pool::PoolError>().is_some()
         {
             return Exit::Usage;
         }

@@ -13,6 +13,7 @@ pub mod host;
 pub mod http_log;
 pub mod kubeconfig;
 pub mod output;
+pub mod pool;
 pub mod provision;
 pub mod snapshot;
 pub mod spec;

@@ -1955,3 +1955,97 @@ fn create_applies_manifests_sizes_the_claim_and_writes_ci_outputs() {
     let disconnected = e2e.vc(&["disconnect", &name]);
     assert_eq!(disconnected.status.code(), Some(0));
 }
+
+/// Deletes a pool and its unclaimed members when dropped.
+struct PoolCleanup<'a> {
+    e2e: &'a E2e,
+    pool: String,
+}
+
+impl Drop for PoolCleanup<'_> {
+    fn drop(&mut self) {
+        self.e2e.vc(&["pool", "delete", &self.pool, "--yes"]);
+    }
+}
+
+/// The figures of one pool from `vc pool list -o json`.
+fn pool_figures(e2e: &E2e, pool: &str) -> serde_json::Value {
+    let listed = e2e.vc(&["pool", "list", "-o", "json"]);
+    assert_eq!(listed.status.code(), Some(0), "vc pool list failed");
+    json(&listed)
+        .as_array()
+        .and_then(|pools| pools.iter().find(|p| p["name"] == pool).cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn warm_pool_of_two_serves_two_claims_at_once() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let pool = unique("e2e-pool");
+    let _pool_cleanup = PoolCleanup { e2e: &e2e, pool: pool.clone() };
+    let created = e2e.vc(&["pool", "create", &pool, "--size", "2", "--max-surge", "2"]);
+    assert_eq!(created.status.code(), Some(0), "vc pool create failed");
+    let started = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(300), || pool_figures(&e2e, &pool)["ready"] == 2),
+        "the pool's two members did not become ready"
+    );
+    println!(
+        "e2e pool: two members ready {:.1} s after vc pool create",
+        started.elapsed().as_secs_f64()
+    );
+
+    let names = [unique("e2e-claim-a"), unique("e2e-claim-b")];
+    let _cleanups: Vec<Cleanup> =
+        names.iter().map(|n| Cleanup { e2e: &e2e, name: n.clone(), namespace: None }).collect();
+    let mut contexts = Vec::new();
+    for name in &names {
+        let claim_started = std::time::Instant::now();
+        let claimed = e2e.vc(&["create", name, "--from-pool", &pool, "--no-switch", "-o", "json"]);
+        let took = claim_started.elapsed();
+        assert_eq!(claimed.status.code(), Some(0), "the claim of {name} failed");
+        let result = json(&claimed);
+        assert!(result["hostName"].is_string(), "{name} was claimed, not created: {result}");
+        println!(
+            "e2e pool: vc create {name} --from-pool took {:.2} s, claim to working context (target 3 s; member {})",
+            took.as_secs_f64(),
+            result["hostName"]
+        );
+        contexts.push(result["context"].as_str().expect("a context").to_string());
+    }
+    // Both usable at once, through their own forwards.
+    for context in &contexts {
+        let listed = Command::new("kubectl")
+            .args(["--context", context, "get", "namespaces", "-o", "name"])
+            .env("KUBECONFIG", &e2e.kubeconfig)
+            .output()
+            .expect("kubectl must be installed for the e2e suite");
+        assert!(
+            String::from_utf8_lossy(&listed.stdout).contains("namespace/kube-system"),
+            "kubectl through {context}: {}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+    }
+    let described = e2e.vc(&["describe", &names[0]]);
+    assert!(String::from_utf8_lossy(&described.stdout).contains("keep the member's name"));
+
+    // Refill: one keeper pass starts two replacements; the next records their refill time.
+    let refill_started = std::time::Instant::now();
+    assert_eq!(e2e.vc(&["pool", "keep", "--once"]).status.code(), Some(0));
+    assert!(
+        eventually(Duration::from_secs(300), || pool_figures(&e2e, &pool)["ready"] == 2),
+        "the pool was not refilled"
+    );
+    e2e.vc(&["pool", "keep", "--once"]);
+    let figures = pool_figures(&e2e, &pool);
+    println!(
+        "e2e pool: refilled 2 members in {:.1} s; refill time per member p50 {} s; claim p50 {} s",
+        refill_started.elapsed().as_secs_f64(),
+        figures["refillSecondsP50"],
+        figures["claimSecondsP50"]
+    );
+    for name in &names {
+        e2e.vc(&["disconnect", name]);
+    }
+}

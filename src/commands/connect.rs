@@ -39,7 +39,7 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
     let record = tokio::time::timeout_at(deadline, find)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
-    let target = Target::new(&host, &record.namespace, &record.name);
+    let target = Target::of(&host, &record);
     if record.is_sleeping() {
         // Put to sleep for being idle: a connect is the user coming back.
         invocation.printer.info(&format!(
@@ -254,7 +254,7 @@ async fn show_logs(invocation: &Invocation, name: &str) -> anyhow::Result<()> {
         // log through the cluster's key on the host.
         let host = invocation.host().await?;
         let record = host.find(name, namespace).await?;
-        let key = Target::new(&host, &record.namespace, &record.name).forward_key();
+        let key = Target::of(&host, &record).forward_key();
         logs.push(forward::ForwardStore::from_env()?.log_path(&key));
     }
     let texts: Vec<String> =

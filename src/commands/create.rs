@@ -20,6 +20,8 @@ use crate::provision::{self, Manifest};
 use crate::snapshot::{restore, stream};
 use crate::spec::{self, VirtualClusterSpec};
 
+mod claim;
+
 /// JSON result of `vc create -o json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,12 +45,19 @@ struct CreateResult {
     kubeconfig: Option<String>,
     /// Seconds per phase, keyed by the phase names of `output::PHASES`.
     timings: BTreeMap<&'static str, f64>,
+    /// The pool it was claimed from (`--from-pool`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    /// The name its host objects keep, when claimed from a pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_name: Option<String>,
 }
 
 /// Builds the spec: the values file first, then the flags over it.
 fn build_spec(
     args: &CreateArgs,
     plan: Option<&restore::Plan>,
+    pool: Option<VirtualClusterSpec>,
 ) -> anyhow::Result<VirtualClusterSpec> {
     let mut spec = match &args.values {
         Some(path) => {
@@ -67,6 +76,7 @@ fn build_spec(
             relative_to_values_file(&mut spec.manifests, path);
             spec
         }
+        None if pool.is_some() => pool.unwrap_or_default(),
         None => plan.map(restore_base_spec).transpose()?.unwrap_or_default(),
     };
     if let Some(v) = &args.kubernetes_version {
@@ -178,7 +188,15 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let printer = &invocation.printer;
     let plan = restore_plan(invocation, &mut args).await?;
     spec::validate_name(&args.name)?;
-    let mut spec = build_spec(&args, plan.as_ref())?;
+    // A claim from a warm pool, or the pool's spec to create from when it has no member.
+    let pool_spec = match &args.from_pool {
+        Some(pool) => match claim::run(invocation, &args, pool).await? {
+            claim::Claim::Done => return Ok(()),
+            claim::Claim::Fallback(spec) => Some(*spec),
+        },
+        None => None,
+    };
+    let mut spec = build_spec(&args, plan.as_ref(), pool_spec)?;
     let (namespace, own_namespace) = match &invocation.global.namespace {
         Some(ns) => {
             spec::validate_namespace(ns)?;
@@ -240,7 +258,7 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
         placement.created_at = created;
     }
     placement.host_minor = facts.minor;
-    let warning = pin_isolation(&mut spec, &facts);
+    let warning = host::pin_isolation(&mut spec, &facts);
     let mut rendered = render(&spec, &placement, plan.as_ref())?;
     if let Some((_, Some(recorded))) = existing {
         rendered.keep_later_expiry(recorded);
@@ -249,7 +267,7 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     // service address the engine makes them itself, as it always could.
     if let Some(service_ip) = service_ip {
         let target = engine::pki::target_for(&spec, &placement, service_ip)?;
-        let secret = engine::pki::render_certs_secret(&target, &pki_seed()?)?;
+        let secret = engine::pki::render_certs_secret(&target, &host::pki_seed()?)?;
         rendered.add_certs(secret);
     }
     if let Some(held) = held {
@@ -285,57 +303,6 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
         _ = tokio::signal::ctrl_c() => Err(CliError::interrupted(format!(
             "interrupted: what was applied of virtual cluster {name:?} stays in namespace {namespace:?}; remove it with: vc delete {name}"
         )).into()),
-    }
-}
-
-/// Fresh keys (ECDSA P-256, which kubeadm and the engine accept; see docs/engine.md for why
-/// not RSA), random serial numbers and the clock, for the engine's certificates.
-fn pki_seed() -> anyhow::Result<engine::pki::PkiSeed> {
-    use ring::rand::SecureRandom as _;
-    let keys = engine::pki::KEY_SLOTS
-        .iter()
-        .map(|_| rcgen::KeyPair::generate().map(|key| key.serialize_der()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let random = ring::rand::SystemRandom::new();
-    let mut serials = Vec::with_capacity(engine::pki::CERTIFICATES);
-    while serials.len() < engine::pki::CERTIFICATES {
-        let mut bytes = [0u8; 8];
-        random.fill(&mut bytes).map_err(|_| anyhow::anyhow!("no random numbers available"))?;
-        // kubeadm's range: [1, 2^63).
-        let serial = u64::from_be_bytes(bytes) >> 1;
-        if serial != 0 && !serials.contains(&serial) {
-            serials.push(serial);
-        }
-    }
-    Ok(engine::pki::PkiSeed { keys, serials, now: jiff::Timestamp::now() })
-}
-
-/// Records what the host told about its network in the spec, so the policies pin the control
-/// plane's egress to the API server's endpoints and keep the host's ranges closed (and every
-/// later render of the record does the same). Values given in the values file win. Returns a
-/// warning when the endpoints could not be read.
-fn pin_isolation(spec: &mut VirtualClusterSpec, facts: &host::NetworkFacts) -> Option<String> {
-    if !spec.isolation.enabled {
-        return None;
-    }
-    if spec.isolation.allow_internet {
-        for range in &facts.ranges {
-            if !spec.isolation.host_ranges.contains(range) {
-                spec.isolation.host_ranges.push(range.clone());
-            }
-        }
-    }
-    if !spec.isolation.host_api.is_empty() {
-        return None;
-    }
-    match &facts.api_endpoints {
-        Some(endpoints) => {
-            spec.isolation.host_api = endpoints.iter().map(ToString::to_string).collect();
-            None
-        }
-        None => Some(
-            "cannot read the host API server's endpoints (Service kubernetes in namespace default): the control plane may reach any address on ports 443, 6443 and 8443; to pin it, set isolation.hostApi (IP:PORT) in a values file".to_string(),
-        ),
     }
 }
 
@@ -922,19 +889,10 @@ fn report(
             .iter()
             .map(|(p, d)| (*p, (d.as_secs_f64() * 1000.0).round() / 1000.0))
             .collect(),
+        pool: None,
+        host_name: None,
     };
-    let outputs = ci::ClusterOutputs {
-        name: result.name.clone(),
-        namespace: result.namespace.clone(),
-        context: result.context.clone(),
-        kubeconfig: result.kubeconfig.clone(),
-        server: result.server.clone(),
-    };
-    let summary = ci::summary_line(&outputs, &result.kubernetes_version, ready, timings);
-    for warning in [ci::write_outputs(&outputs), ci::write_summary(&summary)].into_iter().flatten()
-    {
-        printer.warn(&warning);
-    }
+    write_ci_outputs(printer, &result, ready, timings);
     match printer.format {
         OutputFormat::Json | OutputFormat::Yaml => printer.structured_value(&result)?,
         OutputFormat::Name => printer.data(name),
@@ -968,4 +926,26 @@ fn report(
         }
     }
     Ok(())
+}
+
+/// The GitHub step outputs and job summary line of a create or a claim (when the runner asks
+/// for them); a file that cannot be written is a warning.
+fn write_ci_outputs(
+    printer: &crate::output::Printer,
+    result: &CreateResult,
+    ready: bool,
+    timings: &[(&'static str, Duration)],
+) {
+    let outputs = ci::ClusterOutputs {
+        name: result.name.clone(),
+        namespace: result.namespace.clone(),
+        context: result.context.clone(),
+        kubeconfig: result.kubeconfig.clone(),
+        server: result.server.clone(),
+    };
+    let summary = ci::summary_line(&outputs, &result.kubernetes_version, ready, timings);
+    for warning in [ci::write_outputs(&outputs), ci::write_summary(&summary)].into_iter().flatten()
+    {
+        printer.warn(&warning);
+    }
 }

@@ -56,7 +56,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     // Delete every target first, then wait for all of them under one timeout.
     let mut started = Vec::new();
     for record in &targets {
-        let own = host.owns_namespace(&record.namespace, &record.name).await?;
+        let own = host.owns_namespace(&record.namespace, &record.host_name).await?;
         // In a shared namespace this waits for the control plane to stop: one deadline.
         match tokio::time::timeout_at(deadline, host.delete_cluster(record, own)).await {
             Ok(result) => result?,
@@ -71,7 +71,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
                 .into());
             }
         }
-        let target = connection::Target::new(&host, &record.namespace, &record.name);
+        let target = connection::Target::of(&host, record);
         if let Err(e) = disconnect(invocation, &target).await {
             printer.warn(&format!(
                 "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",

@@ -15,6 +15,15 @@ struct Description {
     namespace: String,
     status: &'static str,
     made_by: MadeBy,
+    /// The pool it was started for, claimed or waiting in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    /// The name its host objects keep after a claim from a pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_name: Option<String>,
+    /// When it was claimed from its pool (its TTL counts from then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claimed_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kubernetes_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,7 +65,7 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
     let host = invocation.host().await?;
     let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
     let (objects, quota, pods) = host.cluster_objects(&record).await?;
-    let name = record.name.as_str();
+    let name = record.host_name.as_str();
     let (pod, claim, headless) =
         (format!("{name}-0"), format!("data-{name}-0"), format!("{name}-headless"));
     // A running cluster's warnings from before its control plane became ready are start-up
@@ -75,6 +84,9 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         namespace: record.namespace.clone(),
         status: record.status(&pods, now).as_str(),
         made_by: record.made_by,
+        pool: record.pool.clone(),
+        host_name: record.is_claimed().then(|| record.host_name.clone()),
+        claimed_at: record.claimed_at.map(|t| t.to_string()),
         kubernetes_version: record.kubernetes_version.clone(),
         created_at: record.created_at.map(|t| t.to_string()),
         expires_at: record.expires_at.map(|t| t.to_string()),
@@ -130,6 +142,18 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
     field(&mut out, "Namespace:", &d.namespace);
     field(&mut out, "Status:", d.status);
     field(&mut out, "Made by:", if d.made_by == MadeBy::Vc { "vc" } else { "vcluster CLI" });
+    if let Some(pool) = &d.pool {
+        let how = match (&d.host_name, &d.claimed_at) {
+            (Some(host), Some(at)) => format!(
+                "claimed from pool {pool} at {at}; its host objects keep the member's name {host}"
+            ),
+            (Some(host), None) => {
+                format!("claimed from pool {pool}; its host objects keep the member's name {host}")
+            }
+            _ => format!("member of pool {pool}, waiting to be claimed"),
+        };
+        field(&mut out, "Pool:", &how);
+    }
     field(&mut out, "Kubernetes:", d.kubernetes_version.as_deref().unwrap_or("-"));
     field(&mut out, "Created:", d.created_at.as_deref().unwrap_or("-"));
     field(&mut out, "Expires:", d.expires_at.as_deref().unwrap_or("never"));

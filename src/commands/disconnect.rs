@@ -19,32 +19,44 @@ pub async fn run(invocation: &Invocation, args: DisconnectArgs) -> anyhow::Resul
     };
     let (paths, loaded) = invocation.kubeconfigs()?;
     let mut targets: Vec<Target> = Vec::new();
+    // The engine runs one virtual cluster per namespace, so namespace and host identify it;
+    // its name may differ between the two sources (a cluster claimed from a pool keeps the
+    // member's name on the host, where its forward is keyed).
     let mut add = |t: Target| {
-        let same = |o: &Target| {
-            o.name == t.name && o.namespace == t.namespace && o.host_server == t.host_server
-        };
+        let same = |o: &Target| o.namespace == t.namespace && o.host_server == t.host_server;
         if !targets.iter().any(same) {
             targets.push(t);
         }
     };
+    // A stopped forwarder's state file stays (it keeps the port for the next connect): only a
+    // running one makes a cluster connected.
+    let alive: Vec<_> = forward::list_states_alive()
+        .await?
+        .into_iter()
+        .filter(|s| s.alive)
+        .map(|s| s.state)
+        .collect();
     for entry in list_virtual_cluster_entries(&loaded) {
         let c = entry.metadata.cluster;
         if wanted(&c.name, &c.namespace) {
+            let host_name = alive
+                .iter()
+                .find(|s| s.namespace == c.namespace && s.host_server == c.host_server)
+                .map_or_else(|| c.name.clone(), |s| s.name.clone());
             add(Target {
                 name: c.name,
+                host_name,
                 namespace: c.namespace,
                 host_context: c.host_context,
                 host_server: c.host_server,
             });
         }
     }
-    // A stopped forwarder's state file stays (it keeps the port for the next connect): only a
-    // running one makes a cluster connected.
-    for status in forward::list_states_alive().await?.into_iter().filter(|s| s.alive) {
-        let s = status.state;
+    for s in alive {
         if wanted(&s.name, &s.namespace) {
             add(Target {
-                name: s.name,
+                name: s.name.clone(),
+                host_name: s.name,
                 namespace: s.namespace,
                 host_context: s.host_context,
                 host_server: s.host_server,

@@ -140,7 +140,7 @@ pub async fn run(invocation: &Invocation, args: GcArgs) -> anyhow::Result<()> {
             }
             Err(e) => return Err(e.into()),
         }
-        let key = Target::new(&host, &record.namespace, &record.name).forward_key();
+        let key = Target::of(&host, record).forward_key();
         if matches!(forward::stop(&key).await, Ok(StopOutcome::Stopped { .. })) {
             let _ = ForwardStore::from_env().and_then(|s| s.mark_paused(&key));
         }
@@ -176,13 +176,13 @@ async fn start_delete(host: &Host, record: &ClusterRecord) -> Result<Option<bool
     {
         return Ok(None);
     }
-    let own = host.owns_namespace(&record.namespace, &record.name).await?;
+    let own = host.owns_namespace(&record.namespace, &record.host_name).await?;
     Ok(host.start_delete(record, own).await?.then_some(own))
 }
 
 /// Removes the kubeconfig entries and the forward of a deleted cluster; only warns.
 async fn forget_connection(invocation: &Invocation, host: &Host, record: &ClusterRecord) {
-    let target = Target::new(host, &record.namespace, &record.name);
+    let target = Target::of(host, record);
     let result = match invocation.kubeconfigs() {
         Ok((paths, _)) => connection::disconnect(&paths, &target, true).await.map(|_| ()),
         Err(e) => Err(e),

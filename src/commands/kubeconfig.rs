@@ -13,13 +13,14 @@ pub async fn run(invocation: &Invocation, args: KubeconfigArgs) -> anyhow::Resul
     crate::spec::validate_name(&args.name)?;
     let host = invocation.host().await?;
     let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
-    let target = Target::new(&host, &record.namespace, &record.name);
-    let text = host.admin_kubeconfig(&target.namespace, &target.name).await?.ok_or_else(|| {
-        CliError::not_found(format!(
-            "virtual cluster {:?} has no kubeconfig yet: it is still starting (see: vc list)",
-            target.name
-        ))
-    })?;
+    let target = Target::of(&host, &record);
+    let text =
+        host.admin_kubeconfig(&target.namespace, &target.host_name).await?.ok_or_else(|| {
+            CliError::not_found(format!(
+                "virtual cluster {:?} has no kubeconfig yet: it is still starting (see: vc list)",
+                target.name
+            ))
+        })?;
     let admin = kubeconfig::parse_admin_kubeconfig(&text)?;
     let exposed = match record.spec.as_ref().and_then(|s| s.expose.as_ref()) {
         Some(expose) if args.server.is_none() => {

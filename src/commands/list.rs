@@ -29,6 +29,12 @@ struct ListItem {
     /// The datastore kind (`sqlite`), from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     datastore: Option<&'static str>,
+    /// The pool it was started for, claimed or waiting in it (status Pooled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<String>,
+    /// The name of its host objects, when it differs (a cluster claimed from a pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host_name: Option<String>,
     /// A background forward is alive and answering.
     connected: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,7 +86,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
                 f.answering
                     && f.state.host_server == host.server
                     && f.state.namespace == r.namespace
-                    && f.state.name == r.name
+                    && f.state.name == r.host_name
             })
             .map(|f| f.state.port)
     };
@@ -97,6 +103,8 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             paused_at: r.paused_at.filter(|_| r.is_paused()).map(|t| t.to_string()),
             made_by: r.made_by,
             datastore: r.datastore(),
+            pool: r.pool.clone(),
+            host_name: r.is_claimed().then(|| r.host_name.clone()),
             connected: forward_of(r).is_some(),
             local_port: forward_of(r),
         })
@@ -121,6 +129,9 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
                     let mut name = item.name.clone();
                     if item.made_by == MadeBy::Vcluster {
                         name.push_str(" (vcluster)");
+                    }
+                    if let Some(pool) = item.pool.as_ref().filter(|_| record.is_pooled()) {
+                        name.push_str(&format!(" (pool {pool})"));
                     }
                     vec![
                         name,

@@ -14,12 +14,13 @@ pub mod gc;
 pub mod kubeconfig;
 pub mod list;
 pub mod pause;
+pub mod pool;
 pub mod rbac;
 pub mod resume;
 pub mod snapshot;
 pub mod version;
 
-use crate::cli::{Cli, Command, GlobalArgs};
+use crate::cli::{Cli, Command, GlobalArgs, PoolCommand};
 use crate::error::CliError;
 use crate::host::Host;
 use crate::kubeconfig::{KubeconfigPaths, LoadedKubeconfigs};
@@ -88,6 +89,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forwarder(args) => forwarder::run(&invocation, args).await,
         // Removes its probe objects on Ctrl-C before it ends.
         Command::Doctor(args) => doctor::run(&invocation, args).await,
+        // The keeper stops on Ctrl-C or SIGTERM between two writes.
+        Command::Pool(command @ PoolCommand::Keep(_)) => pool::run(&invocation, command).await,
         command => {
             tokio::select! {
                 result = run_interruptible(&invocation, command) => result,
@@ -115,6 +118,7 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Gc(args) => gc::run(invocation, args).await,
         Command::Version => version::run(invocation),
         Command::Snapshot(args) => snapshot::run(invocation, args).await,
+        Command::Pool(command) => pool::run(invocation, command).await,
         Command::Restore(_) | Command::Clone(_) => unreachable!("dispatched in run"),
         Command::Create(args) => create::run(invocation, *args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,

@@ -66,7 +66,7 @@ pub async fn run(invocation: &Invocation, args: PauseArgs) -> anyhow::Result<()>
         tokio::time::timeout_at(deadline, host.pause_cluster(&record, PAUSE_REASON_USER, now));
     let outcome = pause.await.map_err(|_| host.no_answer(args.timeout))??;
     // The forward has nothing to reach while paused; the context stays for the resume.
-    let key = Target::new(&host, &record.namespace, name).forward_key();
+    let key = Target::of(&host, &record).forward_key();
     let stopped_forward = matches!(forward::stop(&key).await, Ok(StopOutcome::Stopped { .. }));
     if stopped_forward && let Err(e) = ForwardStore::from_env().and_then(|s| s.mark_paused(&key)) {
         printer.warn(&format!(

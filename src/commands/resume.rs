@@ -77,7 +77,7 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
     progress.phase("scheduled");
     let waited = match record.workload {
         Workload::StatefulSet => {
-            wait_ready(&host, &namespace, &name, deadline, &mut progress).await
+            wait_ready(&host, &namespace, &record.host_name, deadline, &mut progress).await
         }
         Workload::Deployment => wait_deployment(&host, &record, deadline, &mut progress).await,
     };
@@ -86,7 +86,7 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
         return Err(match e {
             Waited::Failed(e) => e.into(),
             Waited::TimedOut => {
-                let diagnose = host.diagnose(&namespace, &name);
+                let diagnose = host.diagnose(&namespace, &record.host_name);
                 let why = tokio::time::timeout(Duration::from_secs(5), diagnose)
                     .await
                     .unwrap_or_else(|_| "the host did not answer".into());
@@ -98,7 +98,7 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
             }
         });
     }
-    let target = Target::new(&host, &namespace, &name);
+    let target = Target::of(&host, &record);
     let key = target.forward_key();
     let store = ForwardStore::from_env().ok();
     let restart = store.as_ref().is_some_and(|s| s.take_paused(&key));

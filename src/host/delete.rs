@@ -61,7 +61,7 @@ impl Host {
         record: &ClusterRecord,
         own_namespace: bool,
     ) -> Result<bool, HostError> {
-        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
         if own_namespace {
             let api: Api<Namespace> = Api::all(self.client.clone());
             return match api.delete(ns, &DeleteParams::background()).await {
@@ -217,7 +217,7 @@ impl Host {
         record: &ClusterRecord,
         own_namespace: bool,
     ) -> Result<(), HostError> {
-        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
         if own_namespace {
             let api: Api<Namespace> = Api::all(self.client.clone());
             let Some(uid) = self.uid_of(&api, ns).await? else { return Ok(()) };

@@ -32,7 +32,7 @@ impl Host {
         &self,
         record: &ClusterRecord,
     ) -> Result<(Vec<ObjectState>, Vec<QuotaUsage>, Vec<Pod>), HostError> {
-        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
         let ours = ListParams::default().labels(&format!("{LABEL_CLUSTER}={name}"));
         let engine_labels = ListParams::default().labels(&control_plane_selector(name));
         let client = &self.client;

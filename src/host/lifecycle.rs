@@ -61,7 +61,7 @@ pub enum ResumeOutcome {
 impl Host {
     /// The record as it is now on the host, read again (for a write that must not race).
     pub async fn fresh_record(&self, record: &ClusterRecord) -> Result<ClusterRecord, HostError> {
-        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
         let what = format!("reading the control plane {ns}/{name}");
         let found = match record.workload {
             Workload::StatefulSet => Api::<StatefulSet>::namespaced(self.client.clone(), ns)
@@ -137,7 +137,7 @@ impl Host {
     /// are gone too. Deleting them earlier would let the running syncer re-create them. The
     /// caller bounds it with a timeout.
     pub async fn wait_paused(&self, record: &ClusterRecord) -> Result<usize, HostError> {
-        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let control_plane = ListParams::default().labels(&control_plane_selector(name));
         let synced = format!("{LABEL_SYNCED_BY}={name}");
@@ -217,8 +217,8 @@ impl Host {
             return Ok(Vec::new());
         }
         let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &record.namespace);
-        let params =
-            ListParams::default().labels(&format!("app=vcluster-etcd,release={}", record.name));
+        let params = ListParams::default()
+            .labels(&format!("app=vcluster-etcd,release={}", record.host_name));
         api.list(&params)
             .await
             .map(|l| l.items)
@@ -301,7 +301,7 @@ impl Host {
         record: &ClusterRecord,
         patch: &Value,
     ) -> Result<(), kube::Error> {
-        let (ns, name) = (record.namespace.as_str(), record.name.as_str());
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
         let params =
             PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
         match record.workload {
@@ -341,12 +341,12 @@ fn workload_what(record: &ClusterRecord, verb: &str) -> String {
     };
     format!(
         "{verb} virtual cluster {:?} ({kind} {}/{})",
-        record.name, record.namespace, record.name
+        record.name, record.namespace, record.host_name
     )
 }
 
 /// The upstream CLI's date format for `loft.sh/paused-date`: UTC with milliseconds.
-fn upstream_date(now: Timestamp) -> String {
+pub(super) fn upstream_date(now: Timestamp) -> String {
     format!("{:.3}", now.round(jiff::Unit::Millisecond).unwrap_or(now))
 }
 

@@ -9,6 +9,8 @@ pub mod doctor;
 mod expose;
 mod lifecycle;
 mod network;
+pub mod pool;
+mod provision;
 mod ready;
 mod records;
 
@@ -18,6 +20,8 @@ pub use lifecycle::{
     PauseOutcome, ResumeOutcome, record_activity,
 };
 pub use network::NetworkFacts;
+pub use pool::{KeeperPass, PoolRecord, run_pool_keeper};
+pub use provision::{pin_isolation, pki_seed};
 pub use ready::{ReadyEvent, pod_progress};
 pub use records::{ClusterRecord, ClusterStatus, MadeBy, Workload, record_from};
 

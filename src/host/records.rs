@@ -14,6 +14,7 @@ use crate::engine::{
     ANNOTATION_SPEC, APP_VCLUSTER, LABEL_APP, LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_RELEASE,
     MANAGED_BY,
 };
+use crate::pool::{ANNOTATION_CLAIMED_AT, LABEL_CLAIMED_AS, LABEL_POOL};
 use crate::spec::VirtualClusterSpec;
 
 use super::lifecycle::{
@@ -33,7 +34,16 @@ pub enum MadeBy {
 /// A virtual cluster as recorded on the host (its control-plane StatefulSet).
 #[derive(Clone, Debug)]
 pub struct ClusterRecord {
+    /// The name users know it by: the claimant's name for a cluster claimed from a pool
+    /// (`vc.dev/claimed-as`), else [`Self::host_name`].
     pub name: String,
+    /// The name of its objects on the host (StatefulSet, pod `<host_name>-0`, Secrets): it
+    /// stays the pool member's own name after a claim.
+    pub host_name: String,
+    /// The pool it was started for (`vc.dev/pool`), claimed or not.
+    pub pool: Option<String>,
+    /// When it was claimed from its pool (`vc.dev/claimed-at`); none while it waits in it.
+    pub claimed_at: Option<Timestamp>,
     pub namespace: String,
     pub made_by: MadeBy,
     pub spec: Option<VirtualClusterSpec>,
@@ -45,6 +55,8 @@ pub struct ClusterRecord {
     pub replicas: i32,
     pub ready_replicas: i32,
     pub labels: BTreeMap<String, String>,
+    /// The workload's annotations, for the figures kept there (pool timings).
+    pub annotations: BTreeMap<String, String>,
     pub uid: String,
     /// The workload's resourceVersion when it was read.
     pub resource_version: String,
@@ -130,9 +142,14 @@ impl Host {
             if let Some(record) = self.get_record(ns, name).await? {
                 return Ok(record);
             }
+            if let Some(record) = self.deployment_record(ns, name).await? {
+                return Ok(record);
+            }
             return self
-                .deployment_record(ns, name)
+                .claimed_as(Some(ns), name)
                 .await?
+                .into_iter()
+                .next()
                 .ok_or_else(|| not_found(name, Some(ns), self));
         }
         let api: Api<StatefulSet> = Api::all(self.client.clone());
@@ -144,14 +161,19 @@ impl Host {
                 // Only when no StatefulSet matches: a second LIST for the engine's
                 // Deployment variant, so the common case stays one request.
                 if found.is_empty() {
+                    // Beside it, the clusters claimed from a pool under this name (their
+                    // host objects keep the member's name).
                     let deployments: Api<Deployment> = Api::all(self.client.clone());
-                    let listed = match deployments.list(&params).await {
+                    let (listed, claimed) =
+                        futures::join!(deployments.list(&params), self.claimed_as(None, name));
+                    let listed = match listed {
                         Ok(listed) => listed.items,
                         // Not being able to look there leaves it not found.
                         Err(kube::Error::Api(s)) if s.code == 403 => Vec::new(),
                         Err(e) => return Err(self.explain("listing virtual clusters", e)),
                     };
                     found.extend(listed.iter().filter_map(record_from_deployment));
+                    found.extend(claimed?);
                     found.retain(|r| r.name == name);
                 }
                 match found.len() {
@@ -196,6 +218,21 @@ impl Host {
                 )))
             }
             Err(e) => Err(self.explain("listing virtual clusters", e)),
+        }
+    }
+
+    /// The clusters claimed from a pool as `name` (one LIST; a refusal finds none).
+    async fn claimed_as(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Vec<ClusterRecord>, HostError> {
+        let params = ListParams::default()
+            .labels(&format!("{LABEL_APP}={APP_VCLUSTER},{LABEL_CLAIMED_AS}={name}"));
+        match self.list_in(namespace, &params).await {
+            Ok(sets) => Ok(sets.iter().filter_map(record_from).collect()),
+            Err(kube::Error::Api(s)) if s.code == 403 => Ok(Vec::new()),
+            Err(e) => Err(self.explain("listing claimed virtual clusters", e)),
         }
     }
 
@@ -320,7 +357,7 @@ impl Host {
             .map_err(|e| self.explain(&what, e))?
             .iter()
             .filter_map(record_from)
-            .map(|r| (r.name, r.made_by))
+            .map(|r| (r.host_name, r.made_by))
             .collect();
         for deployment in deployments.map_err(|e| self.explain(&what, e))?.items {
             let labels = deployment.metadata.labels.unwrap_or_default();
@@ -400,7 +437,8 @@ fn record_of(
 ) -> Option<ClusterRecord> {
     let labels = meta.labels.clone().unwrap_or_default();
     let annotations = meta.annotations.clone().unwrap_or_default();
-    let name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
+    let host_name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
+    let name = labels.get(LABEL_CLAIMED_AS).cloned().unwrap_or_else(|| host_name.clone());
     let made_by = made_by(&labels);
     let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
     let (spec, record_error) = match annotations.get(ANNOTATION_SPEC) {
@@ -412,6 +450,9 @@ fn record_of(
     };
     Some(ClusterRecord {
         name,
+        host_name,
+        pool: labels.get(LABEL_POOL).cloned(),
+        claimed_at: time(ANNOTATION_CLAIMED_AT),
         namespace: meta.namespace.clone().unwrap_or_default(),
         made_by,
         spec,
@@ -423,6 +464,7 @@ fn record_of(
         replicas,
         ready_replicas,
         labels,
+        annotations: annotations.clone(),
         uid: meta.uid.clone().unwrap_or_default(),
         resource_version: meta.resource_version.clone().unwrap_or_default(),
         deleting: meta.deletion_timestamp.is_some(),
@@ -444,6 +486,8 @@ pub enum ClusterStatus {
     Failed,
     Expired,
     Deleting,
+    /// A pool member waiting to be claimed (running or paused).
+    Pooled,
 }
 
 impl ClusterStatus {
@@ -455,6 +499,7 @@ impl ClusterStatus {
             Self::Failed => "Failed",
             Self::Expired => "Expired",
             Self::Deleting => "Deleting",
+            Self::Pooled => "Pooled",
         }
     }
 }
@@ -464,6 +509,9 @@ impl ClusterRecord {
     pub fn placeholder(name: &str, namespace: &str) -> Self {
         Self {
             name: name.to_string(),
+            host_name: name.to_string(),
+            pool: None,
+            claimed_at: None,
             namespace: namespace.to_string(),
             made_by: MadeBy::Vc,
             spec: None,
@@ -474,6 +522,7 @@ impl ClusterRecord {
             replicas: 0,
             ready_replicas: 0,
             labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
             uid: String::new(),
             resource_version: String::new(),
             deleting: false,
@@ -484,6 +533,18 @@ impl ClusterRecord {
             pause_reason: None,
             last_activity: None,
         }
+    }
+
+    /// A pool member nobody has claimed yet.
+    pub fn is_pooled(&self) -> bool {
+        self.pool.is_some()
+            && self.claimed_at.is_none()
+            && !self.labels.contains_key(LABEL_CLAIMED_AS)
+    }
+
+    /// Claimed from a pool: its host objects keep the member's name.
+    pub fn is_claimed(&self) -> bool {
+        self.name != self.host_name
     }
 
     /// Paused by a tool, or scaled to zero by hand.
@@ -529,13 +590,16 @@ impl ClusterRecord {
         if self.expires_at.is_some_and(|t| t <= now) {
             return ClusterStatus::Expired;
         }
+        if self.is_pooled() {
+            return ClusterStatus::Pooled;
+        }
         if self.is_paused() {
             return ClusterStatus::Paused;
         }
         if self.ready_replicas >= 1 {
             return ClusterStatus::Running;
         }
-        let pod_name = format!("{}-0", self.name);
+        let pod_name = format!("{}-0", self.host_name);
         let failing = pods
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(self.namespace.as_str()))
@@ -636,6 +700,33 @@ mod tests {
             record_from(&statefulset(1, &[(ANNOTATION_CREATED_AT, "2026-12-01T10:00:00Z")]))
                 .unwrap();
         assert!(!no_limit.idle_expired(at("2030-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_claimed_member_goes_by_its_claimants_name_and_keeps_its_host_name() {
+        let mut sts = statefulset(1, &[]);
+        sts.status = Some(k8s_openapi::api::apps::v1::StatefulSetStatus {
+            ready_replicas: Some(1),
+            ..Default::default()
+        });
+        let labels = sts.metadata.labels.as_mut().unwrap();
+        labels.insert(LABEL_POOL.into(), "ci".into());
+        let waiting = record_from(&sts).unwrap();
+        assert!(waiting.is_pooled() && !waiting.is_claimed());
+        assert_eq!(waiting.status(&[], at("2026-12-01T00:00:00Z")), ClusterStatus::Pooled);
+
+        let labels = sts.metadata.labels.as_mut().unwrap();
+        labels.insert(LABEL_CLAIMED_AS.into(), "pr-7".into());
+        sts.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ANNOTATION_CLAIMED_AT.into(), "2026-12-01T10:00:00Z".into());
+        let claimed = record_from(&sts).unwrap();
+        assert_eq!((claimed.name.as_str(), claimed.host_name.as_str()), ("pr-7", "dev"));
+        assert!(claimed.is_claimed() && !claimed.is_pooled());
+        assert_eq!(claimed.pool.as_deref(), Some("ci"));
+        assert_eq!(claimed.claimed_at, Some(at("2026-12-01T10:00:00Z")));
+        assert_eq!(claimed.status(&[], at("2026-12-01T11:00:00Z")), ClusterStatus::Running);
     }
 
     #[test]

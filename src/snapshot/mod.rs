@@ -53,7 +53,7 @@ pub async fn running_syncer_pod(host: &Host, record: &ClusterRecord) -> anyhow::
     loop {
         let pods = host.control_plane_pods(Some(&record.namespace)).await?;
         let own = pods.iter().filter(|p| {
-            p.labels().get("release").map(String::as_str) == Some(record.name.as_str())
+            p.labels().get("release").map(String::as_str) == Some(record.host_name.as_str())
         });
         let syncers = |p: &k8s_openapi::api::core::v1::Pod| {
             p.status

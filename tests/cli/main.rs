@@ -12,6 +12,7 @@ mod install;
 mod isolation;
 mod lifecycle;
 mod pause;
+mod pool;
 mod provision;
 mod robustness;
 mod snapshot_restore;
