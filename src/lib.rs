@@ -11,6 +11,7 @@ pub mod forward;
 pub mod host;
 pub mod http_log;
 pub mod kubeconfig;
+pub mod operator;
 pub mod output;
 pub mod snapshot;
 pub mod spec;

@@ -13,7 +13,7 @@ use crate::commands::Invocation;
 use crate::connection;
 use crate::engine::{self, Placement, rbac};
 use crate::error::{CliError, Exit};
-use crate::host::{self, Host, HostError, MadeBy, NamespaceState};
+use crate::host::{self, Host, HostError, MadeBy, NamespaceState, pin_isolation};
 use crate::output::{Progress, human_duration};
 use crate::snapshot::{restore, stream};
 use crate::spec::{self, VirtualClusterSpec};
@@ -233,35 +233,6 @@ fn pki_seed() -> anyhow::Result<engine::pki::PkiSeed> {
         }
     }
     Ok(engine::pki::PkiSeed { keys, serials, now: jiff::Timestamp::now() })
-}
-
-/// Records what the host told about its network in the spec, so the policies pin the control
-/// plane's egress to the API server's endpoints and keep the host's ranges closed (and every
-/// later render of the record does the same). Values given in the values file win. Returns a
-/// warning when the endpoints could not be read.
-fn pin_isolation(spec: &mut VirtualClusterSpec, facts: &host::NetworkFacts) -> Option<String> {
-    if !spec.isolation.enabled {
-        return None;
-    }
-    if spec.isolation.allow_internet {
-        for range in &facts.ranges {
-            if !spec.isolation.host_ranges.contains(range) {
-                spec.isolation.host_ranges.push(range.clone());
-            }
-        }
-    }
-    if !spec.isolation.host_api.is_empty() {
-        return None;
-    }
-    match &facts.api_endpoints {
-        Some(endpoints) => {
-            spec.isolation.host_api = endpoints.iter().map(ToString::to_string).collect();
-            None
-        }
-        None => Some(
-            "cannot read the host API server's endpoints (Service kubernetes in namespace default): the control plane may reach any address on ports 443, 6443 and 8443; to pin it, set isolation.hostApi (IP:PORT) in a values file".to_string(),
-        ),
-    }
 }
 
 /// Refuses, before anything is applied, a create the user's rights cannot complete: every

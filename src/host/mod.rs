@@ -16,7 +16,7 @@ pub use lifecycle::{
     ANNOTATION_LAST_ACTIVITY, ANNOTATION_PAUSED, PAUSE_REASON_IDLE, PAUSE_REASON_USER,
     PauseOutcome, ResumeOutcome, record_activity,
 };
-pub use network::NetworkFacts;
+pub use network::{NetworkFacts, pin_isolation};
 pub use ready::{ReadyEvent, pod_progress};
 pub use records::{ClusterRecord, ClusterStatus, MadeBy, Workload, record_from};
 

@@ -13,6 +13,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{Api, ListParams, PostParams};
 
 use super::{Host, HostError};
+use crate::spec::VirtualClusterSpec;
 
 /// The host API server's endpoints, when the host tells them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -241,6 +242,35 @@ fn first_address(cidr: &str) -> Option<IpAddr> {
         IpAddr::V4(v4) => IpAddr::from(u32::from(v4).checked_add(1)?.to_be_bytes()),
         IpAddr::V6(v6) => IpAddr::from(u128::from(v6).checked_add(1)?.to_be_bytes()),
     })
+}
+
+/// Records what the host told about its network in the spec, so the policies pin the control
+/// plane's egress to the API server's endpoints and keep the host's ranges closed (and every
+/// later render of the record does the same). Values given in the values file win. Returns a
+/// warning when the endpoints could not be read.
+pub fn pin_isolation(spec: &mut VirtualClusterSpec, facts: &NetworkFacts) -> Option<String> {
+    if !spec.isolation.enabled {
+        return None;
+    }
+    if spec.isolation.allow_internet {
+        for range in &facts.ranges {
+            if !spec.isolation.host_ranges.contains(range) {
+                spec.isolation.host_ranges.push(range.clone());
+            }
+        }
+    }
+    if !spec.isolation.host_api.is_empty() {
+        return None;
+    }
+    match &facts.api_endpoints {
+        Some(endpoints) => {
+            spec.isolation.host_api = endpoints.iter().map(ToString::to_string).collect();
+            None
+        }
+        None => Some(
+            "cannot read the host API server's endpoints (Service kubernetes in namespace default): the control plane may reach any address on ports 443, 6443 and 8443; to pin it, set isolation.hostApi (IP:PORT) in a values file".to_string(),
+        ),
+    }
 }
 
 #[cfg(test)]
