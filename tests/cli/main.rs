@@ -9,6 +9,7 @@ mod help;
 mod install;
 mod isolation;
 mod lifecycle;
+mod operator;
 mod pause;
 mod robustness;
 mod snapshot_restore;

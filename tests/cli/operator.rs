@@ -1,0 +1,239 @@
+//! `vc operator`: the real binary reconciling VirtualCluster objects on the fake host.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Sandbox, VC, Vc, fake_host};
+
+const RESOURCE: &str = "virtualclusters.vc.dev";
+
+/// A running `vc operator run`, stopped with SIGTERM when dropped.
+struct Operator {
+    child: Child,
+}
+
+impl Operator {
+    fn start(sandbox: &Sandbox, identity: &str, env: &[(&str, String)]) -> Operator {
+        let mut command = Command::new(VC);
+        command
+            .args(["operator", "run", "--identity", identity, "--lease-duration", "3s"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", sandbox.home())
+            .env("KUBECONFIG", sandbox.kubeconfig())
+            .env("XDG_STATE_HOME", sandbox.state())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Operator { child: command.spawn().expect("start vc operator run") }
+    }
+
+    /// Stops it with SIGTERM and returns its exit code and log.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // The pid is our own child's, not yet reaped.
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut log);
+        }
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        (code, log)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn install_crd(fake: &fakekube::FakeKube, sandbox: &Sandbox) {
+    let run = Vc::new(sandbox).args(["operator", "crd", "-o", "json"]).run();
+    run.code(0);
+    fake.put(run.json()).expect("the CRD is stored");
+}
+
+fn virtual_cluster(namespace: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "vc.dev/v1alpha1",
+        "kind": "VirtualCluster",
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": spec,
+    })
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn phase(fake: &fakekube::FakeKube, namespace: &str, name: &str) -> Option<String> {
+    fake.get(RESOURCE, namespace, name)?["status"]["phase"].as_str().map(str::to_string)
+}
+
+fn condition(object: &Value, type_: &str) -> Value {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn writes(fake: &fakekube::FakeKube) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch" | "other"))
+        .filter(|r| !r.path.contains("/leases"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[test]
+fn a_virtual_cluster_is_applied_becomes_ready_reapplies_and_cascades_on_delete() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({ "ttl": "2h" }))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(condition(&object, "Ready")["status"], "True", "{object:#}");
+    assert_eq!(condition(&object, "Degraded")["status"], "False");
+    assert_eq!(object["status"]["kubeconfigSecret"], "vc-dev");
+    assert_eq!(object["status"]["observedGeneration"], object["metadata"]["generation"]);
+    assert!(object["status"]["expiresAt"].is_string(), "{object:#}");
+    assert_eq!(object["metadata"]["finalizers"], json!(["vc.dev/cleanup"]));
+    let sts = fake.get("statefulsets", "team", "dev").expect("the control plane");
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["kind"], "VirtualCluster");
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["uid"], object["metadata"]["uid"]);
+    assert!(fake.get("services", "team", "dev").is_some());
+
+    // A change of metadata only (a new resourceVersion, the same generation) is reconciled
+    // with reads only.
+    std::thread::sleep(Duration::from_millis(500));
+    fake.clear_requests();
+    let mut touched = fake.get(RESOURCE, "team", "dev").expect("the object");
+    touched["metadata"]["annotations"] = json!({ "note": "touched" });
+    fake.put(touched).expect("stored");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        fake.requests().iter().any(|r| r.path.contains("/statefulsets/dev")),
+        "the touch was reconciled"
+    );
+    assert_eq!(writes(&fake), Vec::<String>::new(), "no write for an unchanged spec");
+
+    // A spec change re-applies.
+    let mut changed = fake.get(RESOURCE, "team", "dev").expect("the object");
+    changed["spec"]["labels"] = json!({ "tier": "gold" });
+    fake.put(changed).expect("stored");
+    wait_for("the re-apply", Duration::from_secs(20), || {
+        fake.get("statefulsets", "team", "dev")
+            .and_then(|s| s["metadata"]["annotations"]["vc.dev/spec"].as_str().map(str::to_string))
+            .is_some_and(|spec| spec.contains("gold"))
+    });
+
+    // Deleting the object runs vc's delete path, then the object goes.
+    fake.delete(RESOURCE, "team", "dev").expect("deleted");
+    wait_for("the cascade", Duration::from_secs(30), || {
+        fake.get(RESOURCE, "team", "dev").is_none()
+            && fake.get("statefulsets", "team", "dev").is_none()
+            && fake.list("persistentvolumeclaims", Some("team")).is_empty()
+            && fake.get("services", "team", "dev").is_none()
+    });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("\"level\":\"info\""), "structured log lines: {log}");
+}
+
+#[test]
+fn expiry_deletes_at_the_due_time_by_the_injected_clock() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    // The operator's clock starts 3 s before the hour is over.
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600 - 3);
+    let operator = Operator::start(&sandbox, "one", &[("VC_NOW", start.to_string())]);
+    fake.put(virtual_cluster("ci", "pr-1", json!({ "ttl": "1h" }))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "ci", "pr-1").as_deref() == Some("Running")
+    });
+    let applied = Instant::now();
+    wait_for("the expiry", Duration::from_secs(30), || fake.get(RESOURCE, "ci", "pr-1").is_none());
+    assert!(fake.get("statefulsets", "ci", "pr-1").is_none(), "the cluster went with it");
+    // Not before its time: the hour ended about 3 s after the operator started.
+    assert!(applied.elapsed() >= Duration::from_millis(500), "deleted too early");
+    drop(operator);
+}
+
+#[test]
+fn a_second_cluster_in_a_namespace_and_a_failing_apply_are_degraded() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "first", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "first").as_deref() == Some("Running")
+    });
+    fake.put(virtual_cluster("team", "second", json!({}))).expect("stored");
+    wait_for("Degraded", Duration::from_secs(20), || {
+        phase(&fake, "team", "second").as_deref() == Some("Degraded")
+    });
+    let second = fake.get(RESOURCE, "team", "second").expect("the object");
+    assert_eq!(condition(&second, "Degraded")["reason"], "NamespaceTaken", "{second:#}");
+    assert!(fake.get("statefulsets", "team", "second").is_none(), "nothing applied");
+
+    // The host refuses the control plane for a while: Degraded with the reason, then retried.
+    fake.fail(Some("PATCH"), "/statefulsets/other", 500);
+    fake.put(virtual_cluster("other", "other", json!({}))).expect("stored");
+    wait_for("ApplyFailed", Duration::from_secs(20), || {
+        fake.get(RESOURCE, "other", "other")
+            .is_some_and(|o| condition(&o, "Degraded")["reason"] == "ApplyFailed")
+    });
+    fake.clear_faults();
+    wait_for("the retry", Duration::from_secs(30), || {
+        phase(&fake, "other", "other").as_deref() == Some("Running")
+    });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("reconcile failed"), "{log}");
+}
+
+#[test]
+fn two_operators_one_leader() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let first = Operator::start(&sandbox, "first", &[]);
+    let holder = |fake: &fakekube::FakeKube| {
+        fake.get("leases", "vc-system", "vc-operator")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    wait_for("the lease", Duration::from_secs(20), || holder(&fake).as_deref() == Some("first"));
+    let second = Operator::start(&sandbox, "second", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(holder(&fake).as_deref(), Some("first"), "renewed, not taken over");
+    // The leader stops cleanly and gives the Lease up; the standby takes it.
+    let (code, first_log) = first.stop();
+    assert_eq!(code, Some(0), "{first_log}");
+    wait_for("the takeover", Duration::from_secs(20), || {
+        holder(&fake).as_deref() == Some("second")
+    });
+    let (code, second_log) = second.stop();
+    assert_eq!(code, Some(0), "{second_log}");
+    assert!(second_log.contains("another replica holds the Lease"), "{second_log}");
+    assert!(!second_log.contains("team/dev"), "the standby reconciled nothing: {second_log}");
+}
