@@ -16,9 +16,19 @@ struct Operator {
 
 impl Operator {
     fn start(sandbox: &Sandbox, identity: &str, env: &[(&str, String)]) -> Operator {
+        Self::start_with(sandbox, identity, &[], env)
+    }
+
+    fn start_with(
+        sandbox: &Sandbox,
+        identity: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Operator {
         let mut command = Command::new(VC);
         command
             .args(["operator", "run", "--identity", identity, "--lease-duration", "3s"])
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", sandbox.home())
@@ -236,4 +246,90 @@ fn two_operators_one_leader() {
     assert_eq!(code, Some(0), "{second_log}");
     assert!(second_log.contains("another replica holds the Lease"), "{second_log}");
     assert!(!second_log.contains("team/dev"), "the standby reconciled nothing: {second_log}");
+}
+
+#[test]
+fn install_applies_and_uninstall_refuses_while_clusters_exist() {
+    let (fake, sandbox) = fake_host();
+    Vc::new(&sandbox)
+        .args(["operator", "install", "--image", "registry.example/vc:1"])
+        .run()
+        .code(0);
+    assert!(fake.get("customresourcedefinitions", "", RESOURCE).is_some());
+    let deployment = fake.get("deployments", "vc-system", "vc-operator").expect("the Deployment");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/vc:1"
+    );
+    assert_eq!(deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
+    let role = fake.get("clusterroles", "", "vc-operator").expect("the ClusterRole");
+    assert!(role["rules"].to_string().contains("virtualclusters/status"), "{role:#}");
+    assert!(fake.get("clusterrolebindings", "", "vc-operator").is_some());
+    assert!(fake.get("roles", "vc-system", "vc-operator").is_some());
+
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    let refused = Vc::new(&sandbox).args(["operator", "uninstall", "--yes"]).run();
+    refused.code(6);
+    assert!(
+        refused.stderr.contains("team/dev") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(fake.get("deployments", "vc-system", "vc-operator").is_some(), "nothing removed");
+
+    fake.remove_now(RESOURCE, "team", "dev");
+    let unconfirmed = Vc::new(&sandbox).args(["operator", "uninstall"]).run();
+    unconfirmed.code(2);
+    assert!(unconfirmed.stderr.contains("--yes"), "{}", unconfirmed.stderr);
+    Vc::new(&sandbox).args(["operator", "uninstall", "--yes"]).run().code(0);
+    assert!(fake.get("deployments", "vc-system", "vc-operator").is_none());
+    assert!(fake.get("clusterroles", "", "vc-operator").is_none());
+    assert!(fake.get("customresourcedefinitions", "", RESOURCE).is_none());
+}
+
+#[test]
+fn install_refuses_a_bad_image_before_contacting_the_host() {
+    let sandbox = Sandbox::new();
+    let run = Vc::new(&sandbox).args(["operator", "install", "--image", "Bad Image"]).run();
+    run.code(2);
+    assert!(run.stderr.contains("invalid image reference"), "{}", run.stderr);
+}
+
+fn http_get(address: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn health_readiness_and_metrics_are_served() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let address = port.to_string();
+    let operator = Operator::start_with(&sandbox, "one", &["--metrics-address", &address], &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    assert!(http_get(port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
+    let metrics = http_get(port, "/metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("vc_operator_reconciles_total ") >= 1.0, "{metrics}");
+    assert_eq!(value("vc_operator_reconcile_errors_total "), 0.0, "{metrics}");
+    assert_eq!(value("vc_operator_clusters{phase=\"Running\"} "), 1.0, "{metrics}");
+    assert_eq!(value("vc_operator_leader "), 1.0, "{metrics}");
+    assert!(metrics.contains("vc_operator_reconcile_duration_seconds_bucket{le=\"+Inf\"}"));
+    let (code, _) = operator.stop();
+    assert_eq!(code, Some(0));
 }
