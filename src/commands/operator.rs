@@ -132,7 +132,12 @@ async fn run_controller(invocation: &Invocation, args: OperatorRunArgs) -> anyho
         })?;
         tokio::spawn(operator::metrics::serve(listener, metrics.clone()));
     }
-    let host = invocation.host().await?;
+    // In its Deployment there is no kubeconfig: the pod's service account is the identity.
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+        && invocation.global.kubeconfig.is_none()
+        && std::env::var_os("KUBECONFIG").is_none()
+        && !dirs::home_dir().is_some_and(|h| h.join(".kube").join("config").exists());
+    let host = if in_pod { crate::host::Host::in_cluster()? } else { invocation.host().await? };
     operator::ensure_namespace(&host, &lease_namespace).await;
     let printer = invocation.printer.clone();
     let log: operator::Log = Arc::new(move |level: &str, object: &str, message: &str| {
