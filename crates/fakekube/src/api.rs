@@ -306,7 +306,55 @@ fn unhex(s: &str) -> Option<String> {
 fn served(def: &ResourceDef, obj: &Value) -> Value {
     let mut o = obj.clone();
     o["apiVersion"] = json!(def.api_version());
+    // Custom resources are pruned and defaulted on read too, so a schema change (a new
+    // default, a dropped field) shows on objects stored before it, as on a real server.
+    if let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) {
+        crate::schema::prune(schema, &mut o);
+        crate::schema::apply_defaults(schema, &mut o);
+    }
     o
+}
+
+/// The fields of a custom resource body its schema does not declare, by `fieldValidation`:
+/// `Strict` refuses them (400), `Ignore` drops them silently, `Warn` (the default) drops
+/// them with one `Warning` header each, returned here. For merge, strategic and JSON
+/// patches `Strict` is treated as `Warn` (the real server words that refusal around the
+/// whole patched object).
+/// Also returns, for CRD writes, the real server's `unrecognized format` warnings.
+fn unknown_fields(
+    def: &ResourceDef,
+    ctx: &Ctx,
+    body: &Value,
+    strict_allowed: bool,
+) -> Result<Vec<String>, ApiError> {
+    if def.group == "apiextensions.k8s.io" && def.plural == "customresourcedefinitions" {
+        let formats = crate::schema::unrecognized_formats(body);
+        return Ok(formats.iter().map(|f| format!("unrecognized format {}", json!(f))).collect());
+    }
+    let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let mode = ctx.q("fieldValidation").unwrap_or("Warn");
+    if mode == "Ignore" || !body.is_object() {
+        return Ok(Vec::new());
+    }
+    let mut unknown = crate::schema::prune(schema, &mut body.clone());
+    unknown.sort();
+    if mode == "Strict" && strict_allowed && !unknown.is_empty() {
+        return Err(ApiError::strict_decoding(def, &unknown));
+    }
+    Ok(unknown.iter().map(|f| format!("unknown field {}", json!(f))).collect())
+}
+
+/// Adds one `Warning: 299 - "..."` header per message.
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - {}", json!(warning));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn list_item(def: &ResourceDef, obj: &Value) -> Value {
@@ -355,7 +403,7 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
         (&Method::GET, Some(name), Some("scale")) => {
             let st = shared.state();
             let obj = st.get(&def, &ns, name).ok_or_else(|| ApiError::not_found(&def, name))?;
-            Ok(ok(&scale_of(obj)))
+            Ok(ok(&scale_of(&def, obj)))
         }
         (&Method::GET, Some(name), _) => {
             let st = shared.state();
@@ -385,24 +433,38 @@ async fn resource(shared: &Arc<Shared>, rp: ResourcePath, ctx: Ctx) -> Result<Re
         (_, _, _) if def.create_only => Err(ApiError::method_not_allowed()),
         (&Method::POST, None, _) => {
             let body = ctx.body_value()?;
+            let unknown = unknown_fields(&def, &ctx, &body, true)?;
             let out = shared.state().create(&def, &ns, body, &ctx.write_opts(None))?;
-            Ok(json_response(StatusCode::CREATED, &served(&def, &out)))
+            Ok(with_warnings(json_response(StatusCode::CREATED, &served(&def, &out)), &unknown))
         }
         (&Method::PUT | &Method::PATCH, Some(name), Some("scale")) => {
             scale_write(shared, &def, &ns, name, &ctx)
         }
         (&Method::PUT, Some(name), sub) => {
             let body = ctx.body_value()?;
+            let unknown = unknown_fields(&def, &ctx, &body, true)?;
             let out = shared.state().update(&def, &ns, name, body, &ctx.write_opts(sub))?;
-            Ok(ok(&served(&def, &out)))
+            Ok(with_warnings(ok(&served(&def, &out)), &unknown))
         }
         (&Method::PATCH, Some(name), sub) => {
             let kind = patch_kind(&ctx)?;
             let body = ctx.body_value()?;
+            // Apply bodies with undeclared fields are refused by the typed conversion.
+            let unknown = match kind {
+                PatchKind::Merge | PatchKind::Strategic => {
+                    unknown_fields(&def, &ctx, &body, false)?
+                }
+                // Apply bodies of custom resources are checked by the typed conversion;
+                // for CRDs this yields the format warnings.
+                PatchKind::Apply { .. } if def.crd.is_none() => {
+                    unknown_fields(&def, &ctx, &body, false)?
+                }
+                _ => Vec::new(),
+            };
             let (out, created) =
                 shared.state().patch(&def, &ns, name, kind, &body, &ctx.write_opts(sub))?;
             let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(json_response(code, &served(&def, &out)))
+            Ok(with_warnings(json_response(code, &served(&def, &out)), &unknown))
         }
         (&Method::DELETE, Some(name), None) => {
             let opts = delete_opts(&ctx)?;
@@ -694,7 +756,39 @@ fn pod_log(
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], text).into_response())
 }
 
-fn scale_of(obj: &Value) -> Value {
+/// The keys of a simple JSONPath such as `.spec.replicas`.
+fn path_keys(path: &str) -> Vec<&str> {
+    path.trim_start_matches('.').split('.').filter(|k| !k.is_empty()).collect()
+}
+
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path_keys(path).into_iter().try_fold(obj, |v, k| v.get(k))
+}
+
+/// The Scale of a custom resource, from its CRD's replica and selector paths (the selector
+/// only when a `labelSelectorPath` is declared and holds a value, as for real).
+fn crd_scale_of(scale: &Value, obj: &Value) -> Value {
+    let m = &obj["metadata"];
+    let int = |key: &str| {
+        scale[key].as_str().and_then(|p| at_path(obj, p)).and_then(Value::as_i64).unwrap_or(0)
+    };
+    let mut status = json!({"replicas": int("statusReplicasPath")});
+    if let Some(sel) = scale["labelSelectorPath"].as_str().and_then(|p| at_path(obj, p)) {
+        status["selector"] = sel.clone();
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"], "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": int("specReplicasPath")},
+        "status": status,
+    })
+}
+
+fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+    if let Some(scale) = def.crd.as_ref().and_then(|c| c.scale.as_ref()) {
+        return crd_scale_of(scale, obj);
+    }
     let m = &obj["metadata"];
     let selector: Vec<String> = obj["spec"]["selector"]["matchLabels"]
         .as_object()
@@ -721,7 +815,7 @@ fn scale_write(
     let body = ctx.body_value()?;
     let mut st = shared.state();
     let obj = st.get(def, ns, name).cloned().ok_or_else(|| ApiError::not_found(def, name))?;
-    let mut scale = scale_of(&obj);
+    let mut scale = scale_of(def, &obj);
     if ctx.method == Method::PUT {
         scale = body;
     } else {
@@ -733,10 +827,17 @@ fn scale_write(
         }
     }
     let replicas = scale["spec"]["replicas"].as_i64().unwrap_or(0);
-    let patch = json!({"spec": {"replicas": replicas}});
+    let replicas_path = def
+        .crd
+        .as_ref()
+        .and_then(|c| c.scale.as_ref())
+        .and_then(|s| s["specReplicasPath"].as_str())
+        .unwrap_or(".spec.replicas");
+    let patch =
+        path_keys(replicas_path).into_iter().rev().fold(json!(replicas), |v, k| json!({ k: v }));
     let opts = WriteOpts { subresource: None, ..ctx.write_opts(None) };
     let (out, _) = st.patch(def, ns, name, PatchKind::Merge, &patch, &opts)?;
-    Ok(ok(&scale_of(&out)))
+    Ok(ok(&scale_of(def, &out)))
 }
 
 struct WatchStream {

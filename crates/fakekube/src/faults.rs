@@ -20,6 +20,25 @@ impl RequestRecord {
     pub fn is(&self, verb: &str, path_contains: &str) -> bool {
         self.verb == verb && self.path.contains(path_contains)
     }
+
+    /// A watch (one record per watch connection, made when it opens).
+    pub fn is_watch(&self) -> bool {
+        self.verb == "watch"
+    }
+
+    /// A write: create, update, patch, apply, delete or deletecollection (of an object or
+    /// a subresource such as `/status`).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "apply" | "delete" | "deletecollection"
+        )
+    }
+
+    /// A request on `coordination.k8s.io` Leases (leader election: get, create, renewals).
+    pub fn is_lease(&self) -> bool {
+        self.path.starts_with("/apis/coordination.k8s.io/") && self.path.contains("/leases")
+    }
 }
 
 /// What a matching fault does.

@@ -6,6 +6,7 @@
 mod admission;
 mod api;
 mod apply;
+mod cel;
 mod controllers;
 mod discovery;
 pub mod exec;
@@ -16,6 +17,7 @@ mod protobuf;
 mod quantity;
 pub mod rbac;
 mod registry;
+mod schema;
 mod selector;
 mod server;
 mod state;

@@ -36,6 +36,8 @@ pub struct ResourceDef {
     pub from_crd: bool,
     /// Review-style types that only accept `create` and store nothing.
     pub create_only: bool,
+    /// Schema, printer columns and rules of a CRD-defined version.
+    pub crd: Option<std::sync::Arc<crate::schema::CrdVersion>>,
 }
 
 pub const VERBS: [&str; 8] =
@@ -152,6 +154,7 @@ fn def(
         tracks_generation,
         from_crd: false,
         create_only: false,
+        crd: None,
     }
 }
 
@@ -242,6 +245,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceDef> {
             tracks_generation: true,
             from_crd: true,
             create_only: false,
+            crd: Some(std::sync::Arc::new(crate::schema::CrdVersion::from_version(version))),
         });
     }
     out

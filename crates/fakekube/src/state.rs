@@ -18,6 +18,26 @@ use crate::status::{ApiError, FieldError};
 use crate::util;
 use crate::validation;
 
+/// Prunes, defaults and validates a custom resource of a CRD with a schema, as the
+/// apiextensions-apiserver does on writes: the whole object on main-resource writes, only
+/// `.status` on status-subresource writes. Returns the validation errors.
+fn custom_resource(
+    def: &ResourceDef,
+    obj: &mut Value,
+    old: Option<&Value>,
+    sub: Option<&str>,
+) -> Vec<FieldError> {
+    let Some(crd) = &def.crd else { return Vec::new() };
+    let Some(schema) = &crd.schema else { return Vec::new() };
+    crate::schema::prune(schema, obj);
+    crate::schema::apply_defaults(schema, obj);
+    match sub {
+        Some("status") => crate::schema::validate_status_write(crd, obj, old),
+        Some(_) => Vec::new(),
+        None => crate::schema::validate_object_write(crd, obj, old),
+    }
+}
+
 /// One change, as sent to watchers.
 #[derive(Debug)]
 pub struct WatchEvent {
@@ -656,7 +676,8 @@ impl State {
         if !opts.skip_admission {
             admission::mutate(self, def, ns, &admission_name, &mut obj)?;
         }
-        let errs = validation::validate(def, &obj, None);
+        let mut errs = validation::validate(def, &obj, None);
+        errs.extend(custom_resource(def, &mut obj, None, None));
         if !errs.is_empty() {
             return Err(ApiError::invalid(def, &name, &errs));
         }
@@ -770,6 +791,7 @@ impl State {
         if sub.is_none() {
             errs.extend(validation::validate(def, &new, Some(old)));
         }
+        errs.extend(custom_resource(def, &mut new, Some(old), sub));
         if !errs.is_empty() {
             return Err(ApiError::invalid(def, &name, &errs));
         }
@@ -781,11 +803,14 @@ impl State {
         }
         if def.tracks_generation && sub.is_none() {
             let spec_changed = if def.from_crd {
+                // Without a status subresource, status is ordinary content and bumps it.
                 let strip = |o: &Value| {
                     let mut o = o.clone();
                     if let Some(m) = o.as_object_mut() {
                         m.remove("metadata");
-                        m.remove("status");
+                        if def.has_status() {
+                            m.remove("status");
+                        }
                     }
                     o
                 };
@@ -836,6 +861,11 @@ impl State {
                 )));
             }
             let sub = opts.subresource.as_deref();
+            if let Some(schema) = def.crd.as_ref().and_then(|c| c.schema.as_ref())
+                && let Some(why) = crate::schema::apply_type_error(schema, body)
+            {
+                return Err(ApiError::typed_patch(def, body, &why));
+            }
             let mut merged = apply::apply(def, existing.as_ref(), body, &opts.manager, force, sub)?;
             return match existing {
                 None => {

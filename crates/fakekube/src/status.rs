@@ -189,6 +189,45 @@ impl ApiError {
         )
     }
 
+    /// The 500 server-side apply answers when an apply body does not fit a custom
+    /// resource's schema (`failed to create typed patch object (ns/name; g/v, Kind=K): ...`).
+    pub fn typed_patch(def: &ResourceDef, body: &Value, why: &str) -> Self {
+        let m = &body["metadata"];
+        let message = format!(
+            "failed to create typed patch object ({}/{}; {}, Kind={}): {why}",
+            m["namespace"].as_str().unwrap_or_default(),
+            m["name"].as_str().unwrap_or_default(),
+            def.api_version(),
+            def.kind,
+        );
+        let body = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "code": 500,
+        });
+        ApiError { code: 500, body }
+    }
+
+    /// 400 for fields a schema does not declare, with `fieldValidation=Strict`.
+    pub fn strict_decoding(def: &ResourceDef, unknown: &[String]) -> Self {
+        let fields: Vec<String> =
+            unknown.iter().map(|f| format!("unknown field {}", json!(f))).collect();
+        Self::new(
+            400,
+            "BadRequest",
+            format!(
+                "{kind} in version {version} cannot be handled as a {kind}: strict decoding error: {}",
+                fields.join(", "),
+                kind = def.kind,
+                version = json!(def.version),
+            ),
+            None,
+        )
+    }
+
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized", None)
     }

@@ -30,6 +30,23 @@ fn age_column() -> Value {
 /// Column definitions for a resource type.
 pub fn columns(def: &ResourceDef) -> Vec<Value> {
     let mut cols = vec![name_column()];
+    if let Some(crd) = &def.crd {
+        for c in &crd.printer_columns {
+            let path = c["jsonPath"].as_str().unwrap_or_default();
+            let description = c["description"].as_str().map_or_else(
+                || format!("Custom resource definition column (in JSONPath format): {path}"),
+                str::to_string,
+            );
+            cols.push(json!({
+                "name": c["name"],
+                "type": c["type"],
+                "format": c["format"].as_str().unwrap_or_default(),
+                "description": description,
+                "priority": c["priority"].as_i64().unwrap_or(0),
+            }));
+        }
+        return cols;
+    }
     match (def.group.as_str(), def.plural.as_str()) {
         ("", "pods") => {
             cols.push(column(
@@ -96,9 +113,82 @@ fn pod_status(pod: &Value) -> String {
     pod["status"]["phase"].as_str().unwrap_or("Pending").to_string()
 }
 
+/// The first value a printer column's JSONPath (`.status.phase`, `.spec.items[0].name`,
+/// `.status.conditions[?(@.type=="Ready")].status`, `[*]`) finds in `obj`.
+fn json_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    let path = path.trim().trim_start_matches('{').trim_end_matches('}').trim();
+    let mut current = vec![obj];
+    let mut rest = path.strip_prefix('$').unwrap_or(path);
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            let key = &r[..end];
+            current = current.into_iter().filter_map(|v| v.get(key)).collect();
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = &r[..end];
+            rest = &r[end + 1..];
+            current = if inner == "*" {
+                current.into_iter().flat_map(|v| v.as_array().into_iter().flatten()).collect()
+            } else if let Some(filter) =
+                inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')'))
+            {
+                let (key, want) = filter.split_once("==")?;
+                let want = want.trim().trim_matches(|c| c == '"' || c == '\'');
+                let key = key.trim();
+                current
+                    .into_iter()
+                    .flat_map(|v| v.as_array().into_iter().flatten())
+                    .filter(|item| match &item[key] {
+                        Value::String(s) => s == want,
+                        other => want.parse::<Value>().is_ok_and(|w| w == *other),
+                    })
+                    .collect()
+            } else {
+                let i: usize = inner.trim().parse().ok()?;
+                current.into_iter().filter_map(|v| v.get(i)).collect()
+            };
+        } else {
+            return None;
+        }
+    }
+    current.into_iter().next()
+}
+
+/// A printer-column cell as the real table convertor renders it by column type.
+fn crd_cell(kind: &str, v: Option<&Value>) -> Value {
+    let Some(v) = v else { return Value::Null };
+    match kind {
+        "integer" => match v {
+            Value::Number(n) => json!(n.as_i64().unwrap_or(n.as_f64().unwrap_or(0.0) as i64)),
+            _ => Value::Null,
+        },
+        "number" => v.as_f64().map_or(Value::Null, |f| json!(f)),
+        "boolean" => v.as_bool().map_or(Value::Null, |b| json!(b)),
+        "date" => match v.as_str() {
+            Some(s) if util::parse_rfc3339(s).is_some() => json!(util::age(Some(s))),
+            _ => Value::Null,
+        },
+        _ => match v {
+            Value::String(s) => json!(s),
+            Value::Null => Value::Null,
+            other => json!(other.to_string()),
+        },
+    }
+}
+
 /// The cells of one row.
 pub fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
     let name = obj["metadata"]["name"].clone();
+    if let Some(crd) = &def.crd {
+        let mut row = vec![name];
+        for c in &crd.printer_columns {
+            let path = c["jsonPath"].as_str().unwrap_or_default();
+            row.push(crd_cell(c["type"].as_str().unwrap_or("string"), json_path(obj, path)));
+        }
+        return row;
+    }
     let age = util::age(obj["metadata"]["creationTimestamp"].as_str());
     let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
     let int = |v: &Value| v.as_i64().unwrap_or(0);

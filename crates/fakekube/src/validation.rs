@@ -27,6 +27,9 @@ pub fn validate(def: &ResourceDef, new: &Value, old: Option<&Value>) -> Vec<Fiel
                 service_update(new, old, &mut errs);
             }
         }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            errs.extend(crate::schema::check_crd(new));
+        }
         ("", "secrets") => {
             if let Some(old) = old.filter(|o| o["type"] != new["type"]) {
                 let _ = old;

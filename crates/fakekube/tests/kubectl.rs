@@ -240,3 +240,83 @@ fn kubectl_typed_generators_work_over_protobuf() {
     );
     assert!(fk.get("serviceaccounts", "gen", "robot").is_some());
 }
+
+const PROBE_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: probes.fakecrd-probe.example.com}
+spec:
+  group: fakecrd-probe.example.com
+  scope: Namespaced
+  names: {plural: probes, singular: probe, kind: Probe, shortNames: [prb]}
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    - {name: Replicas, type: integer, jsonPath: .spec.replicas}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [ttl]
+            properties:
+              ttl: {type: string, pattern: '^[0-9]+[smhd]$'}
+              replicas: {type: integer, default: 1}
+"#;
+
+/// What kubectl 1.32 printed for the same files against a v1.36 kube-apiserver.
+#[test]
+fn kubectl_sees_custom_resource_columns_and_schema_errors() {
+    let fk = FakeKube::start();
+    let k = Kubectl::new(&fk);
+    let crd = k.path("crd.yaml");
+    write(&crd, PROBE_CRD);
+    k.ok(&["apply", "-f", crd.to_str().unwrap()]);
+    let doc = |name: &str, spec: &str| {
+        let p = k.path(&format!("{name}.yaml"));
+        write(
+            &p,
+            &format!(
+                "apiVersion: fakecrd-probe.example.com/v1alpha1\nkind: Probe\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+            ),
+        );
+        p
+    };
+    let good = doc("kc", "{ttl: 2h, replicas: 3}");
+    let out = k.ok(&["apply", "--server-side", "-f", good.to_str().unwrap()]);
+    assert_eq!(out.trim(), "probe.fakecrd-probe.example.com/kc serverside-applied");
+    let table = k.ok(&["get", "prb", "kc"]);
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "PHASE", "REPLICAS", "AGE"], "{table}");
+    assert_eq!(lines[1][..2], ["kc", "3"], "{table}");
+
+    let stderr = |args: &[&str]| {
+        let out = k.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).trim().to_string()
+    };
+    let bad = doc("kcbad", "{ttl: 2 hours}");
+    let invalid = "The Probe \"kcbad\" is invalid: spec.ttl: Invalid value: \"2 hours\": spec.ttl in body should match '^[0-9]+[smhd]$'";
+    assert_eq!(stderr(&["apply", "--server-side", "-f", bad.to_str().unwrap()]), invalid);
+    assert_eq!(stderr(&["create", "-f", bad.to_str().unwrap()]), invalid);
+    let unknown = doc("kcunk", "{ttl: 2h, bogus: 1}");
+    let unknown = unknown.to_str().unwrap();
+    assert_eq!(
+        stderr(&["apply", "--server-side", "-f", unknown]),
+        "Error from server: failed to create typed patch object (default/kcunk; fakecrd-probe.example.com/v1alpha1, Kind=Probe): .spec.bogus: field not declared in schema"
+    );
+    let client_side = stderr(&["apply", "-f", unknown]);
+    assert!(
+        client_side.ends_with("Probe in version \"v1alpha1\" cannot be handled as a Probe: strict decoding error: unknown field \"spec.bogus\""),
+        "{client_side}"
+    );
+    assert!(
+        client_side.starts_with("Error from server (BadRequest): error when creating"),
+        "{client_side}"
+    );
+}

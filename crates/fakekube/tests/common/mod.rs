@@ -14,6 +14,8 @@ pub struct Raw {
     pub code: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// Every response header, in order (names lower-cased).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Raw {
@@ -21,6 +23,12 @@ impl Raw {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
         })
+    }
+
+    /// The values of every header called `name`.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.clone()).collect()
     }
 
     pub fn text(&self) -> String {
@@ -55,9 +63,25 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// Sends one request and reads the whole response (the server closes after it).
 pub fn http(fk: &FakeKube, method: &str, path: &str, content_type: &str, body: &str) -> Raw {
+    request(fk, method, path, "application/json", content_type, body)
+}
+
+/// A GET with this `Accept` header (`application/json;as=Table;...` for Tables).
+pub fn get_accept(fk: &FakeKube, path: &str, accept: &str) -> Raw {
+    request(fk, "GET", path, accept, "", "")
+}
+
+fn request(
+    fk: &FakeKube,
+    method: &str,
+    path: &str,
+    accept: &str,
+    content_type: &str,
+    body: &str,
+) -> Raw {
     let mut stream = TcpStream::connect(fk.addr()).expect("connect to fakekube");
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\nUser-Agent: rawtest/1.0\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: {accept}\r\nUser-Agent: rawtest/1.0\r\n",
         fk.addr()
     );
     if !body.is_empty() {
@@ -88,7 +112,15 @@ pub fn http(fk: &FakeKube, method: &str, path: &str, content_type: &str, body: &
     } else {
         raw_body.to_vec()
     };
-    Raw { code, content_type: header("content-type"), body }
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    Raw { code, content_type: header("content-type"), body, headers }
 }
 
 pub fn get(fk: &FakeKube, path: &str) -> Raw {
