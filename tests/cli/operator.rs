@@ -295,13 +295,23 @@ fn install_refuses_a_bad_image_before_contacting_the_host() {
     assert!(run.stderr.contains("invalid image reference"), "{}", run.stderr);
 }
 
+/// One GET; retried for a few seconds while the operator's listener is not up yet.
 fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = std::net::TcpStream::connect(address).and_then(|mut stream| {
+            write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        });
+        match attempt {
+            Ok(response) if response.starts_with("HTTP/1.1") => return response,
+            other => assert!(Instant::now() < deadline, "GET {path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
