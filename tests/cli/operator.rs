@@ -343,3 +343,41 @@ fn health_readiness_and_metrics_are_served() {
     let (code, _) = operator.stop();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn the_fake_refuses_bad_specs_by_the_generated_schema() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    fake.put(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "team" } }))
+        .expect("the namespace");
+    let create = |spec: Value| {
+        let manifest = virtual_cluster("team", "dev", spec).to_string();
+        let mut child = Command::new("kubectl")
+            .args(["create", "-f", "-"])
+            .env("KUBECONFIG", sandbox.kubeconfig())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl must be installed");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(manifest.as_bytes()).expect("write");
+        }
+        child.wait_with_output().expect("kubectl")
+    };
+    for (spec, expected) in [
+        (json!({ "ttl": "2 hours" }), "spec.ttl"),
+        (json!({ "kubernetesVersion": "latest" }), "spec.kubernetesVersion"),
+        (json!({ "quota": { "hard": { "cpu": "lots" } } }), "spec.quota.hard.cpu"),
+    ] {
+        let refused = create(spec.clone());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{spec} was accepted");
+        assert!(stderr.contains("is invalid") && stderr.contains(expected), "{spec}: {stderr}");
+    }
+    assert!(fake.get(RESOURCE, "team", "dev").is_none(), "nothing stored");
+    let accepted = create(json!({ "ttl": "2h", "labels": { "team": "a" } }));
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
+}
