@@ -117,6 +117,9 @@ pub enum Command {
     /// Check the host, your rights, storage, network policies, images and local state
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// Print, install, run or remove the controller that reconciles VirtualCluster objects
+    #[command(after_help = OPERATOR_EXAMPLES)]
+    Operator(OperatorArgs),
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
     #[command(hide = true)]
     Forwarder(ForwarderArgs),
@@ -225,6 +228,71 @@ pub struct PoolKeepArgs {
     /// Make one pass and exit (non-zero when a member could not be started)
     #[arg(long)]
     pub once: bool,
+}
+
+const OPERATOR_EXAMPLES: &str = "\
+Examples:
+  vc operator crd > crd.yaml                   # the VirtualCluster CRD (also deploy/crd.yaml)
+  vc operator install --image REF              # CRD, RBAC and a Deployment in vc-system
+  vc operator run                              # reconcile from here, against the current context
+  vc operator uninstall --yes
+
+Declared clusters: kubectl apply -f a VirtualCluster (group vc.dev, short name vcl); see
+docs/operator.md.";
+
+/// `vc operator ...`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    #[command(subcommand)]
+    pub command: OperatorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Print the VirtualCluster CustomResourceDefinition (YAML, or JSON with -o json)
+    Crd,
+    /// Reconcile VirtualCluster objects until SIGTERM (in-cluster, or against the current context)
+    Run(OperatorRunArgs),
+    /// Apply the CRD, the operator's RBAC and a Deployment running `vc operator run`
+    Install(OperatorInstallArgs),
+    /// Remove what install applied; refuses while VirtualClusters exist unless --force
+    Uninstall(OperatorUninstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorRunArgs {
+    /// Namespace of the operator's Lease (default: -n, else $VC_OPERATOR_NAMESPACE, else vc-system)
+    #[arg(long, value_name = "NS", env = "VC_OPERATOR_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's name in the Lease (default: host name and process id)
+    #[arg(long, value_name = "NAME", env = "VC_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+    /// Serve /healthz, /readyz and /metrics on this address, such as 0.0.0.0:8080
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// How long the Lease holds without renewal (renewed every third of it)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "15s", hide = true)]
+    pub lease_duration: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorInstallArgs {
+    /// Operator image (default: ghcr.io/vc-dev/vc:<this version>; build it from the Dockerfile)
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Print the objects as one v1 List instead of applying them
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorUninstallArgs {
+    /// Remove the CRD even while VirtualClusters exist (deleting them and their clusters)
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 const COMPLETIONS_EXAMPLES: &str = "\

@@ -12,6 +12,7 @@ pub mod forward;
 pub mod host;
 pub mod http_log;
 pub mod kubeconfig;
+pub mod operator;
 pub mod output;
 pub mod pool;
 pub mod provision;

@@ -2049,3 +2049,152 @@ fn warm_pool_of_two_serves_two_claims_at_once() {
         e2e.vc(&["disconnect", name]);
     }
 }
+
+/// `vc operator run` in the background against the host, stopped with SIGTERM when dropped.
+/// Images cannot be built on every host this suite runs on, so the operator runs from here
+/// rather than as the Deployment `vc operator install` applies (the same code either way).
+struct BackgroundOperator {
+    child: std::process::Child,
+}
+
+impl Drop for BackgroundOperator {
+    fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes a namespace holding VirtualClusters: their objects first (so the operator's
+/// finalizer runs while it still runs), any finalizer left over, then the namespace.
+struct NamespaceCleanup<'a> {
+    e2e: &'a E2e,
+    namespace: String,
+}
+
+impl Drop for NamespaceCleanup<'_> {
+    fn drop(&mut self) {
+        let ns = self.namespace.as_str();
+        run_kubectl(
+            &self.e2e.kubeconfig,
+            &["delete", "vcl", "--all", "-n", ns, "--timeout=180s"],
+            None,
+        );
+        let left = self.e2e.kubectl(&["get", "vcl", "-n", ns, "-o", "name"]);
+        for object in String::from_utf8_lossy(&left.stdout).lines() {
+            let patch = r#"{"metadata":{"finalizers":null}}"#;
+            self.e2e.kubectl(&["patch", object, "-n", ns, "--type=merge", "-p", patch]);
+        }
+        self.e2e.kubectl(&["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
+    }
+}
+
+fn virtual_cluster_manifest(namespace: &str, name: &str, spec: &str) -> String {
+    format!(
+        "{{\"apiVersion\":\"vc.dev/v1alpha1\",\"kind\":\"VirtualCluster\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{namespace}\"}},\"spec\":{spec}}}"
+    )
+}
+
+fn vcl_phase(e2e: &E2e, namespace: &str, name: &str) -> String {
+    let got = e2e.kubectl(&["get", "vcl", name, "-n", namespace, "-o", "jsonpath={.status.phase}"]);
+    String::from_utf8_lossy(&got.stdout).trim().to_string()
+}
+
+#[test]
+fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let crd = e2e.vc(&["operator", "crd"]);
+    assert_eq!(crd.status.code(), Some(0));
+    let had_crd = e2e.kubectl(&["get", "crd", "virtualclusters.vc.dev"]).status.success();
+    let applied = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(&crd.stdout));
+    assert!(applied.status.success(), "the real API server accepts the generated CRD");
+    let established = e2e.kubectl(&[
+        "wait",
+        "crd/virtualclusters.vc.dev",
+        "--for=condition=Established",
+        "--timeout=60s",
+    ]);
+    assert!(established.status.success());
+
+    // Bad specs are refused at admission by the schema.
+    for spec in [
+        r#"{"ttl":"2 hours"}"#,
+        r#"{"kubernetesVersion":"latest"}"#,
+        r#"{"quota":{"hard":{"cpu":"lots"}}}"#,
+        r#"{"labels":{"app":"x"}}"#,
+        r#"{"sleepAfter":"30m","persistence":false}"#,
+    ] {
+        let manifest = virtual_cluster_manifest("default", "e2e-refused", spec);
+        let refused = run_kubectl(
+            &e2e.kubeconfig,
+            &["create", "--dry-run=server", "-f", "-"],
+            Some(manifest.as_bytes()),
+        );
+        assert!(!refused.status.success(), "{spec} was accepted");
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("is invalid"), "{spec}");
+    }
+
+    let lease_namespace = unique("e2e-oplease");
+    let _operator = BackgroundOperator {
+        child: Command::new(VC)
+            .args(["operator", "run", "-n", &lease_namespace, "--identity", &lease_namespace])
+            .env("KUBECONFIG", &e2e.kubeconfig)
+            .env("XDG_STATE_HOME", e2e.state.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start vc operator run"),
+    };
+    let _lease_cleanup = NamespaceCleanup { e2e: &e2e, namespace: lease_namespace.clone() };
+
+    // One cluster: apply, Ready, connect, delete.
+    let namespace = unique("e2e-vcl");
+    let _cleanup = NamespaceCleanup { e2e: &e2e, namespace: namespace.clone() };
+    assert!(e2e.kubectl(&["create", "namespace", &namespace]).status.success());
+    let manifest = virtual_cluster_manifest(&namespace, "dev", r#"{"ttl":"1h"}"#);
+    let started = std::time::Instant::now();
+    let created = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(manifest.as_bytes()));
+    assert!(created.status.success());
+    let ready =
+        eventually(Duration::from_secs(300), || vcl_phase(&e2e, &namespace, "dev") == "Running");
+    assert!(ready, "the VirtualCluster did not become Running");
+    eprintln!("e2e: VirtualCluster Running in {:.1}s", started.elapsed().as_secs_f64());
+    let listed =
+        e2e.vc(&["connect", "dev", "-n", &namespace, "--", "kubectl", "get", "namespaces"]);
+    assert_eq!(listed.status.code(), Some(0), "connect to the operator's cluster");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("kube-system"));
+    let deleted = e2e.kubectl(&["delete", "vcl", "dev", "-n", &namespace, "--timeout=300s"]);
+    assert!(deleted.status.success(), "the finalizer ran and let the object go");
+    let left = e2e.kubectl(&["get", "statefulsets,pvc,services", "-n", &namespace, "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "everything went with it");
+
+    // Several at once (VC_E2E_OPERATOR_CLUSTERS, default 5: a 2-core host shared with others
+    // holds about that many control planes starting together).
+    let count: usize =
+        std::env::var("VC_E2E_OPERATOR_CLUSTERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let namespaces: Vec<String> = (0..count).map(|i| unique(&format!("e2e-vcl{i}"))).collect();
+    let _cleanups: Vec<NamespaceCleanup> =
+        namespaces.iter().map(|ns| NamespaceCleanup { e2e: &e2e, namespace: ns.clone() }).collect();
+    let mut manifests = String::new();
+    for ns in &namespaces {
+        assert!(e2e.kubectl(&["create", "namespace", ns]).status.success());
+        manifests.push_str(&virtual_cluster_manifest(ns, "c", r#"{"ttl":"1h"}"#));
+        manifests.push('\n');
+    }
+    let started = std::time::Instant::now();
+    let applied = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(manifests.as_bytes()));
+    assert!(applied.status.success());
+    let all_ready = eventually(Duration::from_secs(600), || {
+        namespaces.iter().all(|ns| vcl_phase(&e2e, ns, "c") == "Running")
+    });
+    eprintln!(
+        "e2e: {count} VirtualClusters applied at once: all Running={all_ready} after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(all_ready, "not every VirtualCluster became Running");
+    drop(_cleanups);
+    if !had_crd {
+        e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
+    }
+}

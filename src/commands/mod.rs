@@ -13,6 +13,7 @@ pub mod forwarder;
 pub mod gc;
 pub mod kubeconfig;
 pub mod list;
+pub mod operator;
 pub mod pause;
 pub mod pool;
 pub mod rbac;
@@ -87,6 +88,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Connect(args) if !args.command.is_empty() => connect::run(&invocation, args).await,
         Command::Forwarder(args) => forwarder::run(&invocation, args).await,
+        // Stops on SIGTERM or Ctrl-C itself, releasing its Lease.
+        Command::Operator(args) => operator::run(&invocation, args).await,
         // Removes its probe objects on Ctrl-C before it ends.
         Command::Doctor(args) => doctor::run(&invocation, args).await,
         // The keeper stops on Ctrl-C or SIGTERM between two writes.
@@ -123,5 +126,6 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Create(args) => create::run(invocation, *args).await,
         Command::Forwarder(args) => forwarder::run(invocation, args).await,
         Command::Doctor(args) => doctor::run(invocation, args).await,
+        Command::Operator(args) => operator::run(invocation, args).await,
     }
 }

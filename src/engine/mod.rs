@@ -224,6 +224,13 @@ impl HostObject {
         with_object!(self, o => o.metadata.namespace.as_deref())
     }
 
+    /// The object's metadata, for what a caller adds (the operator's owner references).
+    pub fn metadata_mut(
+        &mut self,
+    ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+        with_object!(self, o => &mut o.metadata)
+    }
+
     /// The object as JSON, with `apiVersion` and `kind`.
     pub fn to_json(&self) -> serde_json::Value {
         // Serializing these typed objects cannot fail: they hold only strings, numbers, maps

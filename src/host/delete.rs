@@ -110,22 +110,22 @@ impl Host {
     ) -> Result<Vec<String>, HostError> {
         let (ours, synced, claims) = selectors(name);
         let found = futures::future::try_join_all([
-            self.sweep_labelled::<StatefulSet>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<Service>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<Secret>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<ServiceAccount>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<Role>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<RoleBinding>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<NetworkPolicy>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<ResourceQuota>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<LimitRange>(ns, &ours, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<PersistentVolumeClaim>(ns, &claims, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<Pod>(ns, &synced, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<Service>(ns, &synced, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<Secret>(ns, &synced, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<PersistentVolumeClaim>(ns, &synced, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<ConfigMap>(ns, &synced, sweep.keep()).boxed_local(),
-            self.sweep_labelled::<ServiceAccount>(ns, &synced, sweep.keep()).boxed_local(),
+            self.sweep_labelled::<StatefulSet>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<Service>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<Secret>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<ServiceAccount>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<Role>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<RoleBinding>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<NetworkPolicy>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<ResourceQuota>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<LimitRange>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<PersistentVolumeClaim>(ns, &claims, sweep.keep()).boxed(),
+            self.sweep_labelled::<Pod>(ns, &synced, sweep.keep()).boxed(),
+            self.sweep_labelled::<Service>(ns, &synced, sweep.keep()).boxed(),
+            self.sweep_labelled::<Secret>(ns, &synced, sweep.keep()).boxed(),
+            self.sweep_labelled::<PersistentVolumeClaim>(ns, &synced, sweep.keep()).boxed(),
+            self.sweep_labelled::<ConfigMap>(ns, &synced, sweep.keep()).boxed(),
+            self.sweep_labelled::<ServiceAccount>(ns, &synced, sweep.keep()).boxed(),
         ])
         .await?;
         Ok(found.into_iter().flatten().collect())

@@ -155,6 +155,17 @@ impl Host {
         Ok(Host { client, context: context_name, server, default_namespace })
     }
 
+    /// Builds a client from the pod's service account (`vc operator run` in its Deployment).
+    pub fn in_cluster() -> anyhow::Result<Host> {
+        let config = kube::Config::incluster()
+            .map_err(|e| anyhow::anyhow!("cannot use the pod's service account: {e}"))?;
+        let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let default_namespace = config.default_namespace.clone();
+        let client = Client::try_from(config)
+            .map_err(|e| anyhow::anyhow!("cannot build a client for {server}: {e}"))?;
+        Ok(Host { client, context: "in-cluster".to_string(), server, default_namespace })
+    }
+
     /// The error for a host that did not answer before the command's deadline.
     pub fn no_answer(&self, timeout: Duration) -> HostError {
         HostError::Unreachable {

@@ -1,4 +1,4 @@
-//! Generated files in the tree (completions/, docs/man/) must equal what the binary and the
+//! Generated files in the tree (completions/, docs/man/, deploy/) must equal what the binary and the
 //! clap definitions generate. `VC_UPDATE_GENERATED=1 cargo test --test cli generated` rewrites
 //! them instead of failing.
 
@@ -150,4 +150,19 @@ fn a_mute_host_yields_no_names_quickly() {
     // The bound is generous; what matters is that the request is cut off, not how fast.
     assert!(took < std::time::Duration::from_secs(8), "completion took {took:?}");
     drop(listener);
+}
+
+#[test]
+fn generated_deploy_manifests_match_the_binary() {
+    let sandbox = Sandbox::new();
+    let crd = Vc::new(&sandbox).args(["operator", "crd"]).run();
+    crd.code(0);
+    assert!(crd.stdout.contains("name: virtualclusters.vc.dev"), "{}", crd.stdout);
+    let install = Vc::new(&sandbox).args(["operator", "install", "--dry-run"]).run();
+    install.code(0);
+    assert!(install.stdout.contains("kind: Deployment"), "{}", install.stdout);
+    check_dir(
+        &root().join("deploy"),
+        &[("crd.yaml".to_string(), crd.stdout), ("install.yaml".to_string(), install.stdout)],
+    );
 }

@@ -11,6 +11,7 @@ mod hosting;
 mod install;
 mod isolation;
 mod lifecycle;
+mod operator;
 mod pause;
 mod pool;
 mod provision;

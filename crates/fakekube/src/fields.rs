@@ -436,7 +436,10 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
                 pointer_add(doc, path, op["value"].clone())?;
             }
             Some("test") => {
-                if doc.pointer(path) != Some(&op["value"]) {
+                // As the API server's json-patch library: a missing member tests equal to null
+                // (kube-runtime's finalizer helper tests `/metadata/finalizers` against null).
+                let found = doc.pointer(path).unwrap_or(&Value::Null);
+                if found != &op["value"] {
                     return Err(format!("testing value {path} failed"));
                 }
             }

@@ -1,0 +1,383 @@
+//! `vc operator`: the real binary reconciling VirtualCluster objects on the fake host.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Sandbox, VC, Vc, fake_host};
+
+const RESOURCE: &str = "virtualclusters.vc.dev";
+
+/// A running `vc operator run`, stopped with SIGTERM when dropped.
+struct Operator {
+    child: Child,
+}
+
+impl Operator {
+    fn start(sandbox: &Sandbox, identity: &str, env: &[(&str, String)]) -> Operator {
+        Self::start_with(sandbox, identity, &[], env)
+    }
+
+    fn start_with(
+        sandbox: &Sandbox,
+        identity: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Operator {
+        let mut command = Command::new(VC);
+        command
+            .args(["operator", "run", "--identity", identity, "--lease-duration", "3s"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", sandbox.home())
+            .env("KUBECONFIG", sandbox.kubeconfig())
+            .env("XDG_STATE_HOME", sandbox.state())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Operator { child: command.spawn().expect("start vc operator run") }
+    }
+
+    /// Stops it with SIGTERM and returns its exit code and log.
+    fn stop(mut self) -> (Option<i32>, String) {
+        let pid = i32::try_from(self.child.id()).expect("a pid");
+        // The pid is our own child's, not yet reaped.
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = stderr.read_to_string(&mut log);
+        }
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        (code, log)
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn install_crd(fake: &fakekube::FakeKube, sandbox: &Sandbox) {
+    let run = Vc::new(sandbox).args(["operator", "crd", "-o", "json"]).run();
+    run.code(0);
+    fake.put(run.json()).expect("the CRD is stored");
+}
+
+fn virtual_cluster(namespace: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "vc.dev/v1alpha1",
+        "kind": "VirtualCluster",
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": spec,
+    })
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn phase(fake: &fakekube::FakeKube, namespace: &str, name: &str) -> Option<String> {
+    fake.get(RESOURCE, namespace, name)?["status"]["phase"].as_str().map(str::to_string)
+}
+
+fn condition(object: &Value, type_: &str) -> Value {
+    object["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn writes(fake: &fakekube::FakeKube) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch" | "other"))
+        .filter(|r| !r.path.contains("/leases"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+#[test]
+fn a_virtual_cluster_is_applied_becomes_ready_reapplies_and_cascades_on_delete() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({ "ttl": "2h" }))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(condition(&object, "Ready")["status"], "True", "{object:#}");
+    assert_eq!(condition(&object, "Degraded")["status"], "False");
+    assert_eq!(object["status"]["kubeconfigSecret"], "vc-dev");
+    assert_eq!(object["status"]["observedGeneration"], object["metadata"]["generation"]);
+    assert!(object["status"]["expiresAt"].is_string(), "{object:#}");
+    assert_eq!(object["metadata"]["finalizers"], json!(["vc.dev/cleanup"]));
+    let sts = fake.get("statefulsets", "team", "dev").expect("the control plane");
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["kind"], "VirtualCluster");
+    assert_eq!(sts["metadata"]["ownerReferences"][0]["uid"], object["metadata"]["uid"]);
+    assert!(fake.get("services", "team", "dev").is_some());
+
+    // A change of metadata only (a new resourceVersion, the same generation) is reconciled
+    // with reads only.
+    std::thread::sleep(Duration::from_millis(500));
+    fake.clear_requests();
+    let mut touched = fake.get(RESOURCE, "team", "dev").expect("the object");
+    touched["metadata"]["annotations"] = json!({ "note": "touched" });
+    fake.put(touched).expect("stored");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        fake.requests().iter().any(|r| r.path.contains("/statefulsets/dev")),
+        "the touch was reconciled"
+    );
+    assert_eq!(writes(&fake), Vec::<String>::new(), "no write for an unchanged spec");
+
+    // A spec change re-applies.
+    let mut changed = fake.get(RESOURCE, "team", "dev").expect("the object");
+    changed["spec"]["labels"] = json!({ "tier": "gold" });
+    fake.put(changed).expect("stored");
+    wait_for("the re-apply", Duration::from_secs(20), || {
+        fake.get("statefulsets", "team", "dev")
+            .and_then(|s| s["metadata"]["annotations"]["vc.dev/spec"].as_str().map(str::to_string))
+            .is_some_and(|spec| spec.contains("gold"))
+    });
+
+    // Deleting the object runs vc's delete path, then the object goes.
+    fake.delete(RESOURCE, "team", "dev").expect("deleted");
+    wait_for("the cascade", Duration::from_secs(30), || {
+        fake.get(RESOURCE, "team", "dev").is_none()
+            && fake.get("statefulsets", "team", "dev").is_none()
+            && fake.list("persistentvolumeclaims", Some("team")).is_empty()
+            && fake.get("services", "team", "dev").is_none()
+    });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("\"level\":\"info\""), "structured log lines: {log}");
+}
+
+#[test]
+fn expiry_deletes_at_the_due_time_by_the_injected_clock() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    // The operator's clock starts 3 s before the hour is over.
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600 - 3);
+    let operator = Operator::start(&sandbox, "one", &[("VC_NOW", start.to_string())]);
+    fake.put(virtual_cluster("ci", "pr-1", json!({ "ttl": "1h" }))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "ci", "pr-1").as_deref() == Some("Running")
+    });
+    let applied = Instant::now();
+    wait_for("the expiry", Duration::from_secs(30), || fake.get(RESOURCE, "ci", "pr-1").is_none());
+    assert!(fake.get("statefulsets", "ci", "pr-1").is_none(), "the cluster went with it");
+    // Not before its time: the hour ended about 3 s after the operator started.
+    assert!(applied.elapsed() >= Duration::from_millis(500), "deleted too early");
+    drop(operator);
+}
+
+#[test]
+fn a_second_cluster_in_a_namespace_and_a_failing_apply_are_degraded() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "first", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "first").as_deref() == Some("Running")
+    });
+    fake.put(virtual_cluster("team", "second", json!({}))).expect("stored");
+    wait_for("Degraded", Duration::from_secs(20), || {
+        phase(&fake, "team", "second").as_deref() == Some("Degraded")
+    });
+    let second = fake.get(RESOURCE, "team", "second").expect("the object");
+    assert_eq!(condition(&second, "Degraded")["reason"], "NamespaceTaken", "{second:#}");
+    assert!(fake.get("statefulsets", "team", "second").is_none(), "nothing applied");
+
+    // The host refuses the control plane for a while: Degraded with the reason, then retried.
+    fake.fail(Some("PATCH"), "/statefulsets/other", 500);
+    fake.put(virtual_cluster("other", "other", json!({}))).expect("stored");
+    wait_for("ApplyFailed", Duration::from_secs(20), || {
+        fake.get(RESOURCE, "other", "other")
+            .is_some_and(|o| condition(&o, "Degraded")["reason"] == "ApplyFailed")
+    });
+    fake.clear_faults();
+    wait_for("the retry", Duration::from_secs(30), || {
+        phase(&fake, "other", "other").as_deref() == Some("Running")
+    });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("reconcile failed"), "{log}");
+}
+
+#[test]
+fn two_operators_one_leader() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let first = Operator::start(&sandbox, "first", &[]);
+    let holder = |fake: &fakekube::FakeKube| {
+        fake.get("leases", "vc-system", "vc-operator")
+            .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
+    };
+    wait_for("the lease", Duration::from_secs(20), || holder(&fake).as_deref() == Some("first"));
+    let second = Operator::start(&sandbox, "second", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(holder(&fake).as_deref(), Some("first"), "renewed, not taken over");
+    // The leader stops cleanly and gives the Lease up; the standby takes it.
+    let (code, first_log) = first.stop();
+    assert_eq!(code, Some(0), "{first_log}");
+    wait_for("the takeover", Duration::from_secs(20), || {
+        holder(&fake).as_deref() == Some("second")
+    });
+    let (code, second_log) = second.stop();
+    assert_eq!(code, Some(0), "{second_log}");
+    assert!(second_log.contains("another replica holds the Lease"), "{second_log}");
+    assert!(!second_log.contains("team/dev"), "the standby reconciled nothing: {second_log}");
+}
+
+#[test]
+fn install_applies_and_uninstall_refuses_while_clusters_exist() {
+    let (fake, sandbox) = fake_host();
+    Vc::new(&sandbox)
+        .args(["operator", "install", "--image", "registry.example/vc:1"])
+        .run()
+        .code(0);
+    assert!(fake.get("customresourcedefinitions", "", RESOURCE).is_some());
+    let deployment = fake.get("deployments", "vc-system", "vc-operator").expect("the Deployment");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/vc:1"
+    );
+    assert_eq!(deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
+    let role = fake.get("clusterroles", "", "vc-operator").expect("the ClusterRole");
+    assert!(role["rules"].to_string().contains("virtualclusters/status"), "{role:#}");
+    assert!(fake.get("clusterrolebindings", "", "vc-operator").is_some());
+    assert!(fake.get("roles", "vc-system", "vc-operator").is_some());
+
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    let refused = Vc::new(&sandbox).args(["operator", "uninstall", "--yes"]).run();
+    refused.code(6);
+    assert!(
+        refused.stderr.contains("team/dev") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(fake.get("deployments", "vc-system", "vc-operator").is_some(), "nothing removed");
+
+    fake.remove_now(RESOURCE, "team", "dev");
+    let unconfirmed = Vc::new(&sandbox).args(["operator", "uninstall"]).run();
+    unconfirmed.code(2);
+    assert!(unconfirmed.stderr.contains("--yes"), "{}", unconfirmed.stderr);
+    Vc::new(&sandbox).args(["operator", "uninstall", "--yes"]).run().code(0);
+    assert!(fake.get("deployments", "vc-system", "vc-operator").is_none());
+    assert!(fake.get("clusterroles", "", "vc-operator").is_none());
+    assert!(fake.get("customresourcedefinitions", "", RESOURCE).is_none());
+}
+
+#[test]
+fn install_refuses_a_bad_image_before_contacting_the_host() {
+    let sandbox = Sandbox::new();
+    let run = Vc::new(&sandbox).args(["operator", "install", "--image", "Bad Image"]).run();
+    run.code(2);
+    assert!(run.stderr.contains("invalid image reference"), "{}", run.stderr);
+}
+
+/// One GET; retried for a few seconds while the operator's listener is not up yet.
+fn http_get(address: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = std::net::TcpStream::connect(address).and_then(|mut stream| {
+            write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        });
+        match attempt {
+            Ok(response) if response.starts_with("HTTP/1.1") => return response,
+            other => assert!(Instant::now() < deadline, "GET {path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn health_readiness_and_metrics_are_served() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let address = port.to_string();
+    let operator = Operator::start_with(&sandbox, "one", &["--metrics-address", &address], &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    assert!(http_get(port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
+    let metrics = http_get(port, "/metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("vc_operator_reconciles_total ") >= 1.0, "{metrics}");
+    assert_eq!(value("vc_operator_reconcile_errors_total "), 0.0, "{metrics}");
+    assert_eq!(value("vc_operator_clusters{phase=\"Running\"} "), 1.0, "{metrics}");
+    assert_eq!(value("vc_operator_leader "), 1.0, "{metrics}");
+    assert!(metrics.contains("vc_operator_reconcile_duration_seconds_bucket{le=\"+Inf\"}"));
+    let (code, _) = operator.stop();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn the_fake_refuses_bad_specs_by_the_generated_schema() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    fake.put(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "team" } }))
+        .expect("the namespace");
+    let create = |spec: Value| {
+        let manifest = virtual_cluster("team", "dev", spec).to_string();
+        let mut child = Command::new("kubectl")
+            .args(["create", "-f", "-"])
+            .env("KUBECONFIG", sandbox.kubeconfig())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl must be installed");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(manifest.as_bytes()).expect("write");
+        }
+        child.wait_with_output().expect("kubectl")
+    };
+    for (spec, expected) in [
+        (json!({ "ttl": "2 hours" }), "spec.ttl"),
+        (json!({ "kubernetesVersion": "latest" }), "spec.kubernetesVersion"),
+        (json!({ "quota": { "hard": { "cpu": "lots" } } }), "spec.quota.hard.cpu"),
+    ] {
+        let refused = create(spec.clone());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{spec} was accepted");
+        assert!(stderr.contains("is invalid") && stderr.contains(expected), "{spec}: {stderr}");
+    }
+    assert!(fake.get(RESOURCE, "team", "dev").is_none(), "nothing stored");
+    let accepted = create(json!({ "ttl": "2h", "labels": { "team": "a" } }));
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
+}
