@@ -273,6 +273,9 @@ pub struct OperatorRunArgs {
     /// How long the Lease holds without renewal (renewed every third of it)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "15s", hide = true)]
     pub lease_duration: Duration,
+    /// How often the leader checks the warm pools (vc pool create) and refills them
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, default_value = "5s")]
+    pub pool_interval: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -170,6 +170,7 @@ async fn run_controller(invocation: &Invocation, args: OperatorRunArgs) -> anyho
         clock,
         log,
         metrics,
+        pool_interval: args.pool_interval,
     };
     operator::run(host, options, shutdown).await
 }

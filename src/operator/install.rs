@@ -57,6 +57,9 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         ),
         // Report what it observed.
         rule(&[super::resource::GROUP], &["virtualclusters/status"], &["get", "patch", "update"]),
+        // The warm pools' members each get a namespace `vc-<member>` of their own, and the
+        // pool definitions their `vc-pools` (docs/pool.md); removed members take theirs along.
+        rule(&[""], &["namespaces"], &["get", "list", "create", "patch", "delete"]),
     ];
     let grant = rbac::grant("default", &Grantee::User(String::new()));
     rules.extend(grant.role.rules.unwrap_or_default());

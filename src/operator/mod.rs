@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub clock: Clock,
     pub log: Log,
     pub metrics: Arc<Metrics>,
+    /// How often the leader checks the warm pools.
+    pub pool_interval: Duration,
 }
 
 /// Waits for the Lease, then reconciles until `shutdown` completes (or the Lease is lost,
@@ -144,6 +146,26 @@ pub async fn run(
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|_| async {});
+    // The leader also keeps every warm pool full (docs/pool.md), with the same clock, for as
+    // long as it leads: the task is aborted below, however leading ends.
+    let keeper = {
+        let (host, clock, log) = (host.clone(), options.clock, log.clone());
+        let interval = options.pool_interval;
+        tokio::spawn(async move {
+            crate::host::run_pool_keeper(
+                &host,
+                crate::pool::DEFAULT_POOL_NAMESPACE,
+                interval,
+                move || clock.now(),
+                std::future::pending::<()>(),
+                move |result| match result {
+                    Ok(passes) => passes.iter().for_each(|pass| log_pool_pass(&log, pass)),
+                    Err(e) => log("warn", "pool", &format!("a pass over the pools failed: {e}")),
+                },
+            )
+            .await;
+        })
+    };
     let renew = async {
         loop {
             tokio::time::sleep(renew_every).await;
@@ -161,6 +183,7 @@ pub async fn run(
         why = renew => Some(why),
     };
     options.metrics.leading.store(false, Ordering::Relaxed);
+    keeper.abort();
     if let Some(why) = lost {
         let _ = lost_tx.send(());
         controller.await;
@@ -172,6 +195,24 @@ pub async fn run(
     }
     log("info", "operator", "stopped");
     Ok(())
+}
+
+/// One log line per change the pool keeper made.
+fn log_pool_pass(log: &Log, pass: &crate::host::KeeperPass) {
+    let pool = &pass.pool;
+    for (what, members) in
+        [("starting", &pass.started), ("paused", &pass.paused), ("removed", &pass.removed)]
+    {
+        if !members.is_empty() {
+            log("info", "pool", &format!("pool {pool:?}: {what} {}", members.join(", ")));
+        }
+    }
+    for (member, seconds) in &pass.ready {
+        log("info", "pool", &format!("pool {pool:?}: {member} ready in {seconds:.1}s"));
+    }
+    for failure in &pass.failed {
+        log("warn", "pool", &format!("pool {pool:?}: {failure}"));
+    }
 }
 
 /// The API resource of an install object, from its `apiVersion` and `kind`; the second value

@@ -380,3 +380,54 @@ fn a_claim_connects_under_the_claimants_name_and_disconnects() {
             || env.fake.get("namespaces", "", &namespace).is_none()
     );
 }
+
+/// The leader of `vc operator run` keeps the pools full as `vc pool keep` does: it fills a
+/// pool declared with --no-fill and replaces a claimed member, logging each start, and stops
+/// on SIGTERM.
+#[test]
+fn the_operator_keeps_pools_full() {
+    let (fake, sandbox) = fake_host();
+    let crd = vc(&sandbox, &["operator", "crd", "-o", "json"]);
+    crd.code(0);
+    fake.put(crd.json()).expect("the CRD is stored");
+    vc(&sandbox, &["pool", "create", "ci", "--size", "1", "--no-fill"]).code(0);
+    assert!(members(&fake, "ci").is_empty(), "--no-fill starts nothing");
+    let mut operator =
+        spawn(&sandbox, &["operator", "run", "--identity", "pool-test", "--pool-interval", "1s"]);
+    let filled = || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while unclaimed_ready(&fake, "ci") < 1 {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    };
+    if !filled() {
+        let _ = operator.kill();
+        panic!("the operator did not fill the pool: {}", finish(operator).stderr);
+    }
+    let claimed =
+        vc(&sandbox, &["create", "one", "--from-pool", "ci", "--no-connect", "-o", "json"]);
+    claimed.code(0);
+    assert!(claimed.json()["hostName"].is_string(), "claimed: {}", claimed.stderr);
+    if !filled() {
+        let _ = operator.kill();
+        panic!("the operator did not refill the pool: {}", finish(operator).stderr);
+    }
+    assert_eq!(members(&fake, "ci").len(), 2, "one claimed member and one replacement");
+    let pid = operator.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while operator.try_wait().expect("the operator's status").is_none() {
+        if Instant::now() > deadline {
+            let _ = operator.kill();
+            panic!("the operator did not stop on SIGTERM: {}", finish(operator).stderr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = finish(operator);
+    stopped.code(0);
+    assert!(stopped.stderr.contains(r#"pool \"ci\": starting ci-"#), "{}", stopped.stderr);
+}
