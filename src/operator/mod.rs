@@ -75,6 +75,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let log = options.log.clone();
+    // Without the CRD there is nothing to reconcile, and the controller's watch would only
+    // retry: refuse to start, as a missing prerequisite.
+    let probe: Api<VirtualCluster> = Api::all(host.client.clone());
+    if let Err(kube::Error::Api(status)) =
+        probe.list_metadata(&kube::api::ListParams::default().limit(1)).await
+        && status.code == 404
+    {
+        return Err(crate::error::CliError::not_found(format!(
+            "the VirtualCluster resource (CRD virtualclusters.vc.dev) is not installed on context {:?}; install it first: vc operator install (or kubectl apply -f deploy/crd.yaml)",
+            host.context
+        ))
+        .into());
+    }
     let lock = leader::LeaseLock::new(
         host.client.clone(),
         &options.lease_namespace,

@@ -431,3 +431,13 @@ fn the_operator_keeps_pools_full() {
     stopped.code(0);
     assert!(stopped.stderr.contains(r#"pool \"ci\": starting ci-"#), "{}", stopped.stderr);
 }
+
+/// `vc operator run` on a host without the CRD refuses to start, naming the install command,
+/// instead of waiting on a watch that cannot succeed.
+#[test]
+fn the_operator_refuses_to_start_without_its_crd() {
+    let (_fake, sandbox) = fake_host();
+    let run = vc(&sandbox, &["operator", "run", "--identity", "no-crd"]);
+    run.code(3);
+    assert!(run.stderr.contains("vc operator install"), "{}", run.stderr);
+}
