@@ -375,6 +375,14 @@ async fn check_existing(
             ))
             .into());
         };
+        if existing.made_by == MadeBy::VirtualCluster {
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} was made by the VirtualCluster {:?}; change it there instead: kubectl edit vcl {} -n {namespace}",
+                existing.virtual_cluster.as_deref().unwrap_or(name),
+                existing.virtual_cluster.as_deref().unwrap_or(name),
+            ))
+            .into());
+        }
         if existing.made_by != MadeBy::Vc {
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} in namespace {namespace:?} was made by the vcluster CLI; vc does not re-apply it"
@@ -436,7 +444,11 @@ async fn check_existing(
     if let Some((other, made_by)) =
         host.clusters_in(namespace).await?.into_iter().find(|(other, _)| other != name)
     {
-        let by = if made_by == MadeBy::Vc { "vc" } else { "the vcluster CLI" };
+        let by = match made_by {
+            MadeBy::Vc => "vc",
+            MadeBy::Vcluster => "the vcluster CLI",
+            MadeBy::VirtualCluster => "a VirtualCluster",
+        };
         return Err(CliError::conflict(format!(
             "namespace {namespace:?} already holds virtual cluster {other:?} (made by {by}) on context {context:?}; the engine runs one virtual cluster per namespace: pick another namespace, or leave out --namespace to let vc create vc-{name}"
         ))

@@ -24,7 +24,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     let mut targets: Vec<ClusterRecord> = Vec::new();
     if args.all || args.selector.is_some() {
         let (records, _) = host.list(namespace, args.selector.as_deref()).await?;
-        targets.extend(records.into_iter().filter(|r| r.made_by == MadeBy::Vc));
+        targets.extend(records.into_iter().filter(|r| r.made_by != MadeBy::Vcluster));
     } else {
         for name in &args.names {
             let find = tokio::time::timeout_at(deadline, host.find(name, namespace));
@@ -35,7 +35,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
             }
         }
     }
-    if let Some(foreign) = targets.iter().find(|r| r.made_by != MadeBy::Vc) {
+    if let Some(foreign) = targets.iter().find(|r| r.made_by == MadeBy::Vcluster) {
         return Err(CliError::usage(format!(
             "virtual cluster {:?} in namespace {:?} was made by the vcluster CLI; delete it with: vcluster delete {} -n {}",
             foreign.name, foreign.namespace, foreign.name, foreign.namespace
@@ -56,6 +56,19 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     // Delete every target first, then wait for all of them under one timeout.
     let mut started = Vec::new();
     for record in &targets {
+        // A VirtualCluster's cluster goes with the object: the operator's finalizer removes it.
+        if let Some(owner) = &record.virtual_cluster {
+            crate::operator::delete_cluster_object(&host, &record.namespace, owner).await?;
+            let target = connection::Target::of(&host, record);
+            if let Err(e) = disconnect(invocation, &target).await {
+                printer.warn(&format!(
+                    "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
+                    record.name, record.name
+                ));
+            }
+            started.push((record, false));
+            continue;
+        }
         let own = host.owns_namespace(&record.namespace, &record.host_name).await?;
         // In a shared namespace this waits for the control plane to stop: one deadline.
         match tokio::time::timeout_at(deadline, host.delete_cluster(record, own)).await {
@@ -82,7 +95,14 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     }
     let mut stuck = Vec::new();
     if !args.no_wait {
-        let waits = started.iter().map(|(record, own)| host.wait_deleted(record, *own));
+        let waits = started.iter().map(|(record, own)| async {
+            match &record.virtual_cluster {
+                Some(owner) => {
+                    crate::operator::wait_cluster_object_gone(&host, &record.namespace, owner).await
+                }
+                None => host.wait_deleted(record, *own).await,
+            }
+        });
         let all = futures::future::join_all(waits);
         match tokio::time::timeout_at(deadline, all).await {
             Ok(results) => {
@@ -103,7 +123,12 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
         if stuck.iter().any(|(n, ns, _)| *n == record.name && *ns == record.namespace) {
             continue;
         }
-        let what = if *own {
+        let what = if let Some(owner) = &record.virtual_cluster {
+            format!(
+                "through its VirtualCluster {}/{owner}, whose finalizer removes its objects",
+                record.namespace
+            )
+        } else if *own {
             format!("namespace {}", record.namespace)
         } else {
             format!("its objects in namespace {}", record.namespace)
@@ -113,7 +138,12 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
         deleted.push(record.name.clone());
     }
     if let Some((name, namespace, own)) = stuck.first() {
-        let check = if *own {
+        let owned = started.iter().find(|(r, _)| r.name == *name && r.namespace == *namespace);
+        let check = if let Some(owner) = owned.and_then(|(r, _)| r.virtual_cluster.as_ref()) {
+            format!(
+                "kubectl get vcl {owner} -n {namespace} -o yaml (is vc operator run running? its finalizer removes the cluster)"
+            )
+        } else if *own {
             format!(
                 "kubectl get namespace {namespace} -o yaml (its status conditions say what blocks it)"
             )

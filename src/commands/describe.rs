@@ -15,6 +15,9 @@ struct Description {
     namespace: String,
     status: &'static str,
     made_by: MadeBy,
+    /// The VirtualCluster (`namespace/name`) that owns it, for one made by the operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_cluster: Option<String>,
     /// The pool it was started for, claimed or waiting in it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pool: Option<String>,
@@ -84,6 +87,10 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         namespace: record.namespace.clone(),
         status: record.status(&pods, now).as_str(),
         made_by: record.made_by,
+        virtual_cluster: record
+            .virtual_cluster
+            .as_ref()
+            .map(|v| format!("{}/{v}", record.namespace)),
         pool: record.pool.clone(),
         host_name: record.is_claimed().then(|| record.host_name.clone()),
         claimed_at: record.claimed_at.map(|t| t.to_string()),
@@ -141,7 +148,18 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
     field(&mut out, "Name:", &d.name);
     field(&mut out, "Namespace:", &d.namespace);
     field(&mut out, "Status:", d.status);
-    field(&mut out, "Made by:", if d.made_by == MadeBy::Vc { "vc" } else { "vcluster CLI" });
+    let made_by = match (d.made_by, &d.virtual_cluster) {
+        (MadeBy::Vc, _) => "vc".to_string(),
+        (MadeBy::Vcluster, _) => "vcluster CLI".to_string(),
+        (MadeBy::VirtualCluster, owner) => {
+            let owner = owner.as_deref().unwrap_or(&d.name);
+            let (namespace, name) = owner.split_once('/').unwrap_or((&d.namespace, owner));
+            format!(
+                "VirtualCluster {owner} (change it with: kubectl edit vcl {name} -n {namespace})"
+            )
+        }
+    };
+    field(&mut out, "Made by:", &made_by);
     if let Some(pool) = &d.pool {
         let how = match (&d.host_name, &d.claimed_at) {
             (Some(host), Some(at)) => format!(

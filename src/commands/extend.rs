@@ -56,6 +56,13 @@ pub async fn run(invocation: &Invocation, args: ExtendArgs) -> anyhow::Result<()
     };
     let host = invocation.host().await?;
     let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
+    if let Some(owner) = &record.virtual_cluster {
+        return Err(CliError::conflict(format!(
+            "virtual cluster {:?} in namespace {:?} is managed by the VirtualCluster {owner:?}; vc does not move its expiry, change spec.ttl there instead: kubectl edit vcl {owner} -n {}",
+            record.name, record.namespace, record.namespace
+        ))
+        .into());
+    }
     if record.deleting {
         return Err(CliError::conflict(format!(
             "virtual cluster {:?} in namespace {:?} is being deleted; its expiry cannot move",

@@ -26,6 +26,9 @@ struct ListItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_at: Option<String>,
     made_by: MadeBy,
+    /// The VirtualCluster (`namespace/name`) that owns it, for one made by the operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_cluster: Option<String>,
     /// The datastore kind (`sqlite`), from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     datastore: Option<&'static str>,
@@ -102,6 +105,7 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
             expires_at: r.expires_at.map(|t| t.to_string()),
             paused_at: r.paused_at.filter(|_| r.is_paused()).map(|t| t.to_string()),
             made_by: r.made_by,
+            virtual_cluster: r.virtual_cluster.as_ref().map(|v| format!("{}/{v}", r.namespace)),
             datastore: r.datastore(),
             pool: r.pool.clone(),
             host_name: r.is_claimed().then(|| r.host_name.clone()),
@@ -129,6 +133,9 @@ pub async fn run(invocation: &Invocation, args: ListArgs) -> anyhow::Result<()> 
                     let mut name = item.name.clone();
                     if item.made_by == MadeBy::Vcluster {
                         name.push_str(" (vcluster)");
+                    }
+                    if item.made_by == MadeBy::VirtualCluster {
+                        name.push_str(" (VirtualCluster)");
                     }
                     if let Some(pool) = item.pool.as_ref().filter(|_| record.is_pooled()) {
                         name.push_str(&format!(" (pool {pool})"));

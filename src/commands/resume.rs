@@ -46,6 +46,13 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
     let record = tokio::time::timeout_at(deadline, find)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
+    if let Some(owner) = &record.virtual_cluster {
+        return Err(CliError::conflict(format!(
+            "virtual cluster {:?} in namespace {:?} is managed by the VirtualCluster {owner:?}; vc does not resume it, change it there instead: kubectl edit vcl {owner} -n {}",
+            record.name, record.namespace, record.namespace
+        ))
+        .into());
+    }
     let (name, namespace) = (record.name.clone(), record.namespace.clone());
     if record.deleting {
         return Err(CliError::conflict(format!(

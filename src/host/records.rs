@@ -29,7 +29,13 @@ use super::{Host, HostError, NamespaceState, ReadyEvent, control_plane_selector,
 pub enum MadeBy {
     Vc,
     Vcluster,
+    /// The operator, for a VirtualCluster object (the workload's controller owner reference).
+    VirtualCluster,
 }
+
+/// The owner reference that marks a workload made by the operator for a VirtualCluster.
+pub const OWNER_API_VERSION: &str = "vc.dev/v1alpha1";
+pub const OWNER_KIND: &str = "VirtualCluster";
 
 /// A virtual cluster as recorded on the host (its control-plane StatefulSet).
 #[derive(Clone, Debug)]
@@ -46,6 +52,9 @@ pub struct ClusterRecord {
     pub claimed_at: Option<Timestamp>,
     pub namespace: String,
     pub made_by: MadeBy,
+    /// The VirtualCluster (in the same namespace) that owns the workload, for
+    /// [`MadeBy::VirtualCluster`].
+    pub virtual_cluster: Option<String>,
     pub spec: Option<VirtualClusterSpec>,
     /// Why the recorded spec could not be read, when it is there but broken.
     pub record_error: Option<String>,
@@ -439,7 +448,13 @@ fn record_of(
     let annotations = meta.annotations.clone().unwrap_or_default();
     let host_name = labels.get(LABEL_RELEASE).cloned().or_else(|| meta.name.clone())?;
     let name = labels.get(LABEL_CLAIMED_AS).cloned().unwrap_or_else(|| host_name.clone());
-    let made_by = made_by(&labels);
+    let virtual_cluster = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.kind == OWNER_KIND && o.api_version == OWNER_API_VERSION)
+        .map(|o| o.name.clone());
+    let made_by = if virtual_cluster.is_some() { MadeBy::VirtualCluster } else { made_by(&labels) };
     let time = |key: &str| annotations.get(key).and_then(|v| v.parse::<Timestamp>().ok());
     let (spec, record_error) = match annotations.get(ANNOTATION_SPEC) {
         None => (None, None),
@@ -455,6 +470,7 @@ fn record_of(
         claimed_at: time(ANNOTATION_CLAIMED_AT),
         namespace: meta.namespace.clone().unwrap_or_default(),
         made_by,
+        virtual_cluster,
         spec,
         record_error,
         created_at: time(ANNOTATION_CREATED_AT)
@@ -514,6 +530,7 @@ impl ClusterRecord {
             claimed_at: None,
             namespace: namespace.to_string(),
             made_by: MadeBy::Vc,
+            virtual_cluster: None,
             spec: None,
             record_error: None,
             created_at: None,

@@ -285,6 +285,41 @@ pub async fn existing_clusters(host: &Host) -> Result<Vec<String>, crate::host::
     }
 }
 
+/// Deletes the VirtualCluster `namespace/name` (the operator's finalizer then removes its
+/// cluster); false when it was already gone.
+pub async fn delete_cluster_object(
+    host: &Host,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, crate::host::HostError> {
+    let api: Api<VirtualCluster> = Api::namespaced(host.client.clone(), namespace);
+    match api.delete(name, &kube::api::DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(host.explain(&format!("deleting VirtualCluster {namespace}/{name}"), e)),
+    }
+}
+
+/// Waits until the VirtualCluster `namespace/name` is gone (its finalizer done).
+pub async fn wait_cluster_object_gone(
+    host: &Host,
+    namespace: &str,
+    name: &str,
+) -> Result<(), crate::host::HostError> {
+    let api: Api<VirtualCluster> = Api::namespaced(host.client.clone(), namespace);
+    loop {
+        match api.get_opt(name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(_)) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(e) => {
+                return Err(host.explain(&format!("reading VirtualCluster {namespace}/{name}"), e));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Deletes every VirtualCluster and waits (up to `timeout`) until the operator's finalizer
 /// has removed their clusters.
 pub async fn delete_all_clusters(

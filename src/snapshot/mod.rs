@@ -35,7 +35,7 @@ pub fn metadata_for(record: &ClusterRecord) -> Metadata {
         engine_image: images.as_ref().map(|i| i.engine.clone()).unwrap_or_default(),
         control_plane_image: images.as_ref().map(|i| i.control_plane.clone()).unwrap_or_default(),
         created_at: jiff::Timestamp::now().to_string(),
-        datastore: if record.made_by == MadeBy::Vc { "kine" } else { "unknown" }.to_string(),
+        datastore: if record.made_by != MadeBy::Vcluster { "kine" } else { "unknown" }.to_string(),
         source: "engine-key-value".to_string(),
     }
 }

@@ -381,3 +381,81 @@ fn the_fake_refuses_bad_specs_by_the_generated_schema() {
     let accepted = create(json!({ "ttl": "2h", "labels": { "team": "a" } }));
     assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
 }
+
+#[test]
+fn the_cli_marks_a_virtual_clusters_cluster_refuses_pause_and_deletes_through_the_object() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({ "ttl": "2h" }))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+
+    // Listed and described as the VirtualCluster's, from the listed StatefulSet alone.
+    fake.clear_requests();
+    let listed = Vc::new(&sandbox).args(["list", "-o", "json"]).run();
+    listed.code(0);
+    let items = listed.json();
+    let item = items.as_array().and_then(|i| i.iter().find(|i| i["name"] == "dev")).cloned();
+    let item = item.unwrap_or_else(|| panic!("dev listed: {items:#}"));
+    assert_eq!(item["madeBy"], "virtualCluster", "{item:#}");
+    assert_eq!(item["virtualCluster"], "team/dev", "{item:#}");
+    assert!(
+        !fake.requests().iter().any(|r| r.path.contains("virtualclusters")),
+        "list reads no VirtualCluster"
+    );
+    let table = Vc::new(&sandbox).args(["list"]).run();
+    table.code(0);
+    assert!(table.stdout.contains("dev (VirtualCluster)"), "{}", table.stdout);
+    let described = Vc::new(&sandbox).args(["describe", "dev", "-o", "json"]).run();
+    described.code(0);
+    let description = described.json();
+    assert_eq!(description["madeBy"], "virtualCluster", "{description:#}");
+    assert_eq!(description["virtualCluster"], "team/dev", "{description:#}");
+    let text = Vc::new(&sandbox).args(["describe", "dev"]).run();
+    text.code(0);
+    assert!(
+        text.stdout
+            .contains("VirtualCluster team/dev (change it with: kubectl edit vcl dev -n team)"),
+        "{}",
+        text.stdout
+    );
+
+    // pause, resume and extend refuse (exit 6) and write nothing.
+    fake.clear_requests();
+    for args in [vec!["pause", "dev"], vec!["resume", "dev"], vec!["extend", "dev", "--ttl", "1h"]]
+    {
+        let refused = Vc::new(&sandbox).args(&args).run();
+        refused.code(6);
+        assert!(
+            refused.stderr.contains("managed by the VirtualCluster \"dev\"")
+                && refused.stderr.contains("kubectl edit vcl dev -n team"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(writes(&fake), Vec::<String>::new(), "a refusal writes nothing");
+    let sts = fake.get("statefulsets", "team", "dev").expect("the control plane");
+    assert_eq!(sts["spec"]["replicas"], 1, "not paused");
+
+    // delete removes the VirtualCluster first; its finalizer and the owner references
+    // take the rest.
+    let deleted = Vc::new(&sandbox).args(["delete", "dev", "--yes"]).run();
+    deleted.code(0);
+    assert!(deleted.stderr.contains("through its VirtualCluster team/dev"), "{}", deleted.stderr);
+    let first = writes(&fake).into_iter().find(|w| w.starts_with("DELETE"));
+    assert_eq!(
+        first.as_deref(),
+        Some("DELETE /apis/vc.dev/v1alpha1/namespaces/team/virtualclusters/dev"),
+        "the VirtualCluster is deleted before anything under it"
+    );
+    assert!(fake.get(RESOURCE, "team", "dev").is_none(), "the VirtualCluster is gone");
+    wait_for("the owned objects", Duration::from_secs(30), || {
+        fake.get("statefulsets", "team", "dev").is_none()
+            && fake.get("services", "team", "dev").is_none()
+            && fake.list("persistentvolumeclaims", Some("team")).is_empty()
+    });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
