@@ -62,6 +62,9 @@ pub async fn run(invocation: &Invocation, args: GcArgs) -> anyhow::Result<()> {
             host.context
         ));
     }
+    // A VirtualCluster's cluster is its operator's to expire and put to sleep.
+    let records: Vec<ClusterRecord> =
+        records.into_iter().filter(|r| r.made_by != crate::host::MadeBy::VirtualCluster).collect();
     let expired: Vec<&ClusterRecord> =
         records.iter().filter(|r| !r.deleting && r.expires_at.is_some_and(|t| t <= now)).collect();
     let idle: Vec<&ClusterRecord> = records

@@ -439,6 +439,16 @@ fn the_cli_marks_a_virtual_clusters_cluster_refuses_pause_and_deletes_through_th
     let sts = fake.get("statefulsets", "team", "dev").expect("the control plane");
     assert_eq!(sts["spec"]["replicas"], 1, "not paused");
 
+    // gc leaves it to the operator, even past its expiry.
+    let later = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(3)).unwrap();
+    let collected = Vc::new(&sandbox)
+        .args(["gc", "--yes", "-o", "json"])
+        .env("VC_NOW", later.to_string())
+        .run();
+    collected.code(0);
+    assert_eq!(collected.json()["deleted"], json!([]), "{}", collected.stdout);
+    assert!(fake.get("statefulsets", "team", "dev").is_some(), "gc left it alone");
+
     // delete removes the VirtualCluster first; its finalizer and the owner references
     // take the rest.
     let deleted = Vc::new(&sandbox).args(["delete", "dev", "--yes"]).run();
