@@ -2164,6 +2164,14 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
         e2e.vc(&["connect", "dev", "-n", &namespace, "--", "kubectl", "get", "namespaces"]);
     assert_eq!(listed.status.code(), Some(0), "connect to the operator's cluster");
     assert!(String::from_utf8_lossy(&listed.stdout).contains("kube-system"));
+    // The CLI tells it apart from a CLI-made cluster and leaves its lifecycle to the object.
+    let clusters = e2e.vc(&["list", "-n", &namespace, "-o", "json"]);
+    assert_eq!(clusters.status.code(), Some(0));
+    let clusters = json(&clusters);
+    let dev = clusters.as_array().and_then(|c| c.iter().find(|c| c["name"] == "dev"));
+    assert_eq!(dev.map(|c| c["madeBy"].clone()), Some("virtualCluster".into()), "{clusters}");
+    let paused = e2e.vc(&["pause", "dev", "-n", &namespace]);
+    assert_eq!(paused.status.code(), Some(6), "pause is the VirtualCluster's to decide");
     let deleted = e2e.kubectl(&["delete", "vcl", "dev", "-n", &namespace, "--timeout=300s"]);
     assert!(deleted.status.success(), "the finalizer ran and let the object go");
     let left = e2e.kubectl(&["get", "statefulsets,pvc,services", "-n", &namespace, "-o", "name"]);
