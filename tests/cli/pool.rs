@@ -3,13 +3,13 @@
 //! claimants at once and claims while no keeper runs.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fakekube::FakeKube;
 use serde_json::Value;
 
-use crate::support::{Run, Sandbox, VC, Vc, fake_host};
+use crate::support::{Run, Sandbox, Vc, fake_host};
 
 fn vc(sandbox: &Sandbox, args: &[&str]) -> Run {
     Vc::new(sandbox).args(args).run()
@@ -17,28 +17,11 @@ fn vc(sandbox: &Sandbox, args: &[&str]) -> Run {
 
 /// `vc ARGS` started in the background with the sandbox's environment.
 fn spawn(sandbox: &Sandbox, args: &[&str]) -> Child {
-    Command::new(VC)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sandbox.home())
-        .env("KUBECONFIG", sandbox.kubeconfig())
-        .env("XDG_STATE_HOME", sandbox.state())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vc")
+    Vc::new(sandbox).args(args).spawn()
 }
 
 fn finish(child: Child) -> Run {
-    let output = child.wait_with_output().expect("wait for vc");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(child)
 }
 
 /// The control-plane StatefulSets labelled for `pool`.

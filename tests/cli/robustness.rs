@@ -3,10 +3,10 @@
 //! vc's TLS stack refuses.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, Sandbox, VC, Vc};
+use crate::support::{Run, Sandbox, Vc};
 
 /// A kubeconfig with a host context and a context vc made for virtual cluster `dev`, so that
 /// `vc disconnect --all` has an entry to remove (and a lock to take) without any host.
@@ -69,20 +69,7 @@ fn lock_path(kubeconfig: &Path) -> PathBuf {
 
 /// `vc ARGS` started in the background, with the same environment as [`Vc::run`].
 fn spawn_vc(sandbox: &Sandbox, args: &[&str]) -> std::process::Child {
-    std::fs::create_dir_all(sandbox.home()).unwrap();
-    Command::new(VC)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", sandbox.home())
-        .env("KUBECONFIG", sandbox.kubeconfig())
-        .env("XDG_STATE_HOME", sandbox.state())
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vc")
+    Vc::new(sandbox).args(args).spawn()
 }
 
 /// Waits up to `limit` for `child` to exit; kills it (and fails) if it does not.
@@ -100,13 +87,7 @@ fn wait_within(mut child: std::process::Child, limit: Duration) -> (Run, Duratio
         std::thread::sleep(Duration::from_millis(10));
     }
     let waited = started.elapsed();
-    let output = child.wait_with_output().expect("collect vc output");
-    let run = Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    (run, waited)
+    (Run::of(child), waited)
 }
 
 // The lock wait yields to the runtime, so the Ctrl-C handler runs while vc waits.

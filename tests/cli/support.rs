@@ -79,7 +79,9 @@ impl<'a> Vc<'a> {
         self
     }
 
-    pub fn run(self) -> Run {
+    /// The command with the sandbox's environment: HOME, KUBECONFIG, XDG_STATE_HOME and
+    /// NO_COLOR, nothing inherited but PATH; stdout and stderr piped.
+    fn command(&self) -> Command {
         let home = self.sandbox.home();
         std::fs::create_dir_all(&home).expect("home dir");
         let mut command = Command::new(VC);
@@ -91,12 +93,22 @@ impl<'a> Vc<'a> {
             .env("KUBECONFIG", self.sandbox.kubeconfig())
             .env("XDG_STATE_HOME", self.sandbox.state())
             .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in &self.env {
             command.env(k, v);
         }
+        command
+    }
+
+    /// Starts vc in the background with no stdin; [`Run::of`] collects it.
+    pub fn spawn(self) -> std::process::Child {
+        self.command().stdin(Stdio::null()).spawn().expect("start vc")
+    }
+
+    pub fn run(self) -> Run {
+        let mut command = self.command();
+        command.stdin(Stdio::piped());
         let mut child = command.spawn().expect("start vc");
         // Fed from a thread, so a large input cannot block while vc's output fills its pipes.
         let feeder = child.stdin.take().map(|mut stdin| {
@@ -106,19 +118,25 @@ impl<'a> Vc<'a> {
                 let _ = stdin.write_all(&bytes);
             })
         });
-        let output = child.wait_with_output().expect("wait for vc");
+        let run = Run::of(child);
         if let Some(feeder) = feeder {
             let _ = feeder.join();
         }
+        run
+    }
+}
+
+impl Run {
+    /// Waits for a started vc and collects what it printed.
+    pub fn of(child: std::process::Child) -> Run {
+        let output = child.wait_with_output().expect("wait for vc");
         Run {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
-}
 
-impl Run {
     /// Exit code, stdout and stderr in one text, with timestamps and temp paths filtered.
     pub fn transcript(&self, sandbox: &Sandbox) -> String {
         // Tables go to stdout: their ages depend on how long the test took.
