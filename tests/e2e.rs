@@ -2095,6 +2095,49 @@ fn virtual_cluster_manifest(namespace: &str, name: &str, spec: &str) -> String {
     )
 }
 
+/// The engine's control plane requests 200m CPU (and its CoreDNS 20m). When `count` of them do
+/// not fit in the CPU the host's nodes have left unrequested, the spec asks each for a share
+/// that fits, and says so: the scenario measures starting clusters together, not the host's size.
+fn fitting_spec(e2e: &E2e, count: usize) -> String {
+    fn millis(text: &str) -> u64 {
+        match text.strip_suffix('m') {
+            Some(m) => m.parse().unwrap_or(0),
+            None => text.parse::<f64>().map(|c| (c * 1000.0) as u64).unwrap_or(0),
+        }
+    }
+    let read = |args: &[&str]| String::from_utf8_lossy(&e2e.kubectl(args).stdout).to_string();
+    let allocatable: u64 =
+        read(&["get", "nodes", "-o", "jsonpath={.items[*].status.allocatable.cpu}"])
+            .split_whitespace()
+            .map(millis)
+            .sum();
+    let requested: u64 = read(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector=status.phase!=Succeeded,status.phase!=Failed",
+        "-o",
+        "jsonpath={.items[*].spec.containers[*].resources.requests.cpu}",
+    ])
+    .split_whitespace()
+    .map(millis)
+    .sum();
+    let free = allocatable.saturating_sub(requested);
+    // Four fifths of what is free, shared by each control plane and its CoreDNS.
+    let share = (free * 4 / 5 / count.max(1) as u64).saturating_sub(20);
+    if share >= 200 {
+        return r#"{"ttl":"1h"}"#.to_string();
+    }
+    let cpu = share.max(10);
+    eprintln!(
+        "e2e: the host has {free}m CPU unrequested, room for {} control planes at the engine's 200m; each of the {count} requests {cpu}m instead",
+        free / 220
+    );
+    format!(
+        r#"{{"ttl":"1h","engine":{{"values":{{"controlPlane":{{"statefulSet":{{"resources":{{"requests":{{"cpu":"{cpu}m"}}}}}}}}}}}}}}"#
+    )
+}
+
 fn vcl_phase(e2e: &E2e, namespace: &str, name: &str) -> String {
     let got = e2e.kubectl(&["get", "vcl", name, "-n", namespace, "-o", "jsonpath={.status.phase}"]);
     String::from_utf8_lossy(&got.stdout).trim().to_string()
@@ -2107,6 +2150,8 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     let crd = e2e.vc(&["operator", "crd"]);
     assert_eq!(crd.status.code(), Some(0));
     let had_crd = e2e.kubectl(&["get", "crd", "virtualclusters.vc.dev"]).status.success();
+    // Declared first, so dropped last: after every VirtualCluster went, even on failure.
+    let _crd = CrdCleanup { e2e: &e2e, remove: !had_crd };
     let applied = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(&crd.stdout));
     assert!(applied.status.success(), "the real API server accepts the generated CRD");
     let established = e2e.kubectl(&[
@@ -2181,13 +2226,14 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     // holds about that many control planes starting together).
     let count: usize =
         std::env::var("VC_E2E_OPERATOR_CLUSTERS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let spec = fitting_spec(&e2e, count);
     let namespaces: Vec<String> = (0..count).map(|i| unique(&format!("e2e-vcl{i}"))).collect();
     let _cleanups: Vec<NamespaceCleanup> =
         namespaces.iter().map(|ns| NamespaceCleanup { e2e: &e2e, namespace: ns.clone() }).collect();
     let mut manifests = String::new();
     for ns in &namespaces {
         assert!(e2e.kubectl(&["create", "namespace", ns]).status.success());
-        manifests.push_str(&virtual_cluster_manifest(ns, "c", r#"{"ttl":"1h"}"#));
+        manifests.push_str(&virtual_cluster_manifest(ns, "c", &spec));
         manifests.push('\n');
     }
     let started = std::time::Instant::now();
@@ -2202,7 +2248,18 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     );
     assert!(all_ready, "not every VirtualCluster became Running");
     drop(_cleanups);
-    if !had_crd {
-        e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
+}
+
+/// Removes the VirtualCluster CRD a scenario installed, when the host did not have it before.
+struct CrdCleanup<'a> {
+    e2e: &'a E2e,
+    remove: bool,
+}
+
+impl Drop for CrdCleanup<'_> {
+    fn drop(&mut self) {
+        if self.remove {
+            self.e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
+        }
     }
 }

@@ -340,10 +340,11 @@ async fn render_and_apply(
 ) -> Result<String, Failure> {
     let mut spec = object.spec.clone();
     let isolation = &spec.isolation;
-    let facts = host
-        .network_facts(isolation.enabled, isolation.enabled && isolation.allow_internet)
-        .await
-        .map_err(Failure::Host)?;
+    let (facts, service_ip) = futures::try_join!(
+        host.network_facts(isolation.enabled, isolation.enabled && isolation.allow_internet),
+        host.first_service_ip()
+    )
+    .map_err(Failure::Host)?;
     // Without the endpoints the policies let the control plane reach any API port, as for
     // vc create (which warns the same).
     let _ = host::pin_isolation(&mut spec, &facts);
@@ -356,6 +357,16 @@ async fn render_and_apply(
     };
     let mut rendered =
         engine::render(&spec, &placement).map_err(|e| Failure::Spec(e.to_string()))?;
+    // The engine's certificates, made here as `vc create` makes them so the engine's start
+    // skips it; created only when absent, so a re-apply keeps the keys the cluster runs on.
+    if let Some(service_ip) = service_ip {
+        let target = engine::pki::target_for(&spec, &placement, service_ip)
+            .map_err(|e| Failure::Spec(e.to_string()))?;
+        let seed = host::pki_seed().map_err(|e| Failure::Host(HostError::Failed(e.to_string())))?;
+        let secret = engine::pki::render_certs_secret(&target, &seed)
+            .map_err(|e| Failure::Host(HostError::Failed(e.to_string())))?;
+        rendered.add_certs(secret);
+    }
     let owner = owner_reference(object);
     for item in &mut rendered.objects {
         item.metadata_mut().owner_references = Some(vec![owner.clone()]);

@@ -129,6 +129,10 @@ fn a_virtual_cluster_is_applied_becomes_ready_reapplies_and_cascades_on_delete()
     assert_eq!(sts["metadata"]["ownerReferences"][0]["kind"], "VirtualCluster");
     assert_eq!(sts["metadata"]["ownerReferences"][0]["uid"], object["metadata"]["uid"]);
     assert!(fake.get("services", "team", "dev").is_some());
+    // The engine's certificates are made by the operator, as by `vc create`, and owned too.
+    let certs = fake.get("secrets", "team", "dev-certs").expect("the certificate Secret");
+    assert_eq!(certs["metadata"]["ownerReferences"][0]["uid"], object["metadata"]["uid"]);
+    assert!(certs["data"]["ca.crt"].is_string(), "{certs:#}");
 
     // A change of metadata only (a new resourceVersion, the same generation) is reconciled
     // with reads only.
@@ -153,6 +157,8 @@ fn a_virtual_cluster_is_applied_becomes_ready_reapplies_and_cascades_on_delete()
             .and_then(|s| s["metadata"]["annotations"]["vc.dev/spec"].as_str().map(str::to_string))
             .is_some_and(|spec| spec.contains("gold"))
     });
+    let kept = fake.get("secrets", "team", "dev-certs").expect("the certificate Secret");
+    assert_eq!(kept["data"], certs["data"], "a re-apply keeps the keys the cluster runs on");
 
     // Deleting the object runs vc's delete path, then the object goes.
     fake.delete(RESOURCE, "team", "dev").expect("deleted");
@@ -161,6 +167,7 @@ fn a_virtual_cluster_is_applied_becomes_ready_reapplies_and_cascades_on_delete()
             && fake.get("statefulsets", "team", "dev").is_none()
             && fake.list("persistentvolumeclaims", Some("team")).is_empty()
             && fake.get("services", "team", "dev").is_none()
+            && fake.get("secrets", "team", "dev-certs").is_none()
     });
     let (code, log) = operator.stop();
     assert_eq!(code, Some(0), "{log}");
