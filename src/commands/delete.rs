@@ -30,7 +30,30 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
             let find = tokio::time::timeout_at(deadline, host.find(name, namespace));
             match find.await.map_err(|_| host.no_answer(args.timeout))? {
                 Ok(record) => targets.push(record),
-                Err(HostError::NotFound(_)) if args.ignore_not_found => {}
+                // A VirtualCluster whose control plane is not there (yet) goes as the object.
+                Err(HostError::NotFound(message)) => {
+                    let found = crate::operator::client::namespaces_of_cluster_object(
+                        &host, name, namespace,
+                    )
+                    .await?;
+                    match found.as_slice() {
+                        [one] => {
+                            let mut record = ClusterRecord::placeholder(name, one);
+                            record.made_by = MadeBy::VirtualCluster;
+                            record.virtual_cluster = Some(name.clone());
+                            targets.push(record);
+                        }
+                        [] if args.ignore_not_found => {}
+                        [] => return Err(HostError::NotFound(message).into()),
+                        many => {
+                            return Err(CliError::usage(format!(
+                                "VirtualCluster {name:?} exists in namespaces {}; pick one with -n",
+                                many.join(", ")
+                            ))
+                            .into());
+                        }
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }

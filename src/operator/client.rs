@@ -124,3 +124,31 @@ pub async fn mark_for_adoption(
         .await
         .map_err(|e| host.explain(&format!("marking VirtualCluster {namespace}/{name}"), e))
 }
+
+/// The namespaces holding a VirtualCluster `name` (only `namespace`, when given): for a
+/// VirtualCluster whose operator has not made its control plane yet. None without the CRD.
+pub async fn namespaces_of_cluster_object(
+    host: &Host,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<Vec<String>, HostError> {
+    if let Some(namespace) = namespace {
+        return match get_cluster_object(host, namespace, name).await {
+            Ok(found) => Ok(found.map(|_| namespace.to_string()).into_iter().collect()),
+            Err(HostError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        };
+    }
+    let api: Api<VirtualCluster> = Api::all(host.client.clone());
+    let params = ListParams::default().fields(&format!("metadata.name={name}"));
+    match api.list_metadata(&params).await {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .filter(|o| o.metadata.name.as_deref() == Some(name))
+            .filter_map(|o| o.metadata.namespace)
+            .collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 403 => Ok(Vec::new()),
+        Err(e) => Err(host.explain("listing VirtualClusters", e)),
+    }
+}
