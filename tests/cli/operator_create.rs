@@ -192,8 +192,6 @@ fn create_through_the_operator_refuses_what_it_cannot_take_and_deletes_its_names
         list["items"].as_array().unwrap().iter().filter_map(|i| i["kind"].as_str()).collect();
     assert_eq!(kinds, ["Namespace", "VirtualCluster"], "{list:#}");
     assert_eq!(list["items"][1]["metadata"], json!({ "name": "dev", "namespace": "vc-dev" }));
-    let restore = Vc::new(&sandbox).args(["restore", "missing.vcsnap", "--name", "x"]).run();
-    assert_ne!(restore.code, Some(0));
 
     install_crd(&fake, &sandbox);
     let operator = leading_operator(&fake, &sandbox);
@@ -228,6 +226,20 @@ fn create_through_the_operator_refuses_what_it_cannot_take_and_deletes_its_names
     assert_eq!(made.json()["virtualCluster"], "vc-dev/dev");
     let namespace = fake.get("namespaces", "", "vc-dev").expect("the namespace vc made");
     assert_eq!(namespace["metadata"]["labels"]["vc.dev/cluster"], "dev");
+    // --upsert re-applies the VirtualCluster's spec and waits for the operator's re-apply.
+    let again = Vc::new(&sandbox).args(["create", "dev", "--no-connect"]).run();
+    again.code(6);
+    assert!(again.stderr.contains("--upsert"), "{}", again.stderr);
+    let upserted = Vc::new(&sandbox)
+        .args(["create", "dev", "--upsert", "--label", "tier=gold", "--no-connect"])
+        .run();
+    upserted.code(0);
+    let object = fake.get(RESOURCE, "vc-dev", "dev").expect("the VirtualCluster");
+    assert_eq!(object["spec"]["labels"]["tier"], "gold");
+    assert_eq!(object["status"]["observedGeneration"], object["metadata"]["generation"]);
+    let record = fake.get("statefulsets", "vc-dev", "dev").expect("the control plane");
+    let spec = record["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap_or_default();
+    assert!(spec.contains("gold"), "re-applied by the operator: {spec}");
     fake.put(json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "team" } }))
         .expect("namespace team");
     Vc::new(&sandbox).args(["create", "shared", "-n", "team", "--no-connect"]).run().code(0);
