@@ -125,8 +125,9 @@ fn adoptable(sts: &StatefulSet, object: &VirtualCluster) -> bool {
     let controlled = sts.owner_references().iter().any(|r| r.controller == Some(true));
     marked
         && !controlled
-        && host::record_from(sts)
-            .is_some_and(|r| r.made_by == host::MadeBy::Vc && r.name == r.host_name)
+        && host::record_from(sts).is_some_and(|r| {
+            r.made_by == host::MadeBy::Vc && r.pool.is_none() && r.name == r.host_name
+        })
 }
 
 /// The creation time an adopted cluster keeps (`vc adopt` records it on the object).
