@@ -408,3 +408,27 @@ async fn cleanup(host: &Host, placement: &Placement) -> Result<(), HostError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_objects_spec_leaves_manifests_to_vc_and_states_the_quota_of_its_own_namespace() {
+        let mut spec = VirtualClusterSpec::default();
+        spec.manifests.push("k8s/app.yaml".into());
+        let own = object_spec(&spec, true);
+        assert!(own.manifests.is_empty());
+        assert_eq!(own.quota.enabled, Some(true), "vc create sets a quota in vc-NAME");
+        assert_eq!(object_spec(&spec, false).quota.enabled, None, "none in a shared namespace");
+        spec.quota.enabled = Some(false);
+        assert_eq!(object_spec(&spec, true).quota.enabled, Some(false), "--no-quota stays");
+    }
+
+    #[test]
+    fn why_direct_names_the_missing_piece() {
+        assert!(why_direct(&Presence::NoCrd).contains("CRD virtualclusters.vc.dev"));
+        let stale = Presence::NoOperator("the Lease vc-system/vc-operator has no holder".into());
+        assert!(why_direct(&stale).contains("no operator holds the Lease (the Lease"));
+    }
+}
