@@ -120,6 +120,9 @@ pub enum Command {
     /// Print, install, run or remove the controller that reconciles VirtualCluster objects
     #[command(after_help = OPERATOR_EXAMPLES)]
     Operator(OperatorArgs),
+    /// Hand a cluster made by vc create over to a VirtualCluster of the same name
+    #[command(after_help = ADOPT_EXAMPLES)]
+    Adopt(AdoptArgs),
     /// Runs the background port-forward of one virtual cluster (started by `vc connect`)
     #[command(hide = true)]
     Forwarder(ForwarderArgs),
@@ -377,7 +380,24 @@ Examples:
   vc create dev
   vc create ci-42 --kubernetes-version 1.33 --ttl 2h --label pr=42
   vc create dev -f values.yaml --quota cpu=8,memory=16Gi
-  vc create dev --dry-run -o yaml";
+  vc create dev --dry-run -o yaml
+  vc create dev --operator --dry-run -o yaml > dev-vcl.yaml
+
+Where the VirtualCluster resource is installed and an operator holds its Lease (vc-operator in
+$VC_OPERATOR_NAMESPACE, else vc-system), vc create makes a VirtualCluster object NAME in the
+cluster's namespace and waits on its status; the operator applies the host objects, and vc
+connects as usual. --direct applies them from here instead. Restores, clones and pool claims
+always take the direct path.";
+
+const ADOPT_EXAMPLES: &str = "\
+Examples:
+  vc adopt dev
+  vc adopt ci-42 -n team-a
+
+Creates the VirtualCluster NAME in the cluster's namespace with the recorded spec, marked to
+adopt it; the operator re-applies the host objects with owner references, and from then on the
+cluster is the VirtualCluster's (kubectl delete vcl NAME -n NS removes it). Needs the CRD and a
+running operator; a paused cluster is resumed first (vc resume NAME).";
 
 const CONNECT_EXAMPLES: &str = "\
 Examples:
@@ -461,9 +481,17 @@ pub struct CreateArgs {
     /// Apply again when the cluster exists
     #[arg(long)]
     pub upsert: bool,
-    /// Print the objects that would be applied and contact nothing
+    /// Print the objects that would be applied and contact nothing (with --operator: the
+    /// Namespace and the VirtualCluster object)
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply the host objects from this process even when an operator holds the Lease
+    #[arg(long, conflicts_with = "operator")]
+    pub direct: bool,
+    /// Create through a VirtualCluster object for the operator; refused (exit 3) when no
+    /// operator holds the Lease
+    #[arg(long)]
+    pub operator: bool,
     /// Delete what was created when the cluster does not become ready
     #[arg(long)]
     pub cleanup_on_failure: bool,
@@ -491,6 +519,7 @@ pub struct CreateArgs {
         "labels", "no_isolation", "allow_internet", "no_quota", "ephemeral", "quota", "upsert",
         "dry_run", "from_snapshot", "no_wait", "apply", "storage_size", "storage_class",
         "node_selector", "tolerations", "runtime_class", "priority_class", "expose", "datastore",
+        "operator",
     ])]
     pub from_pool: Option<String>,
     /// With --from-pool: wait (up to --timeout) for a member instead of creating the cluster
@@ -591,6 +620,8 @@ impl FromSnapshotArgs {
             no_wait: false,
             upsert: false,
             dry_run: false,
+            direct: false,
+            operator: false,
             cleanup_on_failure: false,
             no_connect: self.no_connect,
             no_switch: self.no_switch,
@@ -766,6 +797,17 @@ pub struct PauseArgs {
     pub name: String,
     /// How long to wait for the control plane and the workloads to stop
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration_arg)]
+    pub timeout: Duration,
+}
+
+/// `vc adopt`
+#[derive(Debug, Args)]
+pub struct AdoptArgs {
+    /// Name of the virtual cluster (made by vc create)
+    #[arg(add = cluster_names())]
+    pub name: String,
+    /// How long to wait for the operator to take the cluster over
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration_arg)]
     pub timeout: Duration,
 }
 

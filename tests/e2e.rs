@@ -101,6 +101,23 @@ impl E2e {
         self.vc_as(&self.kubeconfig, args)
     }
 
+    /// Runs `vc` with extra environment variables.
+    fn vc_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let output = Command::new(VC)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run vc");
+        log_command("vc", args, &output);
+        if args.first() == Some(&"create") {
+            print_timings(args, &output);
+        }
+        output
+    }
+
     /// Runs `vc` with `input` (a file) on its stdin.
     fn vc_with_stdin_file(&self, args: &[&str], input: &Path) -> Output {
         let file = std::fs::File::open(input).expect("open the input file");
@@ -2261,5 +2278,118 @@ impl Drop for CrdCleanup<'_> {
         if self.remove {
             self.e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
         }
+    }
+}
+
+/// Applies the generated CRD and waits until it is served; true when it was there before.
+fn install_crd(e2e: &E2e) -> bool {
+    let crd = e2e.vc(&["operator", "crd"]);
+    assert_eq!(crd.status.code(), Some(0));
+    let had_crd = e2e.kubectl(&["get", "crd", "virtualclusters.vc.dev"]).status.success();
+    let applied = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(&crd.stdout));
+    assert!(applied.status.success(), "the real API server accepts the generated CRD");
+    let established = e2e.kubectl(&[
+        "wait",
+        "crd/virtualclusters.vc.dev",
+        "--for=condition=Established",
+        "--timeout=60s",
+    ]);
+    assert!(established.status.success());
+    had_crd
+}
+
+fn jsonpath(e2e: &E2e, args: &[&str], path: &str) -> String {
+    let mut args = args.to_vec();
+    let path = format!("jsonpath={path}");
+    args.extend(["-o", &path]);
+    String::from_utf8_lossy(&e2e.kubectl(&args).stdout).trim().to_string()
+}
+
+#[test]
+fn create_through_the_operator_and_adopt() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let had_crd = install_crd(&e2e);
+    let lease_namespace = unique("e2e-oplease");
+    let _operator = BackgroundOperator {
+        child: Command::new(VC)
+            .args(["operator", "run", "-n", &lease_namespace, "--identity", &lease_namespace])
+            .env("KUBECONFIG", &e2e.kubeconfig)
+            .env("XDG_STATE_HOME", e2e.state.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start vc operator run"),
+    };
+    let _lease_cleanup = NamespaceCleanup { e2e: &e2e, namespace: lease_namespace.clone() };
+    let env = [("VC_OPERATOR_NAMESPACE", lease_namespace.as_str())];
+    let leading = eventually(Duration::from_secs(60), || {
+        jsonpath(
+            &e2e,
+            &["get", "lease", "vc-operator", "-n", &lease_namespace],
+            "{.spec.holderIdentity}",
+        ) == lease_namespace
+    });
+    assert!(leading, "the operator took its Lease");
+
+    // vc create through the operator: a VirtualCluster, Running, connectable; vc delete takes
+    // the namespace vc made along.
+    let name = unique("e2e-opc");
+    let namespace = format!("vc-{name}");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let created = e2e.vc_env(&["create", &name, "--ttl", "1h", "--no-connect", "-o", "json"], &env);
+    assert_eq!(created.status.code(), Some(0), "create through the operator");
+    let result = json(&created);
+    assert_eq!(result["virtualCluster"], format!("{namespace}/{name}").as_str(), "{result}");
+    assert_eq!(result["phase"], "Running", "{result}");
+    assert_eq!(vcl_phase(&e2e, &namespace, &name), "Running");
+    let owner = jsonpath(
+        &e2e,
+        &["get", "statefulset", &name, "-n", &namespace],
+        "{.metadata.ownerReferences[0].kind}",
+    );
+    assert_eq!(owner, "VirtualCluster", "the operator applied the control plane");
+    let listed = e2e.vc(&["connect", &name, "--", "kubectl", "get", "namespaces"]);
+    assert_eq!(listed.status.code(), Some(0), "connect to a cluster made through the operator");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("kube-system"));
+    let deleted = e2e.vc(&["delete", &name, "--yes", "--timeout", "5m"]);
+    assert_eq!(deleted.status.code(), Some(0), "delete through the VirtualCluster");
+    let gone = e2e.kubectl(&["get", "namespace", &namespace]);
+    assert!(!gone.status.success(), "the namespace vc made went with it");
+
+    // vc adopt: a cluster made directly becomes the VirtualCluster's, and goes with it.
+    let name = unique("e2e-opa");
+    let namespace = format!("vc-{name}");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let _namespace_cleanup = NamespaceCleanup { e2e: &e2e, namespace: namespace.clone() };
+    let created = e2e.vc_env(&["create", &name, "--direct", "--ttl", "1h", "--no-connect"], &env);
+    assert_eq!(created.status.code(), Some(0), "create --direct beside the operator");
+    let owner = |e2e: &E2e| {
+        jsonpath(
+            e2e,
+            &["get", "statefulset", &name, "-n", &namespace],
+            "{.metadata.ownerReferences[0].kind}",
+        )
+    };
+    assert_eq!(owner(&e2e), "", "--direct makes a cluster no VirtualCluster owns");
+    let started = std::time::Instant::now();
+    let adopted = e2e.vc_env(&["adopt", &name, "-o", "json"], &env);
+    assert_eq!(adopted.status.code(), Some(0), "adopt");
+    eprintln!("e2e: adopted in {:.1}s", started.elapsed().as_secs_f64());
+    assert_eq!(owner(&e2e), "VirtualCluster");
+    let running =
+        eventually(Duration::from_secs(300), || vcl_phase(&e2e, &namespace, &name) == "Running");
+    assert!(running, "the adopting VirtualCluster became Running");
+    let clusters = json(&e2e.vc(&["list", "-n", &namespace, "-o", "json"]));
+    assert_eq!(clusters[0]["madeBy"], "virtualCluster", "{clusters}");
+    let again = e2e.vc_env(&["adopt", &name], &env);
+    assert_eq!(again.status.code(), Some(6), "adopted once only");
+    let deleted = e2e.kubectl(&["delete", "vcl", &name, "-n", &namespace, "--timeout=300s"]);
+    assert!(deleted.status.success(), "the finalizer ran and let the object go");
+    let left = e2e.kubectl(&["get", "statefulsets,pvc,services", "-n", &namespace, "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "everything went with it");
+    drop(_namespace_cleanup);
+    if !had_crd {
+        e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
     }
 }

@@ -21,6 +21,7 @@ use crate::snapshot::{restore, stream};
 use crate::spec::{self, VirtualClusterSpec};
 
 mod claim;
+mod through_operator;
 
 /// JSON result of `vc create -o json`.
 #[derive(Debug, Serialize)]
@@ -51,6 +52,10 @@ struct CreateResult {
     /// The name its host objects keep, when claimed from a pool.
     #[serde(skip_serializing_if = "Option::is_none")]
     host_name: Option<String>,
+    /// The VirtualCluster ("namespace/name") the operator made it for, when created
+    /// through the operator.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_cluster: Option<String>,
 }
 
 /// Builds the spec: the values file first, then the flags over it.
@@ -221,6 +226,17 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
         )
         .into());
     }
+    // A snapshot is streamed in and a pool member claimed by this process: those stay direct.
+    let direct_only = plan.is_some() || args.from_pool.is_some();
+    if args.operator && direct_only {
+        return Err(CliError::usage(
+            "--operator cannot restore a snapshot or claim from a pool: vc streams the snapshot (or claims the member) itself; leave out --operator",
+        )
+        .into());
+    }
+    if args.dry_run && args.operator {
+        return through_operator::dry_run(printer, &spec, &placement, &rendered);
+    }
     if args.dry_run {
         let list = engine::as_list(&rendered.objects);
         return match printer.format {
@@ -237,6 +253,39 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     // One deadline for the whole command: a host that accepts connections and never answers
     // ends it at `--timeout` too.
     let deadline = Instant::now() + args.timeout;
+    if !args.direct && !direct_only {
+        let presence =
+            tokio::time::timeout_at(deadline, crate::operator::client::presence(&host, &namespace))
+                .await
+                .map_err(|_| host.no_answer(args.timeout))??;
+        match presence {
+            crate::operator::client::Presence::Operator { identity } => {
+                printer.detail(&format!(
+                    "the operator {identity:?} holds the Lease: creating a VirtualCluster (--direct applies the objects from here)"
+                ));
+                let request = through_operator::Request {
+                    spec: &spec,
+                    placement: &placement,
+                    rendered: &rendered,
+                    manifests: &manifests,
+                    deadline,
+                };
+                return through_operator::run(invocation, &host, &args, request).await;
+            }
+            absent if args.operator => {
+                return Err(CliError::not_found(format!(
+                    "cannot create virtual cluster {name:?} through the operator on context {:?}: {}; start one (vc operator install, or vc operator run), or leave out --operator",
+                    host.context,
+                    through_operator::why_direct(&absent)
+                ))
+                .into());
+            }
+            absent => printer.detail(&format!(
+                "applying the objects from here: {}",
+                through_operator::why_direct(&absent)
+            )),
+        }
+    }
     let isolation = &spec.isolation;
     let with_ranges = isolation.enabled && isolation.allow_internet;
     let facts = async { Ok(host.network_facts(isolation.enabled, with_ranges).await?) };
@@ -244,7 +293,7 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let service_ip = async { Ok(host.first_service_ip().await?) };
     let preflight = async {
         futures::try_join!(
-            check_existing(&host, &placement, args.upsert, &spec),
+            check_existing(&host, &placement, args.upsert, &spec, false),
             facts,
             rights,
             service_ip
@@ -290,7 +339,8 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let stop = match outcome {
         Ok((ready, connected)) => {
             let timings = progress.finish();
-            return report(invocation, &rendered, &placement, ready, connected.as_ref(), &timings);
+            let made = Made { rendered: &rendered, placement: &placement, virtual_cluster: None };
+            return report(invocation, &made, ready, connected.as_ref(), &timings);
         }
         Err(stop) => {
             progress.abandon();
@@ -333,11 +383,14 @@ async fn check_rights(
 
 /// Refuses to create over something that exists, unless `--upsert` re-applies a cluster `vc`
 /// made. Returns the creation time and the recorded expiry of the cluster being re-applied.
+/// Through the operator (`through_operator`), the cluster being re-applied is the
+/// VirtualCluster's, and one `vc create` made is refused with the way to adopt it.
 async fn check_existing(
     host: &Host,
     placement: &Placement,
     upsert: bool,
     spec: &VirtualClusterSpec,
+    through_operator: bool,
 ) -> anyhow::Result<Option<(jiff::Timestamp, Option<jiff::Timestamp>)>> {
     let persistent = spec.persistent();
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
@@ -375,7 +428,13 @@ async fn check_existing(
             ))
             .into());
         };
-        if existing.made_by == MadeBy::VirtualCluster {
+        if through_operator && existing.made_by == MadeBy::Vc {
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} on context {context:?} was made by vc create, not by a VirtualCluster; hand it to one with: vc adopt {name} -n {namespace}, or re-apply it directly with: vc create {name} --direct --upsert"
+            ))
+            .into());
+        }
+        if existing.made_by == MadeBy::VirtualCluster && !through_operator {
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} in namespace {namespace:?} was made by the VirtualCluster {:?}; change it there instead: kubectl edit vcl {} -n {namespace}",
                 existing.virtual_cluster.as_deref().unwrap_or(name),
@@ -383,7 +442,7 @@ async fn check_existing(
             ))
             .into());
         }
-        if existing.made_by != MadeBy::Vc {
+        if existing.made_by == MadeBy::Vcluster {
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} in namespace {namespace:?} was made by the vcluster CLI; vc does not re-apply it"
             ))
@@ -875,15 +934,23 @@ async fn restore_datastore(
     }
 }
 
+/// What a create made, for its report.
+struct Made<'a> {
+    rendered: &'a engine::Rendered,
+    placement: &'a Placement,
+    /// The VirtualCluster ("namespace/name") it was made through, if any.
+    virtual_cluster: Option<String>,
+}
+
 fn report(
     invocation: &Invocation,
-    rendered: &engine::Rendered,
-    placement: &Placement,
+    made: &Made<'_>,
     ready: bool,
     connected: Option<&connection::Connected>,
     timings: &[(&'static str, Duration)],
 ) -> anyhow::Result<()> {
     let printer = &invocation.printer;
+    let Made { rendered, placement, .. } = made;
     let name = placement.name.as_str();
     let expires_at = rendered.expires_at.map(|t| t.to_string());
     let result = CreateResult {
@@ -903,6 +970,7 @@ fn report(
             .collect(),
         pool: None,
         host_name: None,
+        virtual_cluster: made.virtual_cluster.clone(),
     };
     write_ci_outputs(printer, &result, ready, timings);
     match printer.format {

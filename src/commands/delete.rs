@@ -30,7 +30,30 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
             let find = tokio::time::timeout_at(deadline, host.find(name, namespace));
             match find.await.map_err(|_| host.no_answer(args.timeout))? {
                 Ok(record) => targets.push(record),
-                Err(HostError::NotFound(_)) if args.ignore_not_found => {}
+                // A VirtualCluster whose control plane is not there (yet) goes as the object.
+                Err(HostError::NotFound(message)) => {
+                    let found = crate::operator::client::namespaces_of_cluster_object(
+                        &host, name, namespace,
+                    )
+                    .await?;
+                    match found.as_slice() {
+                        [one] => {
+                            let mut record = ClusterRecord::placeholder(name, one);
+                            record.made_by = MadeBy::VirtualCluster;
+                            record.virtual_cluster = Some(name.clone());
+                            targets.push(record);
+                        }
+                        [] if args.ignore_not_found => {}
+                        [] => return Err(HostError::NotFound(message).into()),
+                        many => {
+                            return Err(CliError::usage(format!(
+                                "VirtualCluster {name:?} exists in namespaces {}; pick one with -n",
+                                many.join(", ")
+                            ))
+                            .into());
+                        }
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -58,7 +81,13 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
     for record in &targets {
         // A VirtualCluster's cluster goes with the object: the operator's finalizer removes it.
         if let Some(owner) = &record.virtual_cluster {
+            // The namespace `vc create` made for it goes too, once the object is gone: a
+            // namespaced object cannot own it. One vc did not make stays.
+            let own = host.owns_namespace(&record.namespace, &record.host_name).await?;
             crate::operator::delete_cluster_object(&host, &record.namespace, owner).await?;
+            if own && args.no_wait {
+                host.delete_cluster(record, true).await?;
+            }
             let target = connection::Target::of(&host, record);
             if let Err(e) = disconnect(invocation, &target).await {
                 printer.warn(&format!(
@@ -66,7 +95,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
                     record.name, record.name
                 ));
             }
-            started.push((record, false));
+            started.push((record, own));
             continue;
         }
         let own = host.owns_namespace(&record.namespace, &record.host_name).await?;
@@ -98,7 +127,13 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
         let waits = started.iter().map(|(record, own)| async {
             match &record.virtual_cluster {
                 Some(owner) => {
-                    crate::operator::wait_cluster_object_gone(&host, &record.namespace, owner).await
+                    crate::operator::wait_cluster_object_gone(&host, &record.namespace, owner)
+                        .await?;
+                    if *own {
+                        host.delete_cluster(record, true).await?;
+                        host.wait_deleted(record, true).await?;
+                    }
+                    Ok(())
                 }
                 None => host.wait_deleted(record, *own).await,
             }
@@ -124,8 +159,10 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
             continue;
         }
         let what = if let Some(owner) = &record.virtual_cluster {
+            let namespace =
+                if *own { format!(", and namespace {}", record.namespace) } else { String::new() };
             format!(
-                "through its VirtualCluster {}/{owner}, whose finalizer removes its objects",
+                "through its VirtualCluster {}/{owner}, whose finalizer removes its objects{namespace}",
                 record.namespace
             )
         } else if *own {

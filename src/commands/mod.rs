@@ -1,6 +1,7 @@
 //! One module per verb. Each turns its arguments into options, calls the layers below and
 //! prints through the `Printer`. A command never imports another command.
 
+pub mod adopt;
 pub mod completions;
 pub mod connect;
 pub mod create;
@@ -117,6 +118,7 @@ async fn run_interruptible(invocation: &Invocation, command: Command) -> anyhow:
         Command::Rbac(args) => rbac::run(invocation, &args),
         Command::Pause(args) => pause::run(invocation, args).await,
         Command::Resume(args) => resume::run(invocation, args).await,
+        Command::Adopt(args) => adopt::run(invocation, args).await,
         Command::Extend(args) => extend::run(invocation, args).await,
         Command::Gc(args) => gc::run(invocation, args).await,
         Command::Version => version::run(invocation),

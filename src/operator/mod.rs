@@ -2,6 +2,7 @@
 //! spec, engine rendering and host calls as `vc create`. Talks to the cluster; prints nothing
 //! itself (log lines go through the caller's [`Log`]).
 
+pub mod client;
 pub mod install;
 pub mod leader;
 pub mod metrics;

@@ -15,7 +15,10 @@ use kube::runtime::finalizer::{self, Event, finalizer};
 use kube::{Resource as _, ResourceExt as _};
 use serde_json::json;
 
-use super::resource::{Condition, FINALIZER, VirtualCluster, VirtualClusterStatus};
+use super::resource::{
+    ANNOTATION_ADOPT, ANNOTATION_ADOPTED_CREATED_AT, Condition, FINALIZER, VirtualCluster,
+    VirtualClusterStatus,
+};
 use super::{Clock, Log, Metrics};
 use crate::engine::{self, Placement};
 use crate::host::{self, ClusterRecord, Host, HostError};
@@ -115,6 +118,27 @@ fn owned_by(sts: &StatefulSet, object: &VirtualCluster) -> bool {
         .any(|r| Some(r.uid.as_str()) == uid && r.kind == super::resource::KIND)
 }
 
+/// Whether `object` is marked to adopt `sts` (`vc adopt`) and `sts` is a cluster `vc create`
+/// made that no controller owns yet: only then does the apply take it over.
+fn adoptable(sts: &StatefulSet, object: &VirtualCluster) -> bool {
+    let marked = object.annotations().get(ANNOTATION_ADOPT).map(String::as_str) == Some("true");
+    let controlled = sts.owner_references().iter().any(|r| r.controller == Some(true));
+    marked
+        && !controlled
+        && host::record_from(sts).is_some_and(|r| {
+            r.made_by == host::MadeBy::Vc && r.pool.is_none() && r.name == r.host_name
+        })
+}
+
+/// The creation time an adopted cluster keeps (`vc adopt` records it on the object).
+fn adopted_created_at(object: &VirtualCluster) -> Option<jiff::Timestamp> {
+    let annotations = object.annotations();
+    if annotations.get(ANNOTATION_ADOPT).map(String::as_str) != Some("true") {
+        return None;
+    }
+    annotations.get(ANNOTATION_ADOPTED_CREATED_AT)?.parse().ok()
+}
+
 fn owner_reference(object: &VirtualCluster) -> OwnerReference {
     OwnerReference {
         api_version: VirtualCluster::api_version(&()).into_owned(),
@@ -203,7 +227,9 @@ async fn apply(
     let id = key(object);
     let generation = object.metadata.generation;
     let now = ctx.clock.now();
-    let created_at = object.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let created_at = adopted_created_at(object)
+        .or_else(|| object.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now);
     let old = object.status.clone().unwrap_or_default();
     let mut status = StatusBuilder::new(&old, now, generation);
 
@@ -237,7 +263,9 @@ async fn apply(
         .get_opt(&name)
         .await
         .map_err(|e| host.explain(&format!("reading StatefulSet {namespace}/{name}"), e))?;
-    if let Some(sts) = existing.as_ref().filter(|sts| !owned_by(sts, object)) {
+    if let Some(sts) =
+        existing.as_ref().filter(|sts| !owned_by(sts, object) && !adoptable(sts, object))
+    {
         let by =
             if host::record_from(sts).is_some() { "a virtual cluster" } else { "a StatefulSet" };
         let message = format!(

@@ -41,6 +41,15 @@ pub const PATTERN_LABEL_VALUE: &str = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Z
 /// would leave them.
 pub const FINALIZER: &str = "vc.dev/cleanup";
 
+/// Annotation `"true"` on a VirtualCluster: it takes over the cluster of its name that
+/// `vc create` made in its namespace (`vc adopt`). Without it, such a cluster is never
+/// touched and the object is Degraded `NotOwned`.
+pub const ANNOTATION_ADOPT: &str = "vc.dev/adopt";
+
+/// The adopted cluster's creation time (RFC 3339) on its VirtualCluster, so its record and
+/// its expiry keep counting from when `vc create` made it, not from the adoption.
+pub const ANNOTATION_ADOPTED_CREATED_AT: &str = "vc.dev/created-at";
+
 /// A virtual cluster declared as an object; its control plane runs in the object's namespace.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -12,6 +12,7 @@ mod install;
 mod isolation;
 mod lifecycle;
 mod operator;
+mod operator_create;
 mod pause;
 mod pool;
 mod provision;

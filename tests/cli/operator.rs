@@ -7,15 +7,15 @@ use serde_json::{Value, json};
 
 use crate::support::{Sandbox, VC, Vc, fake_host};
 
-const RESOURCE: &str = "virtualclusters.vc.dev";
+pub(crate) const RESOURCE: &str = "virtualclusters.vc.dev";
 
 /// A running `vc operator run`, stopped with SIGTERM when dropped.
-struct Operator {
+pub(crate) struct Operator {
     child: Child,
 }
 
 impl Operator {
-    fn start(sandbox: &Sandbox, identity: &str, env: &[(&str, String)]) -> Operator {
+    pub(crate) fn start(sandbox: &Sandbox, identity: &str, env: &[(&str, String)]) -> Operator {
         Self::start_with(sandbox, identity, &[], env)
     }
 
@@ -45,7 +45,7 @@ impl Operator {
     }
 
     /// Stops it with SIGTERM and returns its exit code and log.
-    fn stop(mut self) -> (Option<i32>, String) {
+    pub(crate) fn stop(mut self) -> (Option<i32>, String) {
         let pid = i32::try_from(self.child.id()).expect("a pid");
         // The pid is our own child's, not yet reaped.
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
@@ -66,13 +66,13 @@ impl Drop for Operator {
     }
 }
 
-fn install_crd(fake: &fakekube::FakeKube, sandbox: &Sandbox) {
+pub(crate) fn install_crd(fake: &fakekube::FakeKube, sandbox: &Sandbox) {
     let run = Vc::new(sandbox).args(["operator", "crd", "-o", "json"]).run();
     run.code(0);
     fake.put(run.json()).expect("the CRD is stored");
 }
 
-fn virtual_cluster(namespace: &str, name: &str, spec: Value) -> Value {
+pub(crate) fn virtual_cluster(namespace: &str, name: &str, spec: Value) -> Value {
     json!({
         "apiVersion": "vc.dev/v1alpha1",
         "kind": "VirtualCluster",
@@ -81,7 +81,7 @@ fn virtual_cluster(namespace: &str, name: &str, spec: Value) -> Value {
     })
 }
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -89,18 +89,18 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn phase(fake: &fakekube::FakeKube, namespace: &str, name: &str) -> Option<String> {
+pub(crate) fn phase(fake: &fakekube::FakeKube, namespace: &str, name: &str) -> Option<String> {
     fake.get(RESOURCE, namespace, name)?["status"]["phase"].as_str().map(str::to_string)
 }
 
-fn condition(object: &Value, type_: &str) -> Value {
+pub(crate) fn condition(object: &Value, type_: &str) -> Value {
     object["status"]["conditions"]
         .as_array()
         .and_then(|c| c.iter().find(|c| c["type"] == type_).cloned())
         .unwrap_or(Value::Null)
 }
 
-fn writes(fake: &fakekube::FakeKube) -> Vec<String> {
+pub(crate) fn writes(fake: &fakekube::FakeKube) -> Vec<String> {
     fake.requests()
         .into_iter()
         .filter(|r| !matches!(r.verb.as_str(), "get" | "list" | "watch" | "other"))

@@ -202,6 +202,7 @@ fn report(
             .collect(),
         pool: Some(pool.to_string()),
         host_name: Some(record.host_name.clone()),
+        virtual_cluster: None,
     };
     super::write_ci_outputs(printer, &result, true, timings);
     match printer.format {
