@@ -77,7 +77,14 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
         }
         Err(_) => {
             progress.abandon();
-            return Err(host.no_answer(args.timeout).into());
+            return Err(match &record.virtual_cluster {
+                Some(owner) => CliError::timeout(format!(
+                    "VirtualCluster {namespace}/{owner} was asked to resume, but its operator had not started the cluster after {}; check: kubectl get vcl {owner} -n {namespace} and the operator's log",
+                    human_duration(args.timeout)
+                ))
+                .into(),
+                None => host.no_answer(args.timeout).into(),
+            });
         }
     };
     if outcome == ResumeOutcome::NotPaused {

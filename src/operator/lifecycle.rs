@@ -244,6 +244,28 @@ mod tests {
     }
 
     #[test]
+    fn sleep_is_due_at_the_last_activity_plus_the_limit() {
+        let mut object: VirtualCluster = serde_json::from_value(json!({
+            "metadata": {"name": "dev", "namespace": "team"},
+            "spec": {"sleepAfter": "30m"},
+        }))
+        .unwrap();
+        let mut record = ClusterRecord::placeholder("dev", "team");
+        record.created_at = Some(at("2026-12-01T10:00:00Z"));
+        assert_eq!(sleeps_at(&object, &record), Some(at("2026-12-01T10:30:00Z")), "from creation");
+        record.last_activity = Some(at("2026-12-01T11:00:00Z"));
+        assert_eq!(sleeps_at(&object, &record), Some(at("2026-12-01T11:30:00Z")), "from activity");
+        let later = Lifecycle::Running { sleeps_at: sleeps_at(&object, &record) };
+        assert_eq!(later.next(at("2026-12-01T11:29:00Z")), Some(Duration::from_secs(60)));
+        assert_eq!(later.next(at("2026-12-01T11:31:00Z")), Some(Duration::ZERO), "overdue: now");
+        object.spec.sleep_after = None;
+        assert_eq!(sleeps_at(&object, &record), None, "no limit, no sleep");
+        let settled =
+            Lifecycle::Paused { reason: REASON_IDLE, message: String::new(), settling: false };
+        assert_eq!(settled.next(at("2026-12-01T11:31:00Z")), None, "a settled pause has no timer");
+    }
+
+    #[test]
     fn the_object_spec_takes_paused_beside_the_flattened_cluster_spec() {
         let object: VirtualCluster = serde_json::from_value(json!({
             "apiVersion": "vc.dev/v1alpha1", "kind": "VirtualCluster",
