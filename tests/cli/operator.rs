@@ -516,6 +516,8 @@ fn pause_and_resume_of_a_virtual_clusters_cluster_go_through_the_object() {
     assert!(fake.get("pods", "team", "dev-0").is_none(), "control plane stopped");
     let listed = Vc::new(&sandbox).args(["list", "-o", "json"]).run().json();
     assert_eq!(listed[0]["status"], "Paused", "{listed:#}");
+    let described = Vc::new(&sandbox).args(["describe", "dev", "-o", "json"]).run().json();
+    assert_eq!(described["pausedBy"], "spec.paused", "{described:#}");
     let again = Vc::new(&sandbox).args(["pause", "dev", "-o", "json"]).run();
     again.code(0);
     assert_eq!(again.json()["changed"], false, "{}", again.stdout);
@@ -644,6 +646,8 @@ fn an_idle_virtual_cluster_sleeps_at_its_due_time_and_connect_wakes_it() {
     assert_eq!(sts["spec"]["replicas"], 0);
     assert_eq!(sts["metadata"]["annotations"]["vc.dev/pause-reason"], "idle");
     assert_eq!(phase(fake, "busy", "busy").as_deref(), Some("Running"), "no limit, no sleep");
+    let described = Vc::new(sandbox).args(["describe", "dev", "-o", "json"]).run().json();
+    assert_eq!(described["pausedBy"], "operator (idle)", "{described:#}");
     // gc leaves it to the operator.
     let collected = Vc::new(sandbox).args(["gc", "--yes", "-o", "json"]).run();
     collected.code(0);
