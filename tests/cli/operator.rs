@@ -682,3 +682,38 @@ fn an_idle_virtual_cluster_sleeps_at_its_due_time_and_connect_wakes_it() {
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("woken on request"), "{log}");
 }
+
+#[test]
+fn resume_through_the_object_restarts_the_forward_the_pause_stopped() {
+    let env = crate::connect::Env::new();
+    let (fake, sandbox) = (&env.fake, &env.sandbox);
+    install_crd(fake, sandbox);
+    let operator = Operator::start(sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(fake, "team", "dev").as_deref() == Some("Running")
+    });
+    let api = crate::tls::VirtualApi::start("inside-dev");
+    fake.set_port_forward_target("team", "dev-0", 8443, api.addr());
+    fake.put(api.pki.engine_secret("team", "dev")).expect("engine Secret");
+    let connected = Vc::new(sandbox).args(["connect", "dev", "--no-switch", "-o", "json"]).run();
+    connected.code(0);
+    let port = connected.json()["localPort"].as_u64().expect("a local port");
+
+    let paused = Vc::new(sandbox).args(["pause", "dev"]).run();
+    paused.code(0);
+    assert!(paused.stderr.contains("stopped its background forward"), "{}", paused.stderr);
+    let resumed = Vc::new(sandbox).args(["resume", "dev", "-o", "json"]).run();
+    resumed.code(0);
+    let result = resumed.json();
+    assert_eq!(result["changed"], true, "{result:#}");
+    assert_eq!(result["localPort"].as_u64(), Some(port), "the same port: {result:#}");
+    for phase in ["applying", "scheduled", "ready", "connected"] {
+        assert!(result["timings"][phase].is_number(), "{phase}: {result:#}");
+    }
+    let listed = Vc::new(sandbox).args(["list", "-o", "json"]).run().json();
+    assert_eq!(listed[0]["connected"], true, "{listed:#}");
+    Vc::new(sandbox).args(["disconnect", "dev"]).run().code(0);
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
