@@ -2210,6 +2210,12 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     assert_eq!(field("vcl", "{.spec.paused}"), "", "spec.paused cleared");
     let again = e2e.vc(&["connect", "dev", "-n", &namespace, "--", "kubectl", "get", "namespaces"]);
     assert_eq!(again.status.code(), Some(0), "the resumed cluster answers");
+    // extend rewrites spec.ttl from the object's creation; the operator reports the expiry.
+    let extended = vc_lease(&["extend", "dev", "-n", &namespace, "--ttl", "3h", "-o", "json"]);
+    assert_eq!(extended.status.code(), Some(0), "extend through the VirtualCluster");
+    let expires = json(&extended)["expiresAt"].as_str().unwrap_or_default().to_string();
+    assert_eq!(field("vcl", "{.status.expiresAt}"), expires);
+    assert_ne!(field("vcl", "{.spec.ttl}"), "1h", "spec.ttl rewritten");
     let deleted = e2e.kubectl(&["delete", "vcl", "dev", "-n", &namespace, "--timeout=300s"]);
     assert!(deleted.status.success(), "the finalizer ran and let the object go");
     let left = e2e.kubectl(&["get", "statefulsets,pvc,services", "-n", &namespace, "-o", "name"]);
