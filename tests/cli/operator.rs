@@ -717,3 +717,35 @@ fn resume_through_the_object_restarts_the_forward_the_pause_stopped() {
     let (code, log) = operator.stop();
     assert_eq!(code, Some(0), "{log}");
 }
+
+#[test]
+fn pausing_a_sleeping_virtual_cluster_keeps_it_paused_until_resumed() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let clock = operator_clock(jiff::SignedDuration::from_secs(30 * 60 - 2));
+    let operator = Operator::start(&sandbox, "one", &[("VC_NOW", clock().to_string())]);
+    fake.put(virtual_cluster("team", "dev", json!({ "sleepAfter": "30m" }))).expect("stored");
+    wait_for("the sleep", Duration::from_secs(30), || {
+        fake.get(RESOURCE, "team", "dev").is_some_and(|o| {
+            o["status"]["phase"] == "Paused" && condition(&o, "Ready")["reason"] == "Idle"
+        })
+    });
+    let paused = Vc::new(&sandbox).args(["pause", "dev", "-o", "json"]).run();
+    paused.code(0);
+    assert_eq!(paused.json()["changed"], false, "it was asleep already: {}", paused.stdout);
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(object["spec"]["paused"], true);
+    assert_eq!(condition(&object, "Ready")["reason"], "PausedBySpec", "{object:#}");
+    let notes = statefulset(&fake, "team", "dev")["metadata"]["annotations"].clone();
+    assert_eq!(notes["vc.dev/pause-reason"], "user", "no longer asleep: {notes:#}");
+    // Paused on purpose now: connect does not wake it.
+    let refused = Vc::new(&sandbox).args(["connect", "dev", "--timeout", "5s"]).run();
+    refused.code(6);
+    assert!(refused.stderr.contains("vc resume dev"), "{}", refused.stderr);
+    let resumed = Vc::new(&sandbox).args(["resume", "dev", "-q"]).run();
+    resumed.code(0);
+    assert_eq!(phase(&fake, "team", "dev").as_deref(), Some("Running"));
+    assert_eq!(statefulset(&fake, "team", "dev")["spec"]["replicas"], 1);
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
