@@ -2155,6 +2155,20 @@ fn fitting_spec(e2e: &E2e, count: usize) -> String {
     )
 }
 
+/// `vc ARGS` with `VC_OPERATOR_NAMESPACE` naming where the operator's Lease is.
+fn vc_with_operator_namespace(e2e: &E2e, lease_namespace: &str, args: &[&str]) -> Output {
+    let output = Command::new(VC)
+        .args(args)
+        .env("KUBECONFIG", &e2e.kubeconfig)
+        .env("XDG_STATE_HOME", e2e.state.path())
+        .env("VC_OPERATOR_NAMESPACE", lease_namespace)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run vc");
+    log_command("vc", args, &output);
+    output
+}
+
 fn vcl_phase(e2e: &E2e, namespace: &str, name: &str) -> String {
     let got = e2e.kubectl(&["get", "vcl", name, "-n", namespace, "-o", "jsonpath={.status.phase}"]);
     String::from_utf8_lossy(&got.stdout).trim().to_string()
@@ -2232,8 +2246,38 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     let clusters = json(&clusters);
     let dev = clusters.as_array().and_then(|c| c.iter().find(|c| c["name"] == "dev"));
     assert_eq!(dev.map(|c| c["madeBy"].clone()), Some("virtualCluster".into()), "{clusters}");
-    let paused = e2e.vc(&["pause", "dev", "-n", &namespace]);
-    assert_eq!(paused.status.code(), Some(6), "pause is the VirtualCluster's to decide");
+    // Pause and resume through the object: vc sets spec.paused, the operator acts on the host
+    // with the upstream CLI's annotations, vc waits on the status.
+    let vc_lease = |args: &[&str]| vc_with_operator_namespace(&e2e, &lease_namespace, args);
+    let paused = vc_lease(&["pause", "dev", "-n", &namespace, "-o", "json"]);
+    assert_eq!(paused.status.code(), Some(0), "pause through the VirtualCluster");
+    eprintln!("e2e: vc pause through the VirtualCluster took {}s", json(&paused)["seconds"]);
+    let field = |kind: &str, path: &str| {
+        let got =
+            e2e.kubectl(&["get", kind, "dev", "-n", &namespace, "-o", &format!("jsonpath={path}")]);
+        String::from_utf8_lossy(&got.stdout).trim().to_string()
+    };
+    assert_eq!(field("vcl", "{.spec.paused}"), "true");
+    assert_eq!(vcl_phase(&e2e, &namespace, "dev"), "Paused");
+    assert_eq!(field("vcl", "{.status.conditions[?(@.type==\"Ready\")].reason}"), "PausedBySpec");
+    assert_eq!(field("statefulset", "{.spec.replicas}"), "0");
+    assert_eq!(field("statefulset", "{.metadata.annotations.loft\\.sh/paused}"), "true");
+    let resumed = vc_lease(&["resume", "dev", "-n", &namespace, "-o", "json"]);
+    assert_eq!(resumed.status.code(), Some(0), "resume through the VirtualCluster");
+    eprintln!(
+        "e2e: vc resume through the VirtualCluster: ready after {}s",
+        json(&resumed)["seconds"]
+    );
+    assert_eq!(vcl_phase(&e2e, &namespace, "dev"), "Running");
+    assert_eq!(field("vcl", "{.spec.paused}"), "", "spec.paused cleared");
+    let again = e2e.vc(&["connect", "dev", "-n", &namespace, "--", "kubectl", "get", "namespaces"]);
+    assert_eq!(again.status.code(), Some(0), "the resumed cluster answers");
+    // extend rewrites spec.ttl from the object's creation; the operator reports the expiry.
+    let extended = vc_lease(&["extend", "dev", "-n", &namespace, "--ttl", "3h", "-o", "json"]);
+    assert_eq!(extended.status.code(), Some(0), "extend through the VirtualCluster");
+    let expires = json(&extended)["expiresAt"].as_str().unwrap_or_default().to_string();
+    assert_eq!(field("vcl", "{.status.expiresAt}"), expires);
+    assert_ne!(field("vcl", "{.spec.ttl}"), "1h", "spec.ttl rewritten");
     let deleted = e2e.kubectl(&["delete", "vcl", "dev", "-n", &namespace, "--timeout=300s"]);
     assert!(deleted.status.success(), "the finalizer ran and let the object go");
     let left = e2e.kubectl(&["get", "statefulsets,pvc,services", "-n", &namespace, "-o", "name"]);

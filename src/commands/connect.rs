@@ -11,6 +11,7 @@ use crate::connection::{self, Target};
 use crate::error::CliError;
 use crate::forward::{self, CONTROL_PLANE_PORT, Forward, PodTarget};
 use crate::kubeconfig;
+use crate::operator;
 
 /// JSON result of `vc connect -o json`.
 #[derive(Debug, Serialize)]
@@ -40,7 +41,34 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
     let target = Target::of(&host, &record);
-    if record.is_sleeping() {
+    if record.is_sleeping()
+        && let Some(owner) = &record.virtual_cluster
+    {
+        // Its operator put it to sleep and wakes it: ask through the object, then wait.
+        operator::requests::require_operator(&host, owner, &record.namespace).await?;
+        invocation.printer.info(&format!(
+            "virtual cluster {:?} is asleep (paused by its operator after being idle); waking it through VirtualCluster {}/{owner}",
+            record.name, record.namespace
+        ));
+        let wake = async {
+            operator::requests::request_wake(&host, &record.namespace, owner).await?;
+            while host.fresh_record(&record).await?.is_paused() {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Ok::<_, crate::host::HostError>(())
+        };
+        tokio::time::timeout_at(deadline, wake).await.map_err(|_| {
+            CliError::timeout(format!(
+                "VirtualCluster {}/{owner} was asked to wake, but its operator had not started the cluster after {}; check: kubectl get vcl {owner} -n {}",
+                record.namespace,
+                crate::output::human_duration(args.timeout),
+                record.namespace
+            ))
+        })??;
+        if let Ok(store) = forward::ForwardStore::from_env() {
+            store.take_paused(&target.forward_key());
+        }
+    } else if record.is_sleeping() {
         // Put to sleep for being idle: a connect is the user coming back.
         invocation.printer.info(&format!(
             "virtual cluster {:?} is asleep (paused by vc gc after being idle); resuming it first",

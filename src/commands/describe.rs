@@ -36,7 +36,8 @@ struct Description {
     /// When it was paused, while it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_at: Option<String>,
-    /// Who paused it: "vc pause", "vc gc (idle)" or "vcluster CLI".
+    /// Who paused it: "vc pause", "vc gc (idle)", "vcluster CLI", or for a VirtualCluster's
+    /// cluster "spec.paused" or "operator (idle)".
     #[serde(skip_serializing_if = "Option::is_none")]
     paused_by: Option<&'static str>,
     /// The idle limit (`vc create --sleep-after`).
@@ -99,7 +100,9 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         expires_at: record.expires_at.map(|t| t.to_string()),
         paused_at: record.paused_at.filter(|_| record.is_paused()).map(|t| t.to_string()),
         paused_by: record.is_paused().then_some(match record.pause_reason.as_deref() {
+            Some(PAUSE_REASON_IDLE) if record.virtual_cluster.is_some() => "operator (idle)",
             Some(PAUSE_REASON_IDLE) => "vc gc (idle)",
+            Some(_) if record.virtual_cluster.is_some() => "spec.paused",
             Some(_) => "vc pause",
             None if record.paused => "vcluster CLI",
             None => "scaled to zero by hand",

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::cli::{ExtendArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::error::CliError;
+use crate::operator::{lifecycle, requests};
 
 /// JSON result of `vc extend -o json`.
 #[derive(Debug, Serialize)]
@@ -56,13 +57,6 @@ pub async fn run(invocation: &Invocation, args: ExtendArgs) -> anyhow::Result<()
     };
     let host = invocation.host().await?;
     let record = host.find(&args.name, invocation.global.namespace.as_deref()).await?;
-    if let Some(owner) = &record.virtual_cluster {
-        return Err(CliError::conflict(format!(
-            "virtual cluster {:?} in namespace {:?} is managed by the VirtualCluster {owner:?}; vc does not move its expiry, change spec.ttl there instead: kubectl edit vcl {owner} -n {}",
-            record.name, record.namespace, record.namespace
-        ))
-        .into());
-    }
     if record.deleting {
         return Err(CliError::conflict(format!(
             "virtual cluster {:?} in namespace {:?} is being deleted; its expiry cannot move",
@@ -70,7 +64,13 @@ pub async fn run(invocation: &Invocation, args: ExtendArgs) -> anyhow::Result<()
         ))
         .into());
     }
-    host.set_expiry(&record, expires_at).await?;
+    let expires_at = match &record.virtual_cluster {
+        Some(owner) => extend_through_object(&host, &record, owner, expires_at).await?,
+        None => {
+            host.set_expiry(&record, expires_at).await?;
+            expires_at
+        }
+    };
     let result = ExtendResult {
         name: record.name.clone(),
         namespace: record.namespace.clone(),
@@ -92,4 +92,45 @@ pub async fn run(invocation: &Invocation, args: ExtendArgs) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// How long `vc extend` waits for the operator to take a new `spec.ttl` up.
+const OPERATOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Rewrites the VirtualCluster's `spec.ttl` (counted from its creation, rounded up to a whole
+/// second) so that it expires at `until`, and waits until its operator reports the new
+/// expiry. Returns the expiry as the object now says.
+async fn extend_through_object(
+    host: &crate::host::Host,
+    record: &crate::host::ClusterRecord,
+    owner: &str,
+    until: jiff::Timestamp,
+) -> anyhow::Result<jiff::Timestamp> {
+    let namespace = record.namespace.as_str();
+    requests::require_operator(host, owner, namespace).await?;
+    let object = requests::read(host, namespace, owner).await?;
+    let created = object.metadata.creation_timestamp.as_ref().map(|t| t.0).ok_or_else(|| {
+        CliError::new(
+            crate::error::Exit::Failure,
+            format!("VirtualCluster {namespace}/{owner} has no creation time"),
+        )
+    })?;
+    let ttl = lifecycle::ttl_reaching(created, until).ok_or_else(|| {
+        CliError::usage(format!("{until} is not after the VirtualCluster's creation ({created})"))
+    })?;
+    requests::request_ttl(host, namespace, owner, &ttl).await?;
+    let expected = created
+        + jiff::SignedDuration::try_from(crate::spec::parse_ttl(&ttl)?)
+            .map_err(|_| CliError::usage(format!("ttl {ttl} is too long")))?;
+    let want = expected.to_string();
+    let taken = requests::wait_status(host, namespace, owner, |o| {
+        o.status.as_ref().and_then(|s| s.expires_at.as_deref()) == Some(want.as_str())
+    });
+    tokio::time::timeout(OPERATOR_WAIT, taken).await.map_err(|_| {
+        CliError::timeout(format!(
+            "VirtualCluster {namespace}/{owner} now has spec.ttl {ttl} (expiring at {expected}), but its operator had not taken it up after {}s; check: kubectl get vcl {owner} -n {namespace}",
+            OPERATOR_WAIT.as_secs()
+        ))
+    })??;
+    Ok(expected)
 }

@@ -10,7 +10,9 @@ use crate::commands::Invocation;
 use crate::connection::Target;
 use crate::error::CliError;
 use crate::forward::{self, ForwardStore, StopOutcome};
-use crate::host::{PAUSE_REASON_USER, PauseOutcome};
+use crate::host::{ClusterRecord, Host, PAUSE_REASON_USER, PauseOutcome};
+use crate::operator::lifecycle::REASON_PAUSED_BY_SPEC;
+use crate::operator::requests;
 use crate::output::human_duration;
 
 /// JSON result of `vc pause -o json`.
@@ -47,13 +49,6 @@ pub async fn run(invocation: &Invocation, args: PauseArgs) -> anyhow::Result<()>
     let record = tokio::time::timeout_at(deadline, find)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
-    if let Some(owner) = &record.virtual_cluster {
-        return Err(CliError::conflict(format!(
-            "virtual cluster {:?} in namespace {:?} is managed by the VirtualCluster {owner:?}; vc does not pause it, change it there instead: kubectl edit vcl {owner} -n {}",
-            record.name, record.namespace, record.namespace
-        ))
-        .into());
-    }
     let name = record.name.as_str();
     if record.deleting {
         return Err(CliError::conflict(format!(
@@ -69,9 +64,28 @@ pub async fn run(invocation: &Invocation, args: PauseArgs) -> anyhow::Result<()>
         ))
         .into());
     }
-    let pause =
-        tokio::time::timeout_at(deadline, host.pause_cluster(&record, PAUSE_REASON_USER, now));
-    let outcome = pause.await.map_err(|_| host.no_answer(args.timeout))??;
+    let (outcome, removed) = match &record.virtual_cluster {
+        // The desired state is the object's: the operator pauses it with the same host calls,
+        // and vc waits until it has.
+        Some(owner) => {
+            let wait = pause_through_object(&host, &record, owner);
+            tokio::time::timeout_at(deadline, wait).await.map_err(|_| {
+                CliError::timeout(format!(
+                    "VirtualCluster {}/{owner} has spec.paused set, but its operator had not finished pausing the cluster after {}; check: kubectl get vcl {owner} -n {} and the operator's log",
+                    record.namespace,
+                    human_duration(args.timeout),
+                    record.namespace
+                ))
+            })??
+        }
+        None => {
+            let pause = host.pause_cluster(&record, PAUSE_REASON_USER, now);
+            let outcome = tokio::time::timeout_at(deadline, pause)
+                .await
+                .map_err(|_| host.no_answer(args.timeout))??;
+            (outcome, None)
+        }
+    };
     // The forward has nothing to reach while paused; the context stays for the resume.
     let key = Target::of(&host, &record).forward_key();
     let stopped_forward = matches!(forward::stop(&key).await, Ok(StopOutcome::Stopped { .. }));
@@ -81,19 +95,26 @@ pub async fn run(invocation: &Invocation, args: PauseArgs) -> anyhow::Result<()>
         ));
     }
     // Interrupted or timed out here, the cluster is paused already; pausing again finishes it.
-    let removed = match tokio::time::timeout_at(deadline, host.wait_paused(&record)).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(CliError::timeout(format!(
+    let removed = match removed {
+        Some(removed) => removed,
+        None => match tokio::time::timeout_at(deadline, host.wait_paused(&record)).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(CliError::timeout(format!(
                 "virtual cluster {name:?} is paused, but its pods were still stopping after {}; check: kubectl get pods -n {} ; run vc pause {name} again to finish",
                 human_duration(args.timeout),
                 record.namespace
             ))
             .into());
-        }
+            }
+        },
     };
     let elapsed = started.elapsed();
     let (changed, paused_at, replicas) = match &outcome {
+        PauseOutcome::Paused { replicas } if record.virtual_cluster.is_some() => {
+            let found = host.fresh_record(&record).await?;
+            (true, found.paused_at.or(Some(now)), Some(*replicas))
+        }
         PauseOutcome::Paused { replicas } => (true, Some(now), Some(*replicas)),
         PauseOutcome::AlreadyPaused(found) => (false, found.paused_at, found.paused_replicas),
     };
@@ -129,4 +150,38 @@ pub async fn run(invocation: &Invocation, args: PauseArgs) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// Sets `spec.paused` on the VirtualCluster (after checking that an operator holds the Lease)
+/// and waits until its operator reports it Paused and the control-plane and synced pods are
+/// gone. Returns the outcome and how many synced pods went. A cluster already paused on the
+/// host (asleep for being idle) still gets `spec.paused`, so it stays paused when woken.
+async fn pause_through_object(
+    host: &Host,
+    record: &ClusterRecord,
+    owner: &str,
+) -> anyhow::Result<(PauseOutcome, Option<usize>)> {
+    let namespace = record.namespace.as_str();
+    requests::require_operator(host, owner, namespace).await?;
+    let object = requests::read(host, namespace, owner).await?;
+    let synced = host.synced_pod_count(record).await?;
+    if !object.spec.paused {
+        requests::request_pause(host, namespace, owner).await?;
+    }
+    requests::wait_status(host, namespace, owner, |o| {
+        requests::phase_and_reason(o) == (Some("Paused"), Some(REASON_PAUSED_BY_SPEC))
+    })
+    .await?;
+    while host.pause_leftovers(record).await? > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    if record.is_paused() {
+        return Ok((
+            PauseOutcome::AlreadyPaused(Box::new(host.fresh_record(record).await?)),
+            Some(0),
+        ));
+    }
+    let found = host.fresh_record(record).await?;
+    let replicas = found.paused_replicas.unwrap_or(record.replicas.max(1));
+    Ok((PauseOutcome::Paused { replicas }, Some(synced)))
 }

@@ -14,6 +14,7 @@ use crate::connection::{self, Target};
 use crate::error::CliError;
 use crate::forward::ForwardStore;
 use crate::host::{ResumeOutcome, Workload};
+use crate::operator::requests;
 use crate::output::{Progress, human_duration};
 
 /// JSON result of `vc resume -o json`.
@@ -47,11 +48,8 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
     if let Some(owner) = &record.virtual_cluster {
-        return Err(CliError::conflict(format!(
-            "virtual cluster {:?} in namespace {:?} is managed by the VirtualCluster {owner:?}; vc does not resume it, change it there instead: kubectl edit vcl {owner} -n {}",
-            record.name, record.namespace, record.namespace
-        ))
-        .into());
+        // Checked before the progress display starts, so the refusal is the only output.
+        requests::require_operator(&host, owner, &record.namespace).await?;
     }
     let (name, namespace) = (record.name.clone(), record.namespace.clone());
     if record.deleting {
@@ -65,8 +63,13 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
         host.context
     ));
     progress.phase("applying");
-    let resume = tokio::time::timeout_at(deadline, host.resume_cluster(&record, now));
-    let outcome = match resume.await {
+    let resume = async {
+        match &record.virtual_cluster {
+            Some(owner) => resume_through_object(&host, &record, owner).await,
+            None => host.resume_cluster(&record, now).await,
+        }
+    };
+    let outcome = match tokio::time::timeout_at(deadline, resume).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => {
             progress.abandon();
@@ -74,7 +77,14 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
         }
         Err(_) => {
             progress.abandon();
-            return Err(host.no_answer(args.timeout).into());
+            return Err(match &record.virtual_cluster {
+                Some(owner) => CliError::timeout(format!(
+                    "VirtualCluster {namespace}/{owner} was asked to resume, but its operator had not started the cluster after {}; check: kubectl get vcl {owner} -n {namespace} and the operator's log",
+                    human_duration(args.timeout)
+                ))
+                .into(),
+                None => host.no_answer(args.timeout).into(),
+            });
         }
     };
     if outcome == ResumeOutcome::NotPaused {
@@ -104,6 +114,26 @@ pub async fn run(invocation: &Invocation, args: ResumeArgs) -> anyhow::Result<()
                 .into()
             }
         });
+    }
+    if let Some(owner) = &record.virtual_cluster {
+        let running = requests::wait_status(&host, &namespace, owner, |o| {
+            requests::phase_and_reason(o).0 == Some("Running")
+        });
+        match tokio::time::timeout_at(deadline, running).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                progress.abandon();
+                return Err(e.into());
+            }
+            Err(_) => {
+                progress.abandon();
+                return Err(CliError::timeout(format!(
+                    "virtual cluster {name:?} is ready, but VirtualCluster {namespace}/{owner} did not report Running within {}; check: kubectl get vcl {owner} -n {namespace}",
+                    human_duration(args.timeout)
+                ))
+                .into());
+            }
+        }
     }
     let target = Target::of(&host, &record);
     let key = target.forward_key();
@@ -214,5 +244,25 @@ async fn wait_ready(
     match tokio::time::timeout_at(deadline, wait).await {
         Ok(result) => result.map_err(Waited::Failed),
         Err(_) => Err(Waited::TimedOut),
+    }
+}
+
+/// Clears `spec.paused` on the VirtualCluster and asks its operator to wake the cluster (it
+/// may sleep for being idle), then waits until the operator has scaled it up again.
+async fn resume_through_object(
+    host: &crate::host::Host,
+    record: &crate::host::ClusterRecord,
+    owner: &str,
+) -> Result<ResumeOutcome, crate::host::HostError> {
+    requests::request_resume(host, &record.namespace, owner).await?;
+    if !record.is_paused() {
+        return Ok(ResumeOutcome::NotPaused);
+    }
+    loop {
+        let fresh = host.fresh_record(record).await?;
+        if !fresh.is_paused() {
+            return Ok(ResumeOutcome::Resumed { replicas: fresh.replicas });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -166,6 +166,70 @@ impl Host {
         }
     }
 
+    /// One look, without waiting, at a pause in progress: once the control-plane pods are
+    /// gone, deletes the pods the engine synced to the host. Returns how many pods of either
+    /// kind are still there (zero: the pause is complete). For a caller that comes back later
+    /// instead of blocking, such as the operator.
+    pub async fn finish_pause_step(&self, record: &ClusterRecord) -> Result<usize, HostError> {
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let list_what = format!("listing pods in {ns}");
+        let control_plane = pods
+            .list_metadata(&ListParams::default().labels(&control_plane_selector(name)))
+            .await
+            .map_err(|e| self.explain(&list_what, e))?;
+        let synced = format!("{LABEL_SYNCED_BY}={name}");
+        if !control_plane.items.is_empty() {
+            let left = pods
+                .list_metadata(&ListParams::default().labels(&synced))
+                .await
+                .map_err(|e| self.explain(&list_what, e))?;
+            return Ok(control_plane.items.len() + left.items.len());
+        }
+        Ok(self.sweep_labelled::<Pod>(ns, &synced, Some(&[])).await?.len())
+    }
+
+    /// The pods of a pause in progress, read only: control-plane pods and synced pods still on
+    /// the host.
+    pub async fn pause_leftovers(&self, record: &ClusterRecord) -> Result<usize, HostError> {
+        let (ns, name) = (record.namespace.as_str(), record.host_name.as_str());
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let list_what = format!("listing pods in {ns}");
+        let mut left = 0;
+        for selector in [control_plane_selector(name), format!("{LABEL_SYNCED_BY}={name}")] {
+            left += pods
+                .list_metadata(&ListParams::default().labels(&selector))
+                .await
+                .map_err(|e| self.explain(&list_what, e))?
+                .items
+                .len();
+        }
+        Ok(left)
+    }
+
+    /// The synced workload pods on the host now (what a pause removes).
+    pub async fn synced_pod_count(&self, record: &ClusterRecord) -> Result<usize, HostError> {
+        let ns = record.namespace.as_str();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let selector = format!("{LABEL_SYNCED_BY}={}", record.host_name);
+        pods.list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map(|l| l.items.len())
+            .map_err(|e| self.explain(&format!("listing pods in {ns}"), e))
+    }
+
+    /// Records why a paused cluster is paused (`vc.dev/pause-reason`), leaving the rest.
+    pub async fn set_pause_reason(
+        &self,
+        record: &ClusterRecord,
+        reason: &str,
+    ) -> Result<(), HostError> {
+        let patch = json!({"metadata": {"annotations": {ANNOTATION_PAUSE_REASON: reason}}});
+        self.patch_workload(record, &patch)
+            .await
+            .map_err(|e| self.explain(&workload_what(record, "pausing"), e))
+    }
+
     /// Restores the replica count a pause recorded (1 when none is) and removes the pause
     /// annotations of both tools; records the resume as activity, so the idle limit counts
     /// from now.

@@ -5,8 +5,10 @@
 pub mod client;
 pub mod install;
 pub mod leader;
+pub mod lifecycle;
 pub mod metrics;
 pub mod reconcile;
+pub mod requests;
 pub mod resource;
 
 pub use metrics::Metrics;

@@ -15,6 +15,7 @@ use kube::runtime::finalizer::{self, Event, finalizer};
 use kube::{Resource as _, ResourceExt as _};
 use serde_json::json;
 
+use super::lifecycle::{self, Lifecycle};
 use super::resource::{
     ANNOTATION_ADOPT, ANNOTATION_ADOPTED_CREATED_AT, Condition, FINALIZER, VirtualCluster,
     VirtualClusterStatus,
@@ -248,6 +249,16 @@ async fn apply(
         }
     };
     if let Some(at) = expires_at.filter(|at| *at <= now) {
+        // The timer may have been set before spec.ttl moved (vc extend): the object as
+        // stored decides.
+        match lifecycle::stored_expiry(api, object).await? {
+            Some(later) if later > now => {
+                return Ok(Action::requeue(
+                    Duration::try_from(later.duration_since(now)).unwrap_or(Duration::ZERO),
+                ));
+            }
+            _ => {}
+        }
         (ctx.log)("info", &id, &format!("expired at {at}; deleting"));
         return match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => Ok(Action::await_change()),
@@ -288,7 +299,8 @@ async fn apply(
             write_status(ctx, api, object, status.degraded("NamespaceTaken", &message)).await?;
             return Ok(Action::requeue(BLOCKED_RECHECK));
         }
-        match render_and_apply(object, &namespace, created_at, host).await {
+        let stopped = existing.as_ref().and_then(host::record_from).is_some_and(|r| r.is_paused());
+        match render_and_apply(object, &namespace, created_at, stopped, host).await {
             Ok(version) => {
                 (ctx.log)("info", &id, &format!("applied generation {}", generation.unwrap_or(0)));
                 status.new.observed_generation = generation;
@@ -313,20 +325,20 @@ async fn apply(
         None
     };
 
-    let ready = record.as_ref().is_some_and(|r| r.ready_replicas > 0);
-    let paused = record.as_ref().is_some_and(ClusterRecord::is_paused);
+    // Pause, resume and idle sleep act on the control plane as it was before any apply.
+    let lifecycle = match existing.as_ref().and_then(host::record_from) {
+        Some(before) => Some(lifecycle::drive(api, object, &before, ctx).await?),
+        None => None,
+    };
+    let ready = record.as_ref().is_some_and(|r| r.ready_replicas > 0)
+        && lifecycle != Some(Lifecycle::Resumed);
     if let Some(version) = record.as_ref().and_then(|r| r.kubernetes_version.clone()) {
         status.new.kubernetes_version = Some(version);
     }
-    if paused {
+    if let Some(Lifecycle::Paused { reason, message, .. }) = &lifecycle {
         status.new.phase = Some(PHASE_PAUSED.to_string());
-        status.condition(
-            "Ready",
-            false,
-            "Paused",
-            "the control plane is stopped (vc resume starts it)",
-        );
-        status.condition("Progressing", false, "Paused", "");
+        status.condition("Ready", false, reason, message);
+        status.condition("Progressing", false, reason, "");
     } else if ready {
         status.new.phase = Some(PHASE_RUNNING.to_string());
         status.new.timings.entry("ready".into()).or_insert(since(created_at, now));
@@ -344,10 +356,11 @@ async fn apply(
     }
     status.condition("Degraded", false, "AsExpected", "");
     write_status(ctx, api, object, status.new).await?;
-    Ok(match expires_at {
-        Some(at) => {
-            Action::requeue(Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO))
-        }
+    let expiry =
+        expires_at.map(|at| Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO));
+    let due = lifecycle.as_ref().and_then(|l| l.next(now));
+    Ok(match expiry.into_iter().chain(due).min() {
+        Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
 }
@@ -364,6 +377,7 @@ async fn render_and_apply(
     object: &VirtualCluster,
     namespace: &str,
     created_at: jiff::Timestamp,
+    stopped: bool,
     host: &Host,
 ) -> Result<String, Failure> {
     let mut spec = object.spec.clone();
@@ -398,6 +412,10 @@ async fn render_and_apply(
     let owner = owner_reference(object);
     for item in &mut rendered.objects {
         item.metadata_mut().owner_references = Some(vec![owner.clone()]);
+    }
+    if stopped {
+        // A re-apply of a paused cluster (a spec change, vc extend) keeps it stopped.
+        lifecycle::keep_stopped(&mut rendered.objects);
     }
     // The operator owns every field it applies: force takes over a field another manager
     // changed, as `vc create --upsert` does.

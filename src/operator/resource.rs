@@ -61,9 +61,64 @@ pub struct VirtualCluster {
     #[serde(default)]
     pub metadata: ObjectMeta,
     #[serde(default)]
-    pub spec: VirtualClusterSpec,
+    pub spec: ClusterObjectSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<VirtualClusterStatus>,
+}
+
+/// The resource's spec: the cluster as `vc create` takes it (flattened, so a values file is a
+/// valid spec as it is), plus what only the object says: whether the cluster should run.
+///
+/// `paused` lives here rather than in `VirtualClusterSpec` because it is not a property of
+/// the cluster `vc create` makes but a desired state of the object, which a GitOps tool
+/// commits and `vc pause` patches; the values file and the record on the host never carry it.
+/// It dereferences to the cluster spec, so readers use `object.spec.ttl` as before.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterObjectSpec {
+    #[serde(flatten)]
+    pub cluster: VirtualClusterSpec,
+    /// The control plane is stopped (scaled to zero, data kept) while true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+}
+
+/// By hand rather than derived: serde's `flatten` would let unknown keys through, and the
+/// cluster spec refuses them (as the values file does).
+impl<'de> Deserialize<'de> for ClusterObjectSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut fields = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+        let paused = match fields.remove("paused") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(paused)) => paused,
+            Some(other) => {
+                return Err(D::Error::custom(format!("paused must be true or false, not {other}")));
+            }
+        };
+        let cluster =
+            VirtualClusterSpec::deserialize(Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(Self { cluster, paused })
+    }
+}
+
+impl From<VirtualClusterSpec> for ClusterObjectSpec {
+    fn from(cluster: VirtualClusterSpec) -> Self {
+        Self { cluster, paused: false }
+    }
+}
+
+impl std::ops::Deref for ClusterObjectSpec {
+    type Target = VirtualClusterSpec;
+    fn deref(&self) -> &VirtualClusterSpec {
+        &self.cluster
+    }
+}
+
+impl std::ops::DerefMut for ClusterObjectSpec {
+    fn deref_mut(&mut self) -> &mut VirtualClusterSpec {
+        &mut self.cluster
+    }
 }
 
 fn api_version() -> String {
@@ -85,7 +140,7 @@ impl VirtualCluster {
                 namespace: Some(namespace.to_string()),
                 ..ObjectMeta::default()
             },
-            spec,
+            spec: spec.into(),
             status: None,
         }
     }
@@ -122,7 +177,7 @@ impl kube::Resource for VirtualCluster {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VirtualClusterStatus {
-    /// Pending, Starting, Running, Degraded or Deleting.
+    /// Pending, Starting, Running, Paused, Degraded or Deleting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Ready, Progressing and Degraded, each with a reason and a message.
@@ -239,12 +294,24 @@ pub fn spec_schema() -> Value {
     if let Some(values) = schema["properties"]["engine"]["properties"]["values"].as_object_mut() {
         values.remove("nullable");
     }
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        properties.insert(
+            "paused".into(),
+            json!({
+                "description": "The control plane is stopped (scaled to zero, data kept) while true; vc pause and vc resume set it.",
+                "type": "boolean",
+            }),
+        );
+    }
     if let Some(object) = schema.as_object_mut() {
         object.insert(
             "x-kubernetes-validations".into(),
             json!([{
                 "rule": "!has(self.sleepAfter) || !has(self.persistence) || self.persistence",
                 "message": "an idle limit (sleepAfter) pauses the cluster, and an ephemeral cluster (persistence: false) loses its data when paused; drop one of the two"
+            }, {
+                "rule": "!has(self.paused) || !self.paused || !has(self.persistence) || self.persistence",
+                "message": "an ephemeral cluster (persistence: false) loses its data when paused: delete it instead of pausing it"
             }]),
         );
     }
@@ -328,7 +395,7 @@ pub fn crd() -> CustomResourceDefinition {
                         "Status",
                         "string",
                         ".status.phase",
-                        "Pending, Starting, Running, Degraded or Deleting",
+                        "Pending, Starting, Running, Paused, Degraded or Deleting",
                     ),
                     column(
                         "Kubernetes",

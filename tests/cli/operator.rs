@@ -378,6 +378,8 @@ fn the_fake_refuses_bad_specs_by_the_generated_schema() {
         (json!({ "ttl": "2 hours" }), "spec.ttl"),
         (json!({ "kubernetesVersion": "latest" }), "spec.kubernetesVersion"),
         (json!({ "quota": { "hard": { "cpu": "lots" } } }), "spec.quota.hard.cpu"),
+        (json!({ "paused": "yes" }), "spec.paused"),
+        (json!({ "paused": true, "persistence": false }), "delete it instead of pausing it"),
     ] {
         let refused = create(spec.clone());
         let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -390,7 +392,7 @@ fn the_fake_refuses_bad_specs_by_the_generated_schema() {
 }
 
 #[test]
-fn the_cli_marks_a_virtual_clusters_cluster_refuses_pause_and_deletes_through_the_object() {
+fn the_cli_marks_a_virtual_clusters_cluster_and_deletes_through_the_object() {
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);
     let operator = Operator::start(&sandbox, "one", &[]);
@@ -429,23 +431,6 @@ fn the_cli_marks_a_virtual_clusters_cluster_refuses_pause_and_deletes_through_th
         text.stdout
     );
 
-    // pause, resume and extend refuse (exit 6) and write nothing.
-    fake.clear_requests();
-    for args in [vec!["pause", "dev"], vec!["resume", "dev"], vec!["extend", "dev", "--ttl", "1h"]]
-    {
-        let refused = Vc::new(&sandbox).args(&args).run();
-        refused.code(6);
-        assert!(
-            refused.stderr.contains("managed by the VirtualCluster \"dev\"")
-                && refused.stderr.contains("kubectl edit vcl dev -n team"),
-            "{args:?}: {}",
-            refused.stderr
-        );
-    }
-    assert_eq!(writes(&fake), Vec::<String>::new(), "a refusal writes nothing");
-    let sts = fake.get("statefulsets", "team", "dev").expect("the control plane");
-    assert_eq!(sts["spec"]["replicas"], 1, "not paused");
-
     // gc leaves it to the operator, even past its expiry.
     let later = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(3)).unwrap();
     let collected = Vc::new(&sandbox)
@@ -473,6 +458,301 @@ fn the_cli_marks_a_virtual_clusters_cluster_refuses_pause_and_deletes_through_th
             && fake.get("services", "team", "dev").is_none()
             && fake.list("persistentvolumeclaims", Some("team")).is_empty()
     });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+/// The operator's clock, `VC_NOW` for a process started `ahead` of now, as a function that
+/// gives its reading at any later moment (it advances with the monotonic clock).
+fn operator_clock(ahead: jiff::SignedDuration) -> impl Fn() -> jiff::Timestamp {
+    let (start, at) = (jiff::Timestamp::now() + ahead, Instant::now());
+    move || start + jiff::SignedDuration::try_from(at.elapsed()).expect("a short test")
+}
+
+fn statefulset(fake: &fakekube::FakeKube, namespace: &str, name: &str) -> Value {
+    fake.get("statefulsets", namespace, name).expect("the control plane")
+}
+
+/// A pod the engine synced out of the virtual cluster `cluster`.
+fn synced_pod(namespace: &str, cluster: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"vcluster.loft.sh/managed-by": cluster, "vcluster.loft.sh/namespace": "default"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+    })
+}
+
+#[test]
+fn pause_and_resume_of_a_virtual_clusters_cluster_go_through_the_object() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    fake.put(synced_pod("team", "dev", "web-x-default-x-dev")).expect("a synced pod");
+
+    fake.clear_requests();
+    let paused = Vc::new(&sandbox).args(["pause", "dev"]).run();
+    paused.code(0);
+    assert!(
+        paused.stderr.contains("paused virtual cluster \"dev\"")
+            && paused.stderr.contains("1 workload pod removed"),
+        "{}",
+        paused.stderr
+    );
+    let object_patch = "PATCH /apis/vc.dev/v1alpha1/namespaces/team/virtualclusters/dev";
+    let sts_patch = "PATCH /apis/apps/v1/namespaces/team/statefulsets/dev";
+    let log = writes(&fake);
+    let first = |what: &str| log.iter().position(|w| w == what);
+    assert!(first(object_patch).is_some(), "the object is patched: {log:#?}");
+    assert!(first(object_patch) < first(sts_patch), "object first, then its operator: {log:#?}");
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(object["spec"]["paused"], true, "{object:#}");
+    assert_eq!(object["status"]["phase"], "Paused", "{object:#}");
+    assert_eq!(condition(&object, "Ready")["reason"], "PausedBySpec", "{object:#}");
+    let sts = statefulset(&fake, "team", "dev");
+    assert_eq!(sts["spec"]["replicas"], 0);
+    let notes = &sts["metadata"]["annotations"];
+    assert_eq!(notes["loft.sh/paused"], "true", "the upstream CLI's marker: {notes:#}");
+    assert_eq!(notes["loft.sh/paused-replicas"], "1");
+    assert_eq!(notes["vc.dev/pause-reason"], "user");
+    assert!(fake.get("pods", "team", "web-x-default-x-dev").is_none(), "synced pod removed");
+    assert!(fake.get("pods", "team", "dev-0").is_none(), "control plane stopped");
+    let listed = Vc::new(&sandbox).args(["list", "-o", "json"]).run().json();
+    assert_eq!(listed[0]["status"], "Paused", "{listed:#}");
+    let described = Vc::new(&sandbox).args(["describe", "dev", "-o", "json"]).run().json();
+    assert_eq!(described["pausedBy"], "spec.paused", "{described:#}");
+    let again = Vc::new(&sandbox).args(["pause", "dev", "-o", "json"]).run();
+    again.code(0);
+    assert_eq!(again.json()["changed"], false, "{}", again.stdout);
+
+    // A spec change while paused re-applies without starting the control plane.
+    let mut changed = fake.get(RESOURCE, "team", "dev").expect("the object");
+    changed["spec"]["labels"] = json!({ "tier": "gold" });
+    fake.put(changed).expect("stored");
+    wait_for("the re-apply", Duration::from_secs(20), || {
+        statefulset(&fake, "team", "dev")["metadata"]["annotations"]["vc.dev/spec"]
+            .as_str()
+            .is_some_and(|spec| spec.contains("gold"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(statefulset(&fake, "team", "dev")["spec"]["replicas"], 0, "still paused");
+
+    fake.clear_requests();
+    let resumed = Vc::new(&sandbox).args(["resume", "dev"]).run();
+    resumed.code(0);
+    assert!(resumed.stderr.contains("is ready (resumed in"), "{}", resumed.stderr);
+    assert!(writes(&fake).iter().any(|w| w == object_patch), "{:#?}", writes(&fake));
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert!(object["spec"].get("paused").is_none(), "spec.paused cleared: {object:#}");
+    assert_eq!(object["status"]["phase"], "Running", "{object:#}");
+    let sts = statefulset(&fake, "team", "dev");
+    assert_eq!(sts["spec"]["replicas"], 1);
+    let notes = &sts["metadata"]["annotations"];
+    for gone in ["loft.sh/paused", "loft.sh/paused-replicas", "vc.dev/paused-at"] {
+        assert!(notes.get(gone).is_none(), "{gone} removed: {notes:#}");
+    }
+
+    // Without an operator holding the Lease, vc says so and writes nothing.
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+    fake.clear_requests();
+    for args in [vec!["pause", "dev"], vec!["resume", "dev"], vec!["extend", "dev", "--ttl", "1h"]]
+    {
+        let refused = Vc::new(&sandbox).args(&args).run();
+        refused.code(1);
+        assert!(
+            refused.stderr.contains("no operator holds the Lease vc-system/vc-operator")
+                && refused.stderr.contains("kubectl edit vcl dev -n team"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(writes(&fake), Vec::<String>::new(), "a refusal writes nothing");
+}
+
+#[test]
+fn extend_moves_the_operators_timer_through_the_object() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    // The operator's clock starts 4 s before the hour is over.
+    let clock = operator_clock(jiff::SignedDuration::from_secs(3600 - 4));
+    let operator = Operator::start(&sandbox, "one", &[("VC_NOW", clock().to_string())]);
+    let started = Instant::now();
+    fake.put(virtual_cluster("ci", "pr-1", json!({ "ttl": "1h" }))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "ci", "pr-1").as_deref() == Some("Running")
+    });
+    let old = fake.get(RESOURCE, "ci", "pr-1").expect("the object")["status"]["expiresAt"].clone();
+    // 12 s after the operator started, by its clock.
+    let until = clock() + jiff::SignedDuration::from_secs(12)
+        - jiff::SignedDuration::try_from(started.elapsed()).expect("short");
+    let extended = Vc::new(&sandbox)
+        .args(["extend", "pr-1", "--until", &until.to_string(), "-o", "json"])
+        .env("VC_NOW", clock().to_string())
+        .run();
+    extended.code(0);
+    let result = extended.json();
+    assert_eq!(result["previousExpiresAt"], old, "{result:#}");
+    let object = fake.get(RESOURCE, "ci", "pr-1").expect("the object");
+    assert_eq!(object["status"]["expiresAt"], result["expiresAt"], "{object:#}");
+    let new: jiff::Timestamp =
+        result["expiresAt"].as_str().expect("a time").parse().expect("RFC 3339");
+    assert!(new >= until && new.duration_since(until).as_secs() < 2, "{new} for {until}");
+    let ttl = object["spec"]["ttl"].as_str().expect("a ttl");
+    assert!(ttl.starts_with("1h") && ttl != "1h", "spec.ttl rewritten from creation: {ttl}");
+    assert_eq!(
+        statefulset(&fake, "ci", "pr-1")["metadata"]["annotations"]["vc.dev/expires-at"],
+        result["expiresAt"],
+        "the record follows"
+    );
+
+    // The old expiry passes (4 s in) and the cluster stays; it goes at the new one (12 s in).
+    while started.elapsed() < Duration::from_secs(8) {
+        assert!(fake.get(RESOURCE, "ci", "pr-1").is_some(), "deleted at the old expiry");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for("the new expiry", Duration::from_secs(30), || {
+        fake.get(RESOURCE, "ci", "pr-1").is_none()
+    });
+    assert!(started.elapsed() >= Duration::from_secs(11), "deleted early: {:?}", started.elapsed());
+    assert!(fake.get("statefulsets", "ci", "pr-1").is_none(), "the cluster went with it");
+    drop(operator);
+}
+
+#[test]
+fn an_idle_virtual_cluster_sleeps_at_its_due_time_and_connect_wakes_it() {
+    let env = crate::connect::Env::new();
+    let (fake, sandbox) = (&env.fake, &env.sandbox);
+    install_crd(fake, sandbox);
+    // Its 30 minutes without a request end 5 s after the operator starts, by its clock.
+    let clock = operator_clock(jiff::SignedDuration::from_secs(30 * 60 - 5));
+    let operator = Operator::start(sandbox, "one", &[("VC_NOW", clock().to_string())]);
+    let started = Instant::now();
+    fake.put(virtual_cluster("team", "dev", json!({ "sleepAfter": "30m" }))).expect("stored");
+    fake.put(virtual_cluster("busy", "busy", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(fake, "team", "dev").as_deref() == Some("Running")
+            && phase(fake, "busy", "busy").as_deref() == Some("Running")
+    });
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(phase(fake, "team", "dev").as_deref(), Some("Running"), "asleep too early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for("the sleep", Duration::from_secs(20), || {
+        phase(fake, "team", "dev").as_deref() == Some("Paused")
+    });
+    assert!(started.elapsed() >= Duration::from_secs(4), "asleep early: {:?}", started.elapsed());
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(condition(&object, "Ready")["reason"], "Idle", "{object:#}");
+    assert!(object["spec"].get("paused").is_none(), "the desired state is unchanged");
+    let sts = statefulset(fake, "team", "dev");
+    assert_eq!(sts["spec"]["replicas"], 0);
+    assert_eq!(sts["metadata"]["annotations"]["vc.dev/pause-reason"], "idle");
+    assert_eq!(phase(fake, "busy", "busy").as_deref(), Some("Running"), "no limit, no sleep");
+    let described = Vc::new(sandbox).args(["describe", "dev", "-o", "json"]).run().json();
+    assert_eq!(described["pausedBy"], "operator (idle)", "{described:#}");
+    // gc leaves it to the operator.
+    let collected = Vc::new(sandbox).args(["gc", "--yes", "-o", "json"]).run();
+    collected.code(0);
+    assert_eq!(collected.json()["paused"], json!([]), "{}", collected.stdout);
+
+    // A connect wakes it through the object, then connects as for any cluster.
+    let api = crate::tls::VirtualApi::start("inside-dev");
+    fake.set_port_forward_target("team", "dev-0", 8443, api.addr());
+    fake.put(api.pki.engine_secret("team", "dev")).expect("engine Secret");
+    fake.clear_requests();
+    let woken = Vc::new(sandbox).args(["connect", "dev", "--no-switch"]).run();
+    woken.code(0);
+    assert!(woken.stderr.contains("waking it through VirtualCluster team/dev"), "{}", woken.stderr);
+    let log = writes(fake);
+    let object_patch = "PATCH /apis/vc.dev/v1alpha1/namespaces/team/virtualclusters/dev";
+    assert_eq!(
+        log.iter().find(|w| w.contains("/team/")).map(String::as_str),
+        Some(object_patch),
+        "the object is asked first: {log:#?}"
+    );
+    let sts = statefulset(fake, "team", "dev");
+    assert_eq!(sts["spec"]["replicas"], 1);
+    assert!(sts["metadata"]["annotations"].get("loft.sh/paused").is_none());
+    wait_for("Running again", Duration::from_secs(20), || {
+        phase(fake, "team", "dev").as_deref() == Some("Running")
+            && fake
+                .get(RESOURCE, "team", "dev")
+                .is_some_and(|o| o["metadata"]["annotations"].get("vc.dev/wake").is_none())
+    });
+    Vc::new(sandbox).args(["disconnect", "dev"]).run().code(0);
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("woken on request"), "{log}");
+}
+
+#[test]
+fn resume_through_the_object_restarts_the_forward_the_pause_stopped() {
+    let env = crate::connect::Env::new();
+    let (fake, sandbox) = (&env.fake, &env.sandbox);
+    install_crd(fake, sandbox);
+    let operator = Operator::start(sandbox, "one", &[]);
+    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(fake, "team", "dev").as_deref() == Some("Running")
+    });
+    let api = crate::tls::VirtualApi::start("inside-dev");
+    fake.set_port_forward_target("team", "dev-0", 8443, api.addr());
+    fake.put(api.pki.engine_secret("team", "dev")).expect("engine Secret");
+    let connected = Vc::new(sandbox).args(["connect", "dev", "--no-switch", "-o", "json"]).run();
+    connected.code(0);
+    let port = connected.json()["localPort"].as_u64().expect("a local port");
+
+    let paused = Vc::new(sandbox).args(["pause", "dev"]).run();
+    paused.code(0);
+    assert!(paused.stderr.contains("stopped its background forward"), "{}", paused.stderr);
+    let resumed = Vc::new(sandbox).args(["resume", "dev", "-o", "json"]).run();
+    resumed.code(0);
+    let result = resumed.json();
+    assert_eq!(result["changed"], true, "{result:#}");
+    assert_eq!(result["localPort"].as_u64(), Some(port), "the same port: {result:#}");
+    for phase in ["applying", "scheduled", "ready", "connected"] {
+        assert!(result["timings"][phase].is_number(), "{phase}: {result:#}");
+    }
+    let listed = Vc::new(sandbox).args(["list", "-o", "json"]).run().json();
+    assert_eq!(listed[0]["connected"], true, "{listed:#}");
+    Vc::new(sandbox).args(["disconnect", "dev"]).run().code(0);
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn pausing_a_sleeping_virtual_cluster_keeps_it_paused_until_resumed() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let clock = operator_clock(jiff::SignedDuration::from_secs(30 * 60 - 2));
+    let operator = Operator::start(&sandbox, "one", &[("VC_NOW", clock().to_string())]);
+    fake.put(virtual_cluster("team", "dev", json!({ "sleepAfter": "30m" }))).expect("stored");
+    wait_for("the sleep", Duration::from_secs(30), || {
+        fake.get(RESOURCE, "team", "dev").is_some_and(|o| {
+            o["status"]["phase"] == "Paused" && condition(&o, "Ready")["reason"] == "Idle"
+        })
+    });
+    let paused = Vc::new(&sandbox).args(["pause", "dev", "-o", "json"]).run();
+    paused.code(0);
+    assert_eq!(paused.json()["changed"], false, "it was asleep already: {}", paused.stdout);
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(object["spec"]["paused"], true);
+    assert_eq!(condition(&object, "Ready")["reason"], "PausedBySpec", "{object:#}");
+    let notes = statefulset(&fake, "team", "dev")["metadata"]["annotations"].clone();
+    assert_eq!(notes["vc.dev/pause-reason"], "user", "no longer asleep: {notes:#}");
+    // Paused on purpose now: connect does not wake it.
+    let refused = Vc::new(&sandbox).args(["connect", "dev", "--timeout", "5s"]).run();
+    refused.code(6);
+    assert!(refused.stderr.contains("vc resume dev"), "{}", refused.stderr);
+    let resumed = Vc::new(&sandbox).args(["resume", "dev", "-q"]).run();
+    resumed.code(0);
+    assert_eq!(phase(&fake, "team", "dev").as_deref(), Some("Running"));
+    assert_eq!(statefulset(&fake, "team", "dev")["spec"]["replicas"], 1);
     let (code, log) = operator.stop();
     assert_eq!(code, Some(0), "{log}");
 }
