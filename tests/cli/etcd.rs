@@ -14,9 +14,10 @@ fn recorded_spec(fake: &fakekube::FakeKube, ns: &str) -> Value {
     serde_json::from_str(sts["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap()).unwrap()
 }
 
-fn engine_config(fake: &fakekube::FakeKube, ns: &str) -> Value {
+fn engine_config(fake: &fakekube::FakeKube, ns: &str, name: &str) -> Value {
     use base64::Engine as _;
-    let secret = fake.get("secrets", ns, "vc-config-dev").expect("Secret vc-config-dev");
+    let secret_name = format!("vc-config-{name}");
+    let secret = fake.get("secrets", ns, &secret_name).expect("the configuration Secret");
     let encoded = secret["data"]["config.yaml"].as_str().expect("config.yaml");
     let text = base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64");
     serde_saphyr::from_str(std::str::from_utf8(&text).expect("UTF-8")).expect("YAML")
@@ -63,7 +64,7 @@ fn etcd_is_deployed_configured_and_recorded() {
     assert!(fake.get("networkpolicies", "vc-dev", "vc-etcd-dev").is_some());
     // The engine's certificates, which etcd mounts, were applied with the cluster.
     assert!(fake.get("secrets", "vc-dev", "dev-certs").is_some());
-    let config = engine_config(&fake, "vc-dev");
+    let config = engine_config(&fake, "vc-dev", "dev");
     assert_eq!(config["controlPlane"]["backingStore"]["etcd"]["deploy"]["enabled"], true);
     assert_eq!(config["controlPlane"]["backingStore"]["etcd"]["external"]["enabled"], false);
 
@@ -135,7 +136,7 @@ fn an_external_etcd_needs_its_secret_before_anything_is_applied() {
     let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "etcd-client");
     assert_eq!(volume.expect("the client Secret's volume")["secret"]["secretName"], "etcd-client");
     let external =
-        &engine_config(&fake, "team")["controlPlane"]["backingStore"]["etcd"]["external"];
+        &engine_config(&fake, "team", "dev")["controlPlane"]["backingStore"]["etcd"]["external"];
     assert_eq!(external["enabled"], true);
     assert_eq!(external["endpoint"], "https://10.20.0.5:2379");
     assert_eq!(external["tls"]["caFile"], "/run/config/etcd-client/ca.crt");
@@ -269,4 +270,73 @@ fn delete_removes_the_etcd_claims() {
     assert!(fake.get("statefulsets", "team", "dev-etcd").is_none());
     assert!(fake.get("services", "team", "dev-etcd").is_none());
     assert!(fake.get("persistentvolumeclaims", "team", "data-dev-0").is_none());
+}
+
+fn snapshot_of(fake: &fakekube::FakeKube, sandbox: &Sandbox, name: &str, ns: &str) -> String {
+    fake.datastore_put(ns, &format!("data-{name}-0"), b"/registry/configmaps/default/seed", b"42");
+    let file = sandbox.dir.path().join(format!("{name}.vcsnap")).display().to_string();
+    let mut args = vec!["snapshot", name, "--to", &file];
+    if ns != format!("vc-{name}") {
+        args.extend(["-n", ns]);
+    }
+    Vc::new(sandbox).args(&args).run().code(0);
+    file
+}
+
+fn metadata_datastore(file: &str) -> String {
+    let (metadata, _) = vc::snapshot::format::verify(std::fs::File::open(file).unwrap()).unwrap();
+    metadata.datastore
+}
+
+#[test]
+fn an_etcd_cluster_snapshots_and_restores_into_etcd() {
+    let (fake, sandbox) = host();
+    Vc::new(&sandbox).args(["create", "src", "--no-connect", "--datastore", "etcd"]).run().code(0);
+    let file = snapshot_of(&fake, &sandbox, "src", "vc-src");
+    assert_eq!(metadata_datastore(&file), "etcd");
+    Vc::new(&sandbox).args(["restore", &file, "--name", "copy", "--no-connect"]).run().code(0);
+    assert!(fake.get("statefulsets", "vc-copy", "copy-etcd").is_some(), "the copy has its etcd");
+    let sts = fake.get("statefulsets", "vc-copy", "copy").unwrap();
+    let spec: Value =
+        serde_json::from_str(sts["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(spec["datastore"], json!({"kind": "etcd"}));
+    assert_eq!(fake.exec().init_exit("vc-copy", "copy-0", "vc-restore"), Some(0));
+    assert_eq!(
+        fake.datastore("vc-copy", "data-copy-0")
+            .get(b"/registry/configmaps/default/seed".as_slice()),
+        Some(&b"42".to_vec())
+    );
+}
+
+#[test]
+fn a_copy_of_an_external_etcd_cluster_gets_an_etcd_of_its_own() {
+    let (fake, sandbox) = host();
+    fake.put(namespace("team")).unwrap();
+    fake.put(secret("team", "etcd-client", &["ca.crt", "tls.crt", "tls.key"])).unwrap();
+    let args = [
+        "create",
+        "src",
+        "-n",
+        "team",
+        "--no-connect",
+        "--datastore",
+        "etcd",
+        "--etcd-endpoint",
+        "https://10.20.0.5:2379",
+        "--etcd-tls-secret",
+        "etcd-client",
+    ];
+    Vc::new(&sandbox).args(args).run().code(0);
+    let file = snapshot_of(&fake, &sandbox, "src", "team");
+    assert_eq!(metadata_datastore(&file), "etcd-external");
+    Vc::new(&sandbox).args(["restore", &file, "--name", "copy", "--no-connect"]).run().code(0);
+    let sts = fake.get("statefulsets", "vc-copy", "copy").unwrap();
+    let spec: Value =
+        serde_json::from_str(sts["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(spec["datastore"], json!({"kind": "etcd"}), "never the source's etcd");
+    assert!(fake.get("statefulsets", "vc-copy", "copy-etcd").is_some());
+    let config = engine_config(&fake, "vc-copy", "copy");
+    assert_eq!(config["controlPlane"]["backingStore"]["etcd"]["external"]["enabled"], false);
 }
