@@ -340,3 +340,18 @@ fn a_copy_of_an_external_etcd_cluster_gets_an_etcd_of_its_own() {
     let config = engine_config(&fake, "vc-copy", "copy");
     assert_eq!(config["controlPlane"]["backingStore"]["etcd"]["external"]["enabled"], false);
 }
+
+#[test]
+fn a_create_that_times_out_names_the_etcd_pods_trouble_first() {
+    let (fake, sandbox) = host();
+    fake.set_image_absent("registry.k8s.io/etcd:3.6.8-0");
+    fake.set_ready_delay(Duration::from_secs(600));
+    let args = ["create", "dev", "--no-connect", "--datastore", "etcd", "--timeout", "3s"];
+    let run = Vc::new(&sandbox).args(args).run();
+    run.code(4);
+    let first = run.stderr.find("the deployed etcd's pod dev-etcd-0:");
+    let control = run.stderr.find("pod dev-0");
+    assert!(first.is_some(), "{}", run.stderr);
+    assert!(run.stderr.contains("registry.k8s.io/etcd:3.6.8-0"), "{}", run.stderr);
+    assert!(control.is_none_or(|c| first < Some(c)), "{}", run.stderr);
+}
