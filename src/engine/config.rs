@@ -168,9 +168,43 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
+/// A whole number of bytes from a quantity with a binary or decimal suffix (`5Gi`, `500Mi`,
+/// `10G`, `1024`); `None` for the forms this does not read (fractions, exponents).
+fn quantity_bytes(quantity: &str) -> Option<u128> {
+    let split = quantity.find(|c: char| !c.is_ascii_digit()).unwrap_or(quantity.len());
+    let (number, suffix) = quantity.split_at(split);
+    let unit: u128 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return None,
+    };
+    number.parse::<u128>().ok()?.checked_mul(unit)
+}
+
+/// What the cluster's volume claims request together: the datastore's claim, plus the
+/// control plane's own with a deployed etcd; `None` without claims or for a size this does
+/// not read.
+fn claims_bytes(spec: &VirtualClusterSpec) -> Option<u128> {
+    if !spec.persistent() || spec.datastore.external_etcd().is_some() {
+        return None;
+    }
+    let datastore = quantity_bytes(spec.storage.size.as_deref().unwrap_or("5Gi"))?;
+    let control_plane =
+        if spec.datastore.deploys_etcd() { quantity_bytes(ETCD_CONTROL_PLANE_CLAIM)? } else { 0 };
+    Some(datastore + control_plane)
+}
+
 /// The ResourceQuota `hard` entries: the defaults (with room for the exposed Service's node
-/// ports: the API port and the kubelet port of a NodePort, the API port of a LoadBalancer)
-/// with the spec's entries over them.
+/// ports: the API port and the kubelet port of a NodePort, the API port of a LoadBalancer, and
+/// for the cluster's own volume claims when they ask for more than the default storage) with
+/// the spec's entries over them.
 pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     let mut hard: BTreeMap<String, String> =
         DEFAULT_QUOTA.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -181,6 +215,15 @@ pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     };
     if let Some(node_ports) = node_ports {
         hard.insert("services.nodeports".to_string(), node_ports.to_string());
+    }
+    let default_storage = hard.get("requests.storage").and_then(|q| quantity_bytes(q));
+    if let (Some(claims), Some(default)) = (claims_bytes(spec), default_storage)
+        && claims > default
+    {
+        let gib = 1u128 << 30;
+        let room =
+            if claims % gib == 0 { format!("{}Gi", claims / gib) } else { claims.to_string() };
+        hard.insert("requests.storage".to_string(), room);
     }
     hard.extend(spec.quota.hard.iter().map(|(k, v)| (k.clone(), v.clone())));
     hard

@@ -355,3 +355,16 @@ fn a_create_that_times_out_names_the_etcd_pods_trouble_first() {
     assert!(run.stderr.contains("registry.k8s.io/etcd:3.6.8-0"), "{}", run.stderr);
     assert!(control.is_none_or(|c| first < Some(c)), "{}", run.stderr);
 }
+
+#[test]
+fn both_claims_fit_the_quota_with_a_large_etcd() {
+    let (fake, sandbox) = host();
+    let args = ["create", "dev", "--no-connect", "--datastore", "etcd", "--storage-size", "20Gi"];
+    Vc::new(&sandbox).args(args).run().code(0);
+    wait_for("both claims", || {
+        fake.get("persistentvolumeclaims", "vc-dev", "data-dev-etcd-0").is_some()
+            && fake.get("persistentvolumeclaims", "vc-dev", "data-dev-0").is_some()
+    });
+    let quota = fake.get("resourcequotas", "vc-dev", "vc-dev").expect("the quota");
+    assert_eq!(quota["spec"]["hard"]["requests.storage"], "21Gi");
+}

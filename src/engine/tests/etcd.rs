@@ -286,3 +286,24 @@ fn external_etcd_is_configured_and_mounted() {
         .expect("an egress rule to the endpoint's port");
     assert!(rule.get("to").is_none());
 }
+
+#[test]
+fn the_quota_has_room_for_both_claims() {
+    let hard = |yaml: &str| {
+        let spec: VirtualClusterSpec = serde_saphyr::from_str(yaml).expect("a valid spec");
+        crate::engine::config::quota_hard(&spec)["requests.storage"].clone()
+    };
+    // etcd's 5Gi and the control plane's 1Gi fit the default.
+    assert_eq!(hard("datastore:\n  kind: etcd\n"), "20Gi");
+    // 20Gi for etcd and 1Gi for the control plane do not: the quota grows to fit them.
+    assert_eq!(hard("datastore:\n  kind: etcd\nstorage:\n  size: 20Gi\n"), "21Gi");
+    assert_eq!(hard("storage:\n  size: 30Gi\n"), "30Gi");
+    assert_eq!(hard("storage:\n  size: 10Gi\n"), "20Gi");
+    // The user's own quota wins.
+    assert_eq!(
+        hard(
+            "datastore:\n  kind: etcd\nstorage:\n  size: 20Gi\nquota:\n  hard:\n    requests.storage: 8Gi\n"
+        ),
+        "8Gi"
+    );
+}
