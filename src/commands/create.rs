@@ -436,6 +436,21 @@ async fn check_existing(
             ))
             .into());
         }
+        // The engine refuses to start on another backing store than its first, and a new one
+        // would be empty.
+        let was_datastore = existing.spec.as_ref().map(|s| s.datastore.clone()).unwrap_or_default();
+        if was_datastore != spec.datastore {
+            let shown = |d: &spec::DatastoreSpec| match d.external_etcd() {
+                Some((endpoint, _)) => format!("etcd at {endpoint}"),
+                None => d.kind.as_str().to_string(),
+            };
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} keeps its data in {}, which cannot change on an existing cluster (asked: {}); apply again with the same datastore, or copy it into a new cluster of the other kind: vc snapshot {name} --to FILE, then vc create NEW --from-snapshot FILE --datastore KIND",
+                shown(&was_datastore),
+                shown(&spec.datastore)
+            ))
+            .into());
+        }
         let was_storage = existing.spec.as_ref().map(|s| s.storage.clone()).unwrap_or_default();
         if persistent && was_storage != spec.storage {
             let shown = |s: &spec::StorageSpec| {

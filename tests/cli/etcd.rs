@@ -368,3 +368,32 @@ fn both_claims_fit_the_quota_with_a_large_etcd() {
     let quota = fake.get("resourcequotas", "vc-dev", "vc-dev").expect("the quota");
     assert_eq!(quota["spec"]["hard"]["requests.storage"], "21Gi");
 }
+
+#[test]
+fn an_upsert_cannot_change_the_datastore_but_a_restore_can() {
+    let (fake, sandbox) = host();
+    Vc::new(&sandbox).args(["create", "dev", "--no-connect"]).run().code(0);
+    let before = fake.get("statefulsets", "vc-dev", "dev").unwrap();
+    let changed = Vc::new(&sandbox)
+        .args(["create", "dev", "--upsert", "--no-connect", "--datastore", "etcd"])
+        .run();
+    changed.code(6);
+    assert!(changed.stderr.contains("keeps its data in sqlite"), "{}", changed.stderr);
+    assert!(changed.stderr.contains("--from-snapshot FILE --datastore KIND"), "{}", changed.stderr);
+    assert_eq!(changed.stderr.lines().count(), 1, "{}", changed.stderr);
+    let after = fake.get("statefulsets", "vc-dev", "dev").unwrap();
+    assert_eq!(before["metadata"]["resourceVersion"], after["metadata"]["resourceVersion"]);
+    assert!(fake.get("statefulsets", "vc-dev", "dev-etcd").is_none(), "nothing applied");
+
+    // Across kinds: a snapshot of the SQLite cluster restores into an etcd one.
+    let file = snapshot_of(&fake, &sandbox, "dev", "vc-dev");
+    assert_eq!(metadata_datastore(&file), "kine");
+    let args = ["create", "copy", "--from-snapshot", &file, "--datastore", "etcd", "--no-connect"];
+    Vc::new(&sandbox).args(args).run().code(0);
+    assert!(fake.get("statefulsets", "vc-copy", "copy-etcd").is_some());
+    assert_eq!(
+        fake.datastore("vc-copy", "data-copy-0")
+            .get(b"/registry/configmaps/default/seed".as_slice()),
+        Some(&b"42".to_vec())
+    );
+}
