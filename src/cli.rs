@@ -520,6 +520,7 @@ pub struct CreateArgs {
         "dry_run", "from_snapshot", "no_wait", "apply", "storage_size", "storage_class",
         "node_selector", "tolerations", "runtime_class", "priority_class", "expose", "datastore",
         "operator",
+        "etcd_endpoint", "etcd_tls_secret",
     ])]
     pub from_pool: Option<String>,
     /// With --from-pool: wait (up to --timeout) for a member instead of creating the cluster
@@ -552,9 +553,18 @@ pub struct HostingArgs {
     /// Connect through a local forward even when the cluster is exposed
     #[arg(long, conflicts_with = "no_connect")]
     pub forward: bool,
-    /// Datastore of the control plane: sqlite (the default, kine on the volume claim)
+    /// Datastore of the control plane: sqlite (the default, kine on the volume claim) or
+    /// etcd (an etcd StatefulSet beside the control plane, or --etcd-endpoint)
     #[arg(long, value_name = "KIND")]
     pub datastore: Option<String>,
+    /// With --datastore etcd: an external etcd's client URL, https://HOST:PORT, instead of
+    /// deploying one
+    #[arg(long = "etcd-endpoint", value_name = "URL")]
+    pub etcd_endpoint: Option<String>,
+    /// With --etcd-endpoint: a Secret in the cluster's namespace with the etcd client's
+    /// ca.crt, tls.crt and tls.key
+    #[arg(long = "etcd-tls-secret", value_name = "NAME")]
+    pub etcd_tls_secret: Option<String>,
 }
 
 /// `vc snapshot`

@@ -275,15 +275,99 @@ impl PlacementSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DatastoreSpec {
-    /// `sqlite` (the default: kine over SQLite under `/data`) or `etcd`.
+    /// `sqlite` (the default: kine over SQLite under `/data`) or `etcd` (an etcd StatefulSet
+    /// beside the control plane, or the external etcd at `endpoint`).
     #[serde(default)]
     pub kind: DatastoreKind,
+    /// An external etcd's client URL, `https://HOST:PORT`; with it no etcd is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Secret in the cluster's host namespace holding the external etcd's client credentials
+    /// under `ca.crt`, `tls.crt` and `tls.key` (the shape cert-manager writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret: Option<String>,
 }
 
 impl DatastoreSpec {
     fn is_default(&self) -> bool {
         self == &DatastoreSpec::default()
     }
+
+    /// Whether `vc` deploys an etcd StatefulSet beside the control plane.
+    pub fn deploys_etcd(&self) -> bool {
+        self.kind == DatastoreKind::Etcd && self.endpoint.is_none()
+    }
+
+    /// The external etcd's endpoint and TLS Secret, when the datastore is one.
+    pub fn external_etcd(&self) -> Option<(&str, &str)> {
+        match (self.kind, &self.endpoint, &self.tls_secret) {
+            (DatastoreKind::Etcd, Some(endpoint), Some(secret)) => {
+                Some((endpoint.as_str(), secret.as_str()))
+            }
+            _ => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        if self.kind != DatastoreKind::Etcd {
+            if self.endpoint.is_some() || self.tls_secret.is_some() {
+                return Err(SpecError::DatastoreExternalKind);
+            }
+            return Ok(());
+        }
+        match (&self.endpoint, &self.tls_secret) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(SpecError::DatastoreTlsSecretMissing),
+            (None, Some(_)) => Err(SpecError::DatastoreEndpointMissing),
+            (Some(endpoint), Some(secret)) => {
+                parse_etcd_endpoint(endpoint)?;
+                if !is_dns_subdomain(secret) {
+                    return Err(SpecError::DatastoreTlsSecret(secret.clone()));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The host and port of an external etcd endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdEndpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl EtcdEndpoint {
+    /// The address when the host is an IP literal (NetworkPolicies can name only addresses).
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    }
+}
+
+/// Parses an external etcd endpoint, `https://HOST:PORT` (HOST a DNS name, an IPv4 address or
+/// a bracketed IPv6 address), as the engine dials it: TLS, one endpoint, no path.
+pub fn parse_etcd_endpoint(text: &str) -> Result<EtcdEndpoint, SpecError> {
+    let bad = |why: &str| SpecError::DatastoreEndpoint(text.to_string(), why.to_string());
+    let Some(rest) = text.strip_prefix("https://") else {
+        return Err(bad("it must start with https:// (the engine speaks TLS to etcd)"));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.contains(',') || rest.contains('@') {
+        return Err(bad("give one endpoint, without a path or credentials"));
+    }
+    let Some((host, port)) = rest.rsplit_once(':') else {
+        return Err(bad("it needs a port, such as :2379"));
+    };
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad("invalid port"))?;
+    let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.parse::<std::net::Ipv4Addr>().is_ok() || is_dns_subdomain(host)
+    };
+    if !host_ok {
+        return Err(bad(&format!("{host:?} is not a host name or IP address")));
+    }
+    Ok(EtcdEndpoint { host: host.to_string(), port })
 }
 
 /// Which datastore the control plane keeps its state in.
@@ -461,6 +545,10 @@ pub enum SpecError {
         "a storage size or class (--storage-size, --storage-class) shapes the volume claim, and an ephemeral cluster (--ephemeral) has none; drop one of the two"
     )]
     StorageEphemeral,
+    #[error(
+        "a storage size or class (--storage-size, --storage-class) shapes the datastore's volume claim, and an external etcd (--etcd-endpoint) keeps its data elsewhere; drop one of the two"
+    )]
+    StorageExternalEtcd,
     #[error("manifests: entry {0} is empty; give a file, a directory, a URL or inline YAML")]
     EmptyManifest(usize),
     #[error("invalid label {0:?}: {1}")]
@@ -488,9 +576,23 @@ pub enum SpecError {
     #[error("invalid datastore {0:?}: use sqlite (the default) or etcd")]
     Datastore(String),
     #[error(
-        "datastore etcd is not rendered by this version of vc (the engine's deployed etcd StatefulSet and its certificates are not yet part of what vc applies); use datastore sqlite, the default"
+        "an etcd endpoint or TLS Secret (--etcd-endpoint, --etcd-tls-secret) needs datastore etcd (--datastore etcd)"
     )]
-    DatastoreEtcd,
+    DatastoreExternalKind,
+    #[error(
+        "an external etcd needs its client credentials: add --etcd-tls-secret NAME (datastore.tlsSecret), a Secret with ca.crt, tls.crt and tls.key"
+    )]
+    DatastoreTlsSecretMissing,
+    #[error(
+        "an etcd TLS Secret is only used with an external etcd: add --etcd-endpoint https://HOST:2379 (datastore.endpoint), or drop the Secret to deploy etcd beside the control plane"
+    )]
+    DatastoreEndpointMissing,
+    #[error("invalid etcd endpoint {0:?}: {1} (for example: https://etcd.example.com:2379)")]
+    DatastoreEndpoint(String, String),
+    #[error(
+        "invalid etcd TLS Secret name {0:?}: use the name of a Secret in the cluster's namespace (lowercase letters, digits, '-' and '.')"
+    )]
+    DatastoreTlsSecret(String),
     #[error("invalid --expose {0:?}: {1}")]
     Expose(String, String),
     #[error(
@@ -825,8 +927,9 @@ impl VirtualClusterSpec {
             }
         }
         self.placement.validate()?;
-        if self.datastore.kind == DatastoreKind::Etcd {
-            return Err(SpecError::DatastoreEtcd);
+        self.datastore.validate()?;
+        if self.datastore.external_etcd().is_some() && !self.storage.is_empty() {
+            return Err(SpecError::StorageExternalEtcd);
         }
         if let Some(values) = &self.engine.values
             && !values.is_object()
@@ -968,14 +1071,77 @@ mod tests {
         let spec: VirtualClusterSpec =
             serde_saphyr::from_str("datastore:\n  kind: sqlite\n").unwrap();
         assert_eq!(spec.datastore.kind, DatastoreKind::Sqlite);
-        // The default is left out of the record; an explicit etcd is refused before any request.
+        // The default is left out of the record.
         assert!(serde_json::to_value(&spec).unwrap().get("datastore").is_none());
         let etcd: VirtualClusterSpec =
             serde_saphyr::from_str("datastore:\n  kind: etcd\n").unwrap();
-        assert_eq!(etcd.validate(), Err(SpecError::DatastoreEtcd));
+        assert_eq!(etcd.validate(), Ok(()));
+        assert!(etcd.datastore.deploys_etcd());
+        assert_eq!(
+            serde_json::to_value(&etcd).unwrap()["datastore"],
+            serde_json::json!({"kind": "etcd"})
+        );
+        let external: VirtualClusterSpec = serde_saphyr::from_str(
+            "datastore:\n  kind: etcd\n  endpoint: https://10.0.0.5:2379\n  tlsSecret: etcd-client\n",
+        )
+        .unwrap();
+        assert_eq!(external.validate(), Ok(()));
+        assert!(!external.datastore.deploys_etcd());
+        assert_eq!(
+            external.datastore.external_etcd(),
+            Some(("https://10.0.0.5:2379", "etcd-client"))
+        );
+        let back: VirtualClusterSpec =
+            serde_json::from_value(serde_json::to_value(&external).unwrap()).unwrap();
+        assert_eq!(back, external);
+        let mut bad = external.clone();
+        bad.datastore.tls_secret = None;
+        assert_eq!(bad.validate(), Err(SpecError::DatastoreTlsSecretMissing));
+        let mut bad = external.clone();
+        bad.datastore.endpoint = None;
+        assert_eq!(bad.validate(), Err(SpecError::DatastoreEndpointMissing));
+        let mut bad = external.clone();
+        bad.datastore.kind = DatastoreKind::Sqlite;
+        assert_eq!(bad.validate(), Err(SpecError::DatastoreExternalKind));
+        let mut bad = external.clone();
+        bad.datastore.tls_secret = Some("Etcd_Client".into());
+        assert_eq!(bad.validate(), Err(SpecError::DatastoreTlsSecret("Etcd_Client".into())));
+        let mut bad = external;
+        bad.storage.size = Some("1Gi".into());
+        assert_eq!(bad.validate(), Err(SpecError::StorageExternalEtcd));
         assert!(
             serde_saphyr::from_str::<VirtualClusterSpec>("datastore:\n  kind: mysql\n").is_err()
         );
+    }
+
+    #[test]
+    fn etcd_endpoints() {
+        let ok = |t: &str| parse_etcd_endpoint(t).expect(t);
+        assert_eq!(
+            ok("https://etcd.db.svc:2379"),
+            EtcdEndpoint { host: "etcd.db.svc".into(), port: 2379 }
+        );
+        assert_eq!(ok("https://10.0.0.5:2379/").ip(), Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(ok("https://[fd00::5]:2379").ip(), Some("fd00::5".parse().unwrap()));
+        assert_eq!(ok("https://etcd:2379").ip(), None);
+        for bad in [
+            "http://etcd:2379",
+            "etcd:2379",
+            "https://etcd",
+            "https://etcd:0",
+            "https://etcd:99999",
+            "https://etcd:2379/v3",
+            "https://a:2379,https://b:2379",
+            "https://Etcd_1:2379",
+            "https://user@etcd:2379",
+            "https://fd00::5:2379",
+            "",
+        ] {
+            assert!(
+                matches!(parse_etcd_endpoint(bad), Err(SpecError::DatastoreEndpoint(..))),
+                "{bad:?} accepted"
+            );
+        }
     }
 
     #[test]

@@ -2437,3 +2437,184 @@ fn create_through_the_operator_and_adopt() {
         e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
     }
 }
+
+/// The etcd image the deployed etcd runs (the engine release's default).
+const ETCD_IMAGE: &str = "registry.k8s.io/etcd:3.6.8-0";
+
+/// Whether the host's cluster DNS answers for Service `service` in `namespace`, asked from a
+/// throw-away pod of the probe image there (the engine dials its deployed etcd by name).
+fn cluster_dns_resolves(e2e: &E2e, namespace: &str, service: &str) -> bool {
+    let pod = "vc-e2e-dns-probe";
+    let fqdn = format!("{service}.{namespace}.svc.cluster.local");
+    let ip = e2e.kubectl(&[
+        "get",
+        "service",
+        "-n",
+        namespace,
+        service,
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let ip = String::from_utf8_lossy(&ip.stdout).trim().to_string();
+    let image = format!("--image={}", probe_image());
+    let script = format!("nslookup -timeout=3 {fqdn} || true");
+    e2e.kubectl(&[
+        "run",
+        pod,
+        "-n",
+        namespace,
+        &image,
+        "--restart=Never",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let done = eventually(Duration::from_secs(90), || {
+        let phase =
+            e2e.kubectl(&["get", "pod", "-n", namespace, pod, "-o", "jsonpath={.status.phase}"]);
+        matches!(String::from_utf8_lossy(&phase.stdout).trim(), "Succeeded" | "Failed")
+    });
+    let log = e2e.kubectl(&["logs", "-n", namespace, pod]);
+    e2e.kubectl(&["delete", "pod", "-n", namespace, pod, "--wait=false"]);
+    done && !ip.is_empty() && String::from_utf8_lossy(&log.stdout).contains(&ip)
+}
+
+/// `--datastore etcd`: the etcd StatefulSet beside the control plane becomes ready, the
+/// cluster serves a ConfigMap from it, keeps it across a pause, and a snapshot of it restores
+/// into a new etcd cluster with the same ConfigMap. Skips, saying so, when the host's node
+/// does not hold the etcd image (no pulls assumed). On a host whose cluster DNS does not
+/// answer for Services, it says so and maps the etcd Service's name in the control-plane pod
+/// (`engine.values` hostAliases) to check the rest; the restore is then skipped, since the
+/// copy would need a mapping of its own.
+#[test]
+fn etcd_datastore_cluster_is_usable_and_restores() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    if !host_has_image(&e2e, ETCD_IMAGE) {
+        report_skip(&format!(
+            "e2e: etcd_datastore_cluster_is_usable_and_restores skipped: the host's node does not hold {ETCD_IMAGE}"
+        ));
+        return;
+    }
+    let source = unique("e2e-etcd");
+    let restored = format!("{source}-r");
+    let _cleanups =
+        [&source, &restored].map(|name| Cleanup { e2e: &e2e, name: name.clone(), namespace: None });
+    let created = e2e.vc(&["create", &source, "--datastore", "etcd", "--no-connect", "--no-wait"]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let namespace = format!("vc-{source}");
+    let etcd_service = format!("{source}-etcd");
+    let dns = cluster_dns_resolves(&e2e, &namespace, &etcd_service);
+    if !dns {
+        report_skip(&format!(
+            "e2e: etcd_datastore_cluster_is_usable_and_restores: the host's cluster DNS does not answer for Services; mapping {etcd_service} in the control-plane pod instead"
+        ));
+        let ip = e2e.kubectl(&[
+            "get",
+            "service",
+            "-n",
+            &namespace,
+            &etcd_service,
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ]);
+        let ip = String::from_utf8_lossy(&ip.stdout).trim().to_string();
+        let values = e2e.state.path().join("etcd-alias.yaml");
+        std::fs::write(
+            &values,
+            format!(
+                "datastore:\n  kind: etcd\nengine:\n  values:\n    controlPlane:\n      statefulSet:\n        hostAliases:\n          - ip: \"{ip}\"\n            hostnames: [\"{etcd_service}\"]\n"
+            ),
+        )
+        .expect("write the values file");
+        let values = values.display().to_string();
+        let upsert =
+            e2e.vc(&["create", &source, "--upsert", "-f", &values, "--no-connect", "--no-wait"]);
+        assert_eq!(upsert.status.code(), Some(0), "upsert with the mapping failed");
+    }
+    let seeded = e2e.vc(&[
+        "connect",
+        &source,
+        "--timeout",
+        "5m",
+        "--",
+        "kubectl",
+        "create",
+        "configmap",
+        "seed",
+        "--from-literal=answer=42",
+    ]);
+    assert_eq!(seeded.status.code(), Some(0), "the cluster did not serve a ConfigMap");
+    let ready = e2e.kubectl(&[
+        "get",
+        "statefulset",
+        "-n",
+        &namespace,
+        &etcd_service,
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "1", "etcd is ready");
+    let described = e2e.vc(&["describe", &source, "-o", "json"]);
+    assert_eq!(json(&described)["datastore"], "etcd");
+    let uid_of = |cluster: &str| {
+        let out = e2e.vc(&[
+            "connect",
+            cluster,
+            "--",
+            "kubectl",
+            "get",
+            "configmap",
+            "seed",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "reading the ConfigMap of {cluster} failed");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let uid = uid_of(&source);
+    assert!(!uid.is_empty());
+
+    // The data lives in etcd: a pause stops both, a resume brings both back with it.
+    assert_eq!(e2e.vc(&["pause", &source]).status.code(), Some(0), "pause failed");
+    let replicas = e2e.kubectl(&[
+        "get",
+        "statefulset",
+        "-n",
+        &namespace,
+        &etcd_service,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&replicas.stdout).trim(), "0", "etcd paused");
+    let resumed = e2e.vc(&["resume", &source, "--timeout", "5m"]);
+    assert_eq!(resumed.status.code(), Some(0), "resume failed");
+    assert_eq!(uid_of(&source), uid, "the ConfigMap survives the pause");
+
+    let file = e2e.state.path().join("etcd.vcsnap");
+    let file_arg = file.display().to_string();
+    let taken = e2e.vc(&["snapshot", &source, "--to", &file_arg, "-o", "json"]);
+    assert_eq!(taken.status.code(), Some(0), "snapshot of an etcd cluster failed");
+    assert!(json(&taken)["entries"].as_u64().unwrap_or_default() > 10);
+    if !dns {
+        report_skip(
+            "e2e: etcd_datastore_cluster_is_usable_and_restores: restore skipped: without Service DNS the copy's control plane cannot find its etcd",
+        );
+        return;
+    }
+    let restore =
+        e2e.vc(&["restore", &file_arg, "--name", &restored, "--no-connect", "--timeout", "5m"]);
+    assert_eq!(restore.status.code(), Some(0), "restore into an etcd cluster failed");
+    let etcd = e2e.kubectl(&[
+        "get",
+        "statefulset",
+        "-n",
+        &format!("vc-{restored}"),
+        &format!("{restored}-etcd"),
+        "-o",
+        "name",
+    ]);
+    assert!(etcd.status.success(), "the restored cluster has its own etcd");
+    assert_eq!(uid_of(&restored), uid, "the restored ConfigMap keeps its UID");
+}

@@ -179,6 +179,12 @@ fn apply_hosting(args: &HostingArgs, spec: &mut VirtualClusterSpec) -> Result<()
     if let Some(kind) = &args.datastore {
         spec.datastore.kind = spec::parse_datastore(kind)?;
     }
+    if let Some(endpoint) = &args.etcd_endpoint {
+        spec.datastore.endpoint = Some(endpoint.clone());
+    }
+    if let Some(secret) = &args.etcd_tls_secret {
+        spec.datastore.tls_secret = Some(secret.clone());
+    }
     Ok(())
 }
 
@@ -291,15 +297,24 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     let facts = async { Ok(host.network_facts(isolation.enabled, with_ranges).await?) };
     let rights = async { Ok(host.rules_in(&namespace).await?) };
     let service_ip = async { Ok(host.first_service_ip().await?) };
+    let etcd_secret = async {
+        match spec.datastore.external_etcd() {
+            Some((_, secret)) => {
+                Ok(host.check_etcd_tls_secret(&namespace, secret, own_namespace).await?)
+            }
+            None => Ok(()),
+        }
+    };
     let preflight = async {
         futures::try_join!(
             check_existing(&host, &placement, args.upsert, &spec, false),
             facts,
             rights,
-            service_ip
+            service_ip,
+            etcd_secret
         )
     };
-    let (existing, facts, held, service_ip) = tokio::time::timeout_at(deadline, preflight)
+    let (existing, facts, held, service_ip, ()) = tokio::time::timeout_at(deadline, preflight)
         .await
         .map_err(|_| host.no_answer(args.timeout))??;
     if let Some((created, _)) = existing {
@@ -477,6 +492,21 @@ async fn check_existing(
             };
             return Err(CliError::conflict(format!(
                 "virtual cluster {name:?} in namespace {namespace:?} was created {was}, which cannot change on an existing cluster; apply again with the same choice (vc create {name} --upsert{fix}), or delete it and create it anew"
+            ))
+            .into());
+        }
+        // The engine refuses to start on another backing store than its first, and a new one
+        // would be empty.
+        let was_datastore = existing.spec.as_ref().map(|s| s.datastore.clone()).unwrap_or_default();
+        if was_datastore != spec.datastore {
+            let shown = |d: &spec::DatastoreSpec| match d.external_etcd() {
+                Some((endpoint, _)) => format!("etcd at {endpoint}"),
+                None => d.kind.as_str().to_string(),
+            };
+            return Err(CliError::conflict(format!(
+                "virtual cluster {name:?} in namespace {namespace:?} keeps its data in {}, which cannot change on an existing cluster (asked: {}); apply again with the same datastore, or copy it into a new cluster of the other kind: vc snapshot {name} --to FILE, then vc create NEW --from-snapshot FILE --datastore KIND",
+                shown(&was_datastore),
+                shown(&spec.datastore)
             ))
             .into());
         }
@@ -817,7 +847,7 @@ fn render(
         )
         .map_err(CliError::usage)?;
         for object in &mut rendered.objects {
-            if let engine::HostObject::StatefulSet(sts) = object {
+            if let Some(sts) = object.as_control_plane_mut() {
                 engine::restore::add_restore_init_container(sts, &stream::restore_wait_script());
             }
         }
@@ -891,6 +921,12 @@ fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec>
     spec.isolation.host_ranges.clear();
     // What the source's manifests made is in its datastore; they are not applied again.
     spec.manifests.clear();
+    // The engine's restore empties the datastore it writes to: a copy of a cluster on an
+    // external etcd gets an etcd of its own, never the source's.
+    if spec.datastore.external_etcd().is_some() {
+        spec.datastore.endpoint = None;
+        spec.datastore.tls_secret = None;
+    }
     Ok(spec)
 }
 

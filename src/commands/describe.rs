@@ -51,7 +51,7 @@ struct Description {
     /// What the control plane may reach outside the cluster, from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     host_api_egress: Option<String>,
-    /// The datastore kind (`sqlite`), from the record.
+    /// The datastore kind (`sqlite` or `etcd`), from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     datastore: Option<&'static str>,
     /// The placement the control plane carries and the engine enforces on every synced pod.
@@ -188,7 +188,15 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
         field(&mut out, "Sleeps after:", &format!("{limit} idle{seen}"));
     }
     if let Some(datastore) = d.datastore {
-        field(&mut out, "Datastore:", datastore);
+        let external = d.spec.as_ref().and_then(|s| s.datastore.external_etcd());
+        match external {
+            Some((endpoint, secret)) => field(
+                &mut out,
+                "Datastore:",
+                &format!("{datastore} at {endpoint} (client Secret {secret})"),
+            ),
+            None => field(&mut out, "Datastore:", datastore),
+        }
     }
     if let Some(egress) = &d.host_api_egress {
         field(&mut out, "Host API egress:", egress);

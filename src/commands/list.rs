@@ -29,7 +29,7 @@ struct ListItem {
     /// The VirtualCluster (`namespace/name`) that owns it, for one made by the operator.
     #[serde(skip_serializing_if = "Option::is_none")]
     virtual_cluster: Option<String>,
-    /// The datastore kind (`sqlite`), from the record.
+    /// The datastore kind (`sqlite` or `etcd`), from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     datastore: Option<&'static str>,
     /// The pool it was started for, claimed or waiting in it (status Pooled).

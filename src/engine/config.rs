@@ -168,9 +168,43 @@ fn strip_nulls(value: &mut Value) {
     }
 }
 
+/// A whole number of bytes from a quantity with a binary or decimal suffix (`5Gi`, `500Mi`,
+/// `10G`, `1024`); `None` for the forms this does not read (fractions, exponents).
+fn quantity_bytes(quantity: &str) -> Option<u128> {
+    let split = quantity.find(|c: char| !c.is_ascii_digit()).unwrap_or(quantity.len());
+    let (number, suffix) = quantity.split_at(split);
+    let unit: u128 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return None,
+    };
+    number.parse::<u128>().ok()?.checked_mul(unit)
+}
+
+/// What the cluster's volume claims request together: the datastore's claim, plus the
+/// control plane's own with a deployed etcd; `None` without claims or for a size this does
+/// not read.
+fn claims_bytes(spec: &VirtualClusterSpec) -> Option<u128> {
+    if !spec.persistent() || spec.datastore.external_etcd().is_some() {
+        return None;
+    }
+    let datastore = quantity_bytes(spec.storage.size.as_deref().unwrap_or("5Gi"))?;
+    let control_plane =
+        if spec.datastore.deploys_etcd() { quantity_bytes(ETCD_CONTROL_PLANE_CLAIM)? } else { 0 };
+    Some(datastore + control_plane)
+}
+
 /// The ResourceQuota `hard` entries: the defaults (with room for the exposed Service's node
-/// ports: the API port and the kubelet port of a NodePort, the API port of a LoadBalancer)
-/// with the spec's entries over them.
+/// ports: the API port and the kubelet port of a NodePort, the API port of a LoadBalancer, and
+/// for the cluster's own volume claims when they ask for more than the default storage) with
+/// the spec's entries over them.
 pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     let mut hard: BTreeMap<String, String> =
         DEFAULT_QUOTA.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -181,6 +215,15 @@ pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     };
     if let Some(node_ports) = node_ports {
         hard.insert("services.nodeports".to_string(), node_ports.to_string());
+    }
+    let default_storage = hard.get("requests.storage").and_then(|q| quantity_bytes(q));
+    if let (Some(claims), Some(default)) = (claims_bytes(spec), default_storage)
+        && claims > default
+    {
+        let gib = 1u128 << 30;
+        let room =
+            if claims % gib == 0 { format!("{}Gi", claims / gib) } else { claims.to_string() };
+        hard.insert("requests.storage".to_string(), room);
     }
     hard.extend(spec.quota.hard.iter().map(|(k, v)| (k.clone(), v.clone())));
     hard
@@ -319,7 +362,99 @@ pub fn derived(
     if !spec.placement.is_empty() {
         deep_merge(&mut value, &to_value(&placement(&spec.placement))?);
     }
+    if let Some(store) = backing_store(spec) {
+        deep_merge(&mut value, &to_value(&store)?);
+    }
     Ok(value)
+}
+
+/// Resources of the deployed etcd container: the release's requests, plus limits so it
+/// counts against the quota the way `vc` means (the LimitRange's defaults would cap it at
+/// 512Mi, below what an etcd under load uses).
+pub const ETCD_REQUESTS: [(&str, &str); 3] =
+    [("cpu", "20m"), ("memory", "150Mi"), ("ephemeral-storage", "64Mi")];
+pub const ETCD_LIMITS: [(&str, &str); 3] =
+    [("cpu", "1"), ("memory", "1Gi"), ("ephemeral-storage", "1Gi")];
+
+/// Size of the control plane's own volume claim when etcd holds the data: only the
+/// certificates (and a restore's marker) live on it.
+pub const ETCD_CONTROL_PLANE_CLAIM: &str = "1Gi";
+
+/// The backing store for an etcd datastore: the deployed etcd (its claim shaped by the
+/// spec's storage, an emptyDir with `--ephemeral`, placed like the control plane, locked
+/// down: no privilege escalation, no capabilities, a read-only root filesystem and the
+/// runtime's seccomp profile), or the external endpoint with its client Secret's files.
+fn backing_store(spec: &VirtualClusterSpec) -> Option<Config> {
+    use model::*;
+
+    let datastore = &spec.datastore;
+    let etcd = if let Some((endpoint, _)) = datastore.external_etcd() {
+        let file = |key: &str| Some(format!("{}/{key}", super::etcd::EXTERNAL_TLS_DIR));
+        Etcd {
+            external: Some(EtcdExternal {
+                enabled: Some(true),
+                endpoint: Some(endpoint.to_string()),
+                tls: Some(EtcdExternalTLS {
+                    ca_file: file("ca.crt"),
+                    cert_file: file("tls.crt"),
+                    key_file: file("tls.key"),
+                }),
+            }),
+            ..Default::default()
+        }
+    } else if datastore.deploys_etcd() {
+        let placement = self::placement(&spec.placement);
+        let scheduling =
+            placement.control_plane.and_then(|c| c.stateful_set).and_then(|s| s.scheduling);
+        let object = |value: Value| -> BTreeMap<String, Value> {
+            value.as_object().map(|m| m.clone().into_iter().collect()).unwrap_or_default()
+        };
+        Etcd {
+            deploy: Some(EtcdDeploy {
+                enabled: Some(true),
+                stateful_set: Some(EtcdDeployStatefulSet {
+                    resources: Some(Resources {
+                        limits: Some(string_map(&ETCD_LIMITS)),
+                        requests: Some(string_map(&ETCD_REQUESTS)),
+                    }),
+                    security: Some(ControlPlaneSecurity {
+                        pod_security_context: Some(object(serde_json::json!({
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        }))),
+                        container_security_context: Some(object(serde_json::json!({
+                            "allowPrivilegeEscalation": false,
+                            "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": true,
+                            "runAsUser": 0,
+                            "runAsGroup": 0,
+                        }))),
+                    }),
+                    persistence: Some(ExternalEtcdPersistence {
+                        volume_claim: Some(ExternalEtcdPersistenceVolumeClaim {
+                            enabled: (!spec.persistent()).then_some(false),
+                            size: spec.storage.size.clone(),
+                            storage_class: spec.storage.class_name.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    scheduling,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    } else {
+        return None;
+    };
+    Some(Config {
+        control_plane: Some(ControlPlane {
+            backing_store: Some(BackingStore { etcd: Some(etcd), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// Placement, twice: on the control-plane pod (`controlPlane.statefulSet`), and as the
@@ -381,11 +516,18 @@ pub fn placement(placement: &PlacementSpec) -> Config {
 
 /// The volume claim's size and class from the spec, where it sets them (`engine.values`, merged
 /// later, still wins).
+/// With an etcd datastore the spec's storage shapes etcd's claim instead, and the control
+/// plane's own claim is a small one of the same class.
 fn volume_claim(spec: &VirtualClusterSpec) -> Option<model::ControlPlanePersistence> {
     let storage = &spec.storage;
-    (!storage.is_empty()).then(|| model::ControlPlanePersistence {
+    let etcd = spec.datastore.kind == crate::spec::DatastoreKind::Etcd;
+    (!storage.is_empty() || (etcd && spec.persistent())).then(|| model::ControlPlanePersistence {
         volume_claim: Some(model::VolumeClaim {
-            size: storage.size.clone(),
+            size: if etcd {
+                Some(ETCD_CONTROL_PLANE_CLAIM.to_string())
+            } else {
+                storage.size.clone()
+            },
             storage_class: storage.class_name.clone(),
             ..Default::default()
         }),
@@ -431,7 +573,59 @@ pub fn build(
     }
     let typed = parse(&merged)?;
     check_supported(&merged)?;
+    check_backing_store(spec, &merged)?;
     Ok(EngineConfig { typed, json: merged })
+}
+
+/// The backing store is the spec's `datastore` (recorded, shown by `list` and `describe`,
+/// read by snapshots): `engine.values` may tune the deployed etcd but not choose another
+/// store, and one store only is on.
+fn check_backing_store(spec: &VirtualClusterSpec, config: &Value) -> Result<(), EngineError> {
+    let on = |path: &str| is_set(at(config, path));
+    let stores = [
+        ("controlPlane.backingStore.etcd.deploy.enabled", spec.datastore.deploys_etcd()),
+        (
+            "controlPlane.backingStore.etcd.external.enabled",
+            spec.datastore.external_etcd().is_some(),
+        ),
+        ("controlPlane.backingStore.database.embedded.enabled", false),
+    ];
+    for (path, wanted) in stores {
+        if on(path) && !wanted {
+            return Err(EngineError::Unsupported(format!(
+                "{path} chooses the backing store, which vc sets from the datastore: use datastore \
+                 kind etcd (--datastore etcd, with --etcd-endpoint for an external one) or sqlite, \
+                 and remove the key"
+            )));
+        }
+        if !on(path) && wanted {
+            return Err(EngineError::Unsupported(format!(
+                "{path} cannot be switched off while the datastore is etcd: remove the key"
+            )));
+        }
+    }
+    if spec.datastore.deploys_etcd() {
+        let statefulset = "controlPlane.backingStore.etcd.deploy.statefulSet.enabled";
+        if at(config, statefulset).is_some_and(|v| v == &Value::Bool(false) || v == "false") {
+            return Err(EngineError::Unsupported(format!(
+                "{statefulset}=false leaves the deployed etcd without members: remove it, or use \
+                 an external etcd (--etcd-endpoint)"
+            )));
+        }
+        let replicas = at(
+            config,
+            "controlPlane.backingStore.etcd.deploy.statefulSet.highAvailability.replicas",
+        )
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+        if !(1..=5).contains(&replicas) {
+            return Err(EngineError::Unsupported(format!(
+                "controlPlane.backingStore.etcd.deploy.statefulSet.highAvailability.replicas={replicas}: \
+                 the engine's etcd certificates name members 0 to 4; use 1, 3 or 5"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The value at a dotted path of a configuration.
@@ -481,14 +675,6 @@ const COMMERCIAL: &[&str] = &[
 /// Switches with which the chart renders host objects `vc` does not render, or renders the
 /// control plane as a different workload.
 const OTHER_OBJECTS: &[(&str, &str)] = &[
-    (
-        "controlPlane.backingStore.etcd.external.enabled",
-        "an external etcd (the chart then runs the control plane as a Deployment without a volume claim)",
-    ),
-    (
-        "controlPlane.backingStore.etcd.deploy.enabled",
-        "a deployed etcd (the chart then renders an etcd StatefulSet and runs the control plane as a Deployment)",
-    ),
     ("controlPlane.ingress.enabled", "an Ingress for the control plane"),
     ("controlPlane.tlsRoute.enabled", "a TLSRoute for the control plane"),
     ("controlPlane.serviceMonitor.enabled", "a ServiceMonitor"),

@@ -18,9 +18,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use super::config::model::{Config, StrBool};
+use super::etcd;
 use super::objects::{from_config_value, object_meta};
 use super::{APP_VCLUSTER, EngineError, LABEL_APP, LABEL_MANAGED_BY_ENGINE, LABEL_RELEASE};
-use crate::spec::Cidr;
+use crate::spec::{Cidr, parse_etcd_endpoint};
 
 /// The API port of the control-plane pod (the syncer's proxy).
 pub const API_PORT: i32 = 8443;
@@ -67,6 +68,36 @@ fn workload_pods(name: &str) -> LabelSelector {
 /// The control-plane pod: the StatefulSet's labels, and not a synced pod.
 fn control_plane_pods(name: &str) -> LabelSelector {
     not_synced(&[(LABEL_APP, APP_VCLUSTER), (LABEL_RELEASE, name)])
+}
+
+/// The deployed etcd's pods: its StatefulSet's labels, and not a synced pod.
+fn etcd_pods(name: &str) -> LabelSelector {
+    not_synced(&[(LABEL_APP, etcd::APP_ETCD), (LABEL_RELEASE, name)])
+}
+
+/// The control plane's egress to its datastore: the deployed etcd's client port, or the
+/// external etcd's address and port (any address on that port when the endpoint is a host
+/// name, which a NetworkPolicy cannot name). Nothing for SQLite, which lives in the pod.
+fn datastore_egress(name: &str, config: &Config) -> Vec<NetworkPolicyEgressRule> {
+    let etcd = config
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.backing_store.as_ref())
+        .and_then(|b| b.etcd.as_ref());
+    let external = etcd
+        .and_then(|e| e.external.as_ref())
+        .filter(|x| x.enabled == Some(true))
+        .and_then(|x| x.endpoint.as_deref())
+        .and_then(|e| parse_etcd_endpoint(e).ok());
+    let mut rules = Vec::new();
+    if deploys_etcd(config) {
+        rules.push(egress(vec![pods(etcd_pods(name))], vec![port("TCP", etcd::CLIENT_PORT)]));
+    }
+    if let Some(endpoint) = external {
+        let to = endpoint.ip().map(|ip| ip_block(Cidr::host(ip).to_string(), None));
+        rules.push(egress(to.into_iter().collect(), vec![port("TCP", i32::from(endpoint.port))]));
+    }
+    rules
 }
 
 /// The engine's snapshot pods (made by the upstream CLI next to the control plane).
@@ -184,7 +215,7 @@ fn extra_rules<T: serde::Serialize, U: serde::de::DeserializeOwned>(
 /// Who can match which policy (docs/security.md has the whole argument):
 /// - `vc-work-<name>` selects every synced pod, so a tenant matches it: it grants only the
 ///   cluster's own pods and API port, plus public addresses with `allowInternet`.
-/// - `vc-cp-<name>` and `vc-snapshot-<name>` select pods without the engine's managed-by label,
+/// - `vc-cp-<name>`, `vc-snapshot-<name>` and `vc-etcd-<name>` select pods without the engine's managed-by label,
 ///   which no synced pod lacks: a tenant cannot match them, whatever labels it sets.
 /// - The virtual CoreDNS is a synced pod like any other and gets no policy of its own: it
 ///   answers `cluster.local` itself, and what it may reach beyond, a tenant may reach too.
@@ -235,6 +266,7 @@ pub fn network_policies(
     control_egress.extend(host_api(host_api_endpoints));
     control_egress.push(egress(vec![pods(control_plane_pods(name))], vec![]));
     control_egress.push(egress(vec![pods(workload_pods(name))], vec![]));
+    control_egress.extend(datastore_egress(name, config));
     control_egress.extend(extra_rules::<_, NetworkPolicyEgressRule>(
         control.and_then(|c| c.egress.as_ref()),
         "policies.networkPolicy.controlPlane.egress",
@@ -256,7 +288,7 @@ pub fn network_policies(
     ];
     snapshot_egress.extend(host_api(host_api_endpoints));
 
-    Ok(vec![
+    let mut policies = vec![
         policy(
             format!("vc-work-{name}"),
             namespace,
@@ -281,7 +313,39 @@ pub fn network_policies(
             snapshot_egress,
             vec![],
         ),
-    ])
+    ];
+    if deploys_etcd(config) {
+        // The deployed etcd: clients are the control plane (the engine's restore runs there
+        // too), peers are its own members; it reaches only its peers and the host DNS (it
+        // resolves its members' names at start).
+        let client_ports = vec![port("TCP", etcd::CLIENT_PORT)];
+        let peer_ports = vec![port("TCP", etcd::CLIENT_PORT), port("TCP", etcd::PEER_PORT)];
+        policies.push(policy(
+            format!("vc-etcd-{name}"),
+            namespace,
+            labels,
+            etcd_pods(name),
+            vec![
+                egress(vec![host_dns()], dns_ports(53)),
+                egress(vec![pods(etcd_pods(name))], peer_ports.clone()),
+            ],
+            vec![
+                ingress(vec![pods(control_plane_pods(name))], client_ports),
+                ingress(vec![pods(etcd_pods(name))], peer_ports),
+            ],
+        ));
+    }
+    Ok(policies)
+}
+
+fn deploys_etcd(config: &Config) -> bool {
+    config
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.backing_store.as_ref())
+        .and_then(|b| b.etcd.as_ref())
+        .and_then(|e| e.deploy.as_ref())
+        .is_some_and(|d| d.enabled == Some(true))
 }
 
 /// A configuration quantity (a string, or a bare number in YAML) as a Kubernetes quantity.

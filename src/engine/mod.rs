@@ -14,6 +14,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use crate::spec::SpecError;
 
 pub mod config;
+pub mod etcd;
 pub mod images;
 pub mod isolation;
 pub mod objects;
@@ -107,7 +108,7 @@ impl Rendered {
         }
         self.expires_at = Some(recorded);
         for object in &mut self.objects {
-            if let HostObject::StatefulSet(sts) = object {
+            if let Some(sts) = object.as_control_plane_mut() {
                 sts.metadata
                     .annotations
                     .get_or_insert_with(BTreeMap::new)
@@ -179,6 +180,14 @@ macro_rules! with_object {
     };
 }
 
+fn self_is_control_plane(sts: &StatefulSet) -> bool {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .and_then(|l| l.get(LABEL_APP))
+        .is_some_and(|app| app == APP_VCLUSTER)
+}
+
 fn kind_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
     T::KIND
 }
@@ -192,6 +201,20 @@ fn api_version_of<T: k8s_openapi::Resource>(_: &T) -> &'static str {
 }
 
 impl HostObject {
+    /// Whether this is the control-plane StatefulSet (selector `app: vcluster`), which carries
+    /// the record; the deployed etcd's StatefulSet is not.
+    pub fn is_control_plane(&self) -> bool {
+        matches!(self, HostObject::StatefulSet(sts) if self_is_control_plane(sts))
+    }
+
+    /// The control-plane StatefulSet, when this is it.
+    pub fn as_control_plane_mut(&mut self) -> Option<&mut StatefulSet> {
+        match self {
+            HostObject::StatefulSet(sts) if self_is_control_plane(sts) => Some(sts),
+            _ => None,
+        }
+    }
+
     /// Whether the engine owns the object once it exists: `vc` only creates it and never
     /// changes one it finds (the engine's certificate Secret, which the engine may renew).
     pub fn engine_owned(&self) -> bool {

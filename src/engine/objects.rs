@@ -93,7 +93,7 @@ pub fn from_config_value<T: DeserializeOwned>(value: &Value, key: &str) -> Resul
     serde_json::from_value(value.clone()).map_err(|e| EngineError::Values(format!("{key}: {e}")))
 }
 
-fn from_config<T: DeserializeOwned, S: serde::Serialize>(
+pub(crate) fn from_config<T: DeserializeOwned, S: serde::Serialize>(
     value: &S,
     key: &str,
 ) -> Result<T, EngineError> {
@@ -103,7 +103,7 @@ fn from_config<T: DeserializeOwned, S: serde::Serialize>(
 }
 
 /// A non-empty free-form map or list as a Kubernetes type; `None` when absent or empty.
-fn optional<T: DeserializeOwned, S: serde::Serialize>(
+pub(crate) fn optional<T: DeserializeOwned, S: serde::Serialize>(
     value: Option<&S>,
     key: &str,
 ) -> Result<Option<T>, EngineError> {
@@ -120,7 +120,7 @@ fn optional<T: DeserializeOwned, S: serde::Serialize>(
     if empty { Ok(None) } else { from_config_value(&json, key).map(Some) }
 }
 
-fn non_empty(text: Option<&String>) -> Option<String> {
+pub(crate) fn non_empty(text: Option<&String>) -> Option<String> {
     text.filter(|t| !t.is_empty()).cloned()
 }
 
@@ -425,7 +425,12 @@ pub fn render_config_secret(
     }
 }
 
-fn service_port(name: &str, port: i32, target: i32, node_port: Option<i64>) -> ServicePort {
+pub(crate) fn service_port(
+    name: &str,
+    port: i32,
+    target: i32,
+    node_port: Option<i64>,
+) -> ServicePort {
     ServicePort {
         name: Some(name.to_string()),
         port,
@@ -525,7 +530,7 @@ fn quantity_map(
     Ok(Some(out))
 }
 
-fn resources(
+pub(crate) fn resources(
     limits: Option<&BTreeMap<String, Value>>,
     requests: Option<&BTreeMap<String, Value>>,
     key: &str,
@@ -550,7 +555,7 @@ fn free_form_resources(
     resources(section("limits").as_ref(), section("requests").as_ref(), key)
 }
 
-fn field_env(name: &str, path: &str) -> EnvVar {
+pub(crate) fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {
@@ -591,11 +596,11 @@ fn https_probe(
     }
 }
 
-fn mount(name: &str, path: &str) -> VolumeMount {
+pub(crate) fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount { name: name.to_string(), mount_path: path.to_string(), ..Default::default() }
 }
 
-fn empty_dir(name: &str) -> Volume {
+pub(crate) fn empty_dir(name: &str) -> Volume {
     Volume {
         name: name.to_string(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -603,14 +608,14 @@ fn empty_dir(name: &str) -> Volume {
     }
 }
 
-fn list<T: DeserializeOwned, S: serde::Serialize>(
+pub(crate) fn list<T: DeserializeOwned, S: serde::Serialize>(
     items: Option<&Vec<S>>,
     key: &str,
 ) -> Result<Vec<T>, EngineError> {
     items.into_iter().flatten().map(|item| from_config(item, key)).collect()
 }
 
-fn image_ref(image: Option<&model::Image>, default_registry: Option<&String>) -> String {
+pub(crate) fn image_ref(image: Option<&model::Image>, default_registry: Option<&String>) -> String {
     let registry =
         non_empty(default_registry).or_else(|| non_empty(image.and_then(|i| i.registry.as_ref())));
     let repository = image.and_then(|i| i.repository.clone()).unwrap_or_default();

@@ -7,7 +7,7 @@ use super::config::{self, EngineConfig};
 use super::objects::{self, Record, View};
 use super::{
     ANNOTATION_CREATED_AT, ANNOTATION_EXPIRES_AT, ANNOTATION_KUBERNETES_VERSION, ANNOTATION_SPEC,
-    EngineError, HostObject, Placement, Rendered, images, isolation,
+    EngineError, HostObject, Placement, Rendered, etcd, images, isolation,
 };
 use crate::spec::VirtualClusterSpec;
 
@@ -65,15 +65,17 @@ pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Render
         out.push(HostObject::Service(service));
     }
     out.push(HostObject::Service(objects::render_headless_service(name, namespace, &view)));
+    let (etcd_services, etcd_sts) = etcd::render_etcd(name, namespace, &view)?;
+    out.extend(etcd_services.into_iter().map(HostObject::Service));
+    out.extend(etcd_sts.map(HostObject::StatefulSet));
     let expires_at = expiry(spec, placement)?;
     let record = record(spec, placement, &images.kubernetes_version, &config_yaml, expires_at)?;
-    out.push(HostObject::StatefulSet(objects::render_statefulset(
-        name,
-        namespace,
-        &view,
-        record,
-        spec.persistent(),
-    )?));
+    let mut control_plane =
+        objects::render_statefulset(name, namespace, &view, record, spec.persistent())?;
+    if let Some((_, secret)) = spec.datastore.external_etcd() {
+        etcd::mount_external_tls(&mut control_plane, secret);
+    }
+    out.push(HostObject::StatefulSet(control_plane));
 
     Ok(Rendered {
         objects: out,

@@ -58,8 +58,7 @@ impl Host {
     /// Deletes the NetworkPolicies, ResourceQuotas and LimitRanges labelled for this cluster
     /// that are not in `objects`.
     async fn prune_isolation(&self, objects: &[HostObject]) -> Result<(), HostError> {
-        let Some(control_plane) = objects.iter().find(|o| matches!(o, HostObject::StatefulSet(_)))
-        else {
+        let Some(control_plane) = objects.iter().find(|o| o.is_control_plane()) else {
             return Ok(());
         };
         let (name, namespace) =

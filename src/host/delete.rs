@@ -34,12 +34,13 @@ impl Sweep {
 }
 
 /// The selectors of what a cluster leaves in a shared namespace: `vc`'s objects, the objects
-/// the engine synced, and the control plane's volume claims.
-fn selectors(name: &str) -> (String, String, String) {
+/// the engine synced, the control plane's volume claims and the deployed etcd's.
+fn selectors(name: &str) -> (String, String, String, String) {
     (
         format!("{LABEL_CLUSTER}={name}"),
         format!("{LABEL_SYNCED_BY}={name}"),
         control_plane_selector(name),
+        format!("app={},release={name}", crate::engine::etcd::APP_ETCD),
     )
 }
 
@@ -108,7 +109,7 @@ impl Host {
         name: &str,
         sweep: Sweep,
     ) -> Result<Vec<String>, HostError> {
-        let (ours, synced, claims) = selectors(name);
+        let (ours, synced, claims, etcd_claims) = selectors(name);
         let found = futures::future::try_join_all([
             self.sweep_labelled::<StatefulSet>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<Service>(ns, &ours, sweep.keep()).boxed(),
@@ -120,6 +121,7 @@ impl Host {
             self.sweep_labelled::<ResourceQuota>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<LimitRange>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<PersistentVolumeClaim>(ns, &claims, sweep.keep()).boxed(),
+            self.sweep_labelled::<PersistentVolumeClaim>(ns, &etcd_claims, sweep.keep()).boxed(),
             self.sweep_labelled::<Pod>(ns, &synced, sweep.keep()).boxed(),
             self.sweep_labelled::<Service>(ns, &synced, sweep.keep()).boxed(),
             self.sweep_labelled::<Secret>(ns, &synced, sweep.keep()).boxed(),

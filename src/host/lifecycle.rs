@@ -245,6 +245,8 @@ impl Host {
                 return Ok(ResumeOutcome::NotPaused);
             }
             let replicas = fresh.paused_replicas.filter(|r| *r > 0).unwrap_or(1);
+            // The datastore first: the control plane's engine waits for it as it starts.
+            self.resume_etcd(&fresh).await?;
             let patch = json!({
                 "metadata": {
                     "resourceVersion": fresh.resource_version,
@@ -260,10 +262,7 @@ impl Host {
                 "spec": {"replicas": replicas},
             });
             match self.patch_workload(&fresh, &patch).await {
-                Ok(()) => {
-                    self.resume_etcd(&fresh).await?;
-                    return Ok(ResumeOutcome::Resumed { replicas });
-                }
+                Ok(()) => return Ok(ResumeOutcome::Resumed { replicas }),
                 Err(kube::Error::Api(s)) if s.code == 409 => {}
                 Err(e) => return Err(self.explain(&workload_what(&fresh, "resuming"), e)),
             }
@@ -274,10 +273,13 @@ impl Host {
         )))
     }
 
-    /// The etcd StatefulSets a Deployment control plane runs beside (the chart's deployed
-    /// etcd, `app=vcluster-etcd`), which the upstream CLI pauses and resumes with it.
+    /// The etcd StatefulSets a control plane runs beside (the deployed etcd,
+    /// `app=vcluster-etcd`): the chart's, beside a Deployment, which the upstream CLI pauses and
+    /// resumes with it, and `vc`'s, beside a StatefulSet whose record says etcd. Paused after
+    /// the control plane, resumed before it.
     async fn etcd_sets(&self, record: &ClusterRecord) -> Result<Vec<StatefulSet>, HostError> {
-        if record.workload != Workload::Deployment {
+        let deployed = record.spec.as_ref().is_some_and(|s| s.datastore.deploys_etcd());
+        if record.workload != Workload::Deployment && !deployed {
             return Ok(Vec::new());
         }
         let api: Api<StatefulSet> = Api::namespaced(self.client.clone(), &record.namespace);

@@ -243,6 +243,62 @@ fn first_address(cidr: &str) -> Option<IpAddr> {
     })
 }
 
+impl Host {
+    /// Checks that an external etcd's client Secret exists in `namespace` with every key the
+    /// control plane mounts, before anything is applied: a missing Secret or key is
+    /// [`HostError::NotFound`] naming how to make it. Only the keys are read.
+    pub async fn check_etcd_tls_secret(
+        &self,
+        namespace: &str,
+        secret: &str,
+        own_namespace: bool,
+    ) -> Result<(), HostError> {
+        use crate::engine::etcd::EXTERNAL_TLS_KEYS;
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), namespace);
+        let found = if own_namespace {
+            // vc creates this namespace: nothing can be in it yet.
+            None
+        } else {
+            secrets
+                .get_opt(secret)
+                .await
+                .map_err(|e| self.explain(&format!("reading Secret {namespace}/{secret}"), e))?
+        };
+        let Some(found) = found else {
+            let hint = if own_namespace {
+                format!(
+                    "; vc creates namespace {namespace:?} itself, so put the Secret in an existing namespace and create the cluster there with --namespace NS"
+                )
+            } else {
+                format!(
+                    "; create it with: kubectl -n {namespace} create secret generic {secret} --from-file=ca.crt --from-file=tls.crt --from-file=tls.key"
+                )
+            };
+            return Err(HostError::NotFound(format!(
+                "the external etcd's client Secret {secret:?} was not found in namespace {namespace:?} on context {:?}{hint}; nothing was applied",
+                self.context
+            )));
+        };
+        let keys: Vec<&String> = found
+            .data
+            .iter()
+            .flat_map(|d| d.keys())
+            .chain(found.string_data.iter().flat_map(|d| d.keys()))
+            .collect();
+        let missing: Vec<&str> =
+            EXTERNAL_TLS_KEYS.into_iter().filter(|k| !keys.iter().any(|have| have == k)).collect();
+        if !missing.is_empty() {
+            return Err(HostError::NotFound(format!(
+                "the external etcd's client Secret {namespace}/{secret} lacks the keys {} (it needs {}); nothing was applied",
+                missing.join(", "),
+                EXTERNAL_TLS_KEYS.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::first_address;

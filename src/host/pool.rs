@@ -21,7 +21,7 @@ use super::lifecycle::{
 use super::{ANNOTATION_PAUSED, ClusterRecord, Host, HostError, record_from};
 use crate::engine::{
     ANNOTATION_CREATED_AT, ANNOTATION_EXPIRES_AT, ANNOTATION_SPEC, APP_VCLUSTER, FIELD_MANAGER,
-    HostObject, LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY,
+    LABEL_APP, LABEL_MANAGED_BY, MANAGED_BY,
 };
 use crate::pool::{
     ANNOTATION_CLAIM_SECONDS, ANNOTATION_CLAIMED_AT, ANNOTATION_READY_SECONDS, LABEL_CLAIMED_AS,
@@ -226,7 +226,7 @@ impl Host {
         // The recorded spec keeps the pool's TTL; the expiry is set by the claim.
         rendered.expires_at = None;
         for object in &mut rendered.objects {
-            if let HostObject::StatefulSet(sts) = object
+            if let Some(sts) = object.as_control_plane_mut()
                 && let Some(annotations) = sts.metadata.annotations.as_mut()
             {
                 annotations.remove(ANNOTATION_EXPIRES_AT);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::engine::{self, HostObject, Placement, Rendered};
+use crate::engine::{self, Placement, Rendered};
 use crate::spec::VirtualClusterSpec;
 
 use super::{Host, NetworkFacts};
@@ -96,7 +96,7 @@ impl Host {
             rendered.add_certs(engine::pki::render_certs_secret(&target, &pki_seed()?)?);
         }
         for object in &mut rendered.objects {
-            if let HostObject::StatefulSet(sts) = object {
+            if let Some(sts) = object.as_control_plane_mut() {
                 let labels = sts.metadata.labels.get_or_insert_with(BTreeMap::new);
                 labels.extend(workload_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             }

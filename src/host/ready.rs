@@ -234,7 +234,31 @@ impl Host {
             }
         };
         let mut reasons = Vec::new();
-        for event in pod_progress(&pod) {
+        // The control plane waits for a deployed etcd: its trouble comes first.
+        let etcd_pod = format!("{}-0", crate::engine::etcd::etcd_name(name));
+        if let Ok(Some(etcd)) = pods.get_opt(&etcd_pod).await {
+            for reason in self.pod_reasons(namespace, &etcd_pod, &etcd).await {
+                reasons.push(format!("the deployed etcd's {reason}"));
+            }
+        }
+        reasons.extend(self.pod_reasons(namespace, &pod_name, &pod).await);
+        if reasons.is_empty() {
+            for warning in self.warning_events(namespace, &[&pod_name]).await.into_iter().take(3) {
+                reasons.push(warning);
+            }
+        }
+        if reasons.is_empty() {
+            let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+            reasons.push(format!("pod {pod_name} is {phase} but not Ready yet"));
+        }
+        reasons.join("; ")
+    }
+
+    /// Why one pod does not run: unschedulable, or a container waiting (with the last log
+    /// lines of one that crashes).
+    async fn pod_reasons(&self, namespace: &str, pod_name: &str, pod: &Pod) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for event in pod_progress(pod) {
             match event {
                 ReadyEvent::Unschedulable(msg) => {
                     reasons.push(format!("pod {pod_name} is Pending: {msg}"));
@@ -245,7 +269,7 @@ impl Host {
                         line.push_str(&format!(": {message}"));
                     }
                     if reason == "CrashLoopBackOff" || reason == "Error" {
-                        let logs = self.last_log_lines(namespace, &pod_name, 5).await;
+                        let logs = self.last_log_lines(namespace, pod_name, 5).await;
                         if !logs.is_empty() {
                             line.push_str(&format!(
                                 "; last log lines:\n    {}",
@@ -258,16 +282,7 @@ impl Host {
                 _ => {}
             }
         }
-        if reasons.is_empty() {
-            for warning in self.warning_events(namespace, &[&pod_name]).await.into_iter().take(3) {
-                reasons.push(warning);
-            }
-        }
-        if reasons.is_empty() {
-            let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
-            reasons.push(format!("pod {pod_name} is {phase} but not Ready yet"));
-        }
-        reasons.join("; ")
+        reasons
     }
 
     async fn last_log_lines(&self, namespace: &str, pod: &str, lines: i64) -> Vec<String> {

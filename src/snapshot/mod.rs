@@ -35,8 +35,22 @@ pub fn metadata_for(record: &ClusterRecord) -> Metadata {
         engine_image: images.as_ref().map(|i| i.engine.clone()).unwrap_or_default(),
         control_plane_image: images.as_ref().map(|i| i.control_plane.clone()).unwrap_or_default(),
         created_at: jiff::Timestamp::now().to_string(),
-        datastore: if record.made_by != MadeBy::Vcluster { "kine" } else { "unknown" }.to_string(),
+        datastore: datastore_kind(record).to_string(),
         source: "engine-key-value".to_string(),
+    }
+}
+
+/// The datastore a snapshot was read from: `kine` (SQLite behind kine), `etcd` (deployed
+/// beside the control plane) or `etcd-external`; `unknown` for a cluster without a record
+/// vc can read. The payload is the same key-value form for every kind, so a snapshot of one
+/// restores into any other.
+pub fn datastore_kind(record: &ClusterRecord) -> &'static str {
+    match &record.spec {
+        Some(spec) if spec.datastore.external_etcd().is_some() => "etcd-external",
+        Some(spec) if spec.datastore.deploys_etcd() => "etcd",
+        Some(_) => "kine",
+        None if record.made_by != MadeBy::Vcluster => "kine",
+        None => "unknown",
     }
 }
 

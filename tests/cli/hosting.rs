@@ -104,7 +104,6 @@ fn bad_hosting_values_are_refused_before_contacting_the_host() {
         ("bad runtime class in a values file", vec!["-f", values.to_str().unwrap()]),
         ("unknown expose type", vec!["--expose", "clusterip"]),
         ("unknown datastore", vec!["--datastore", "postgres"]),
-        ("etcd datastore", vec!["--datastore", "etcd"]),
         ("expose by an ingress", vec!["--expose", "ingress=dev.example.com"]),
     ];
     let mut transcript = String::new();

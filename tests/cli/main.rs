@@ -4,6 +4,7 @@ mod bad_input;
 mod ci_outputs;
 mod connect;
 mod doctor;
+mod etcd;
 mod fidelity;
 mod generated;
 mod help;

@@ -610,6 +610,7 @@ fn rendering_is_deterministic() {
     assert_eq!(json(&a), json(&b));
 }
 
+mod etcd;
 mod hosting;
 mod isolation;
 mod pki;
