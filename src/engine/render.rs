@@ -65,6 +65,9 @@ pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Render
         out.push(HostObject::Service(service));
     }
     out.push(HostObject::Service(objects::render_headless_service(name, namespace, &view)));
+    if let Some(ingress) = objects::render_ingress(name, namespace, &view)? {
+        out.push(HostObject::Ingress(ingress));
+    }
     let expires_at = expiry(spec, placement)?;
     let record = record(spec, placement, &images.kubernetes_version, &config_yaml, expires_at)?;
     out.push(HostObject::StatefulSet(objects::render_statefulset(
