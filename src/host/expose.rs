@@ -145,7 +145,7 @@ fn ingress_class_warning(classes: &[IngressClass], class_name: Option<&str>) -> 
     let names: Vec<&str> = classes.iter().filter_map(|c| c.metadata.name.as_deref()).collect();
     if names.is_empty() {
         return Some(
-            "the host has no IngressClass, so no ingress controller may serve the cluster's Ingress (see: kubectl get ingressclass); vc waits for its address in the exposed phase".to_string(),
+            "the host has no IngressClass, so no ingress controller may serve the cluster's Ingress (see: kubectl get ingressclass)".to_string(),
         );
     }
     let listed = names.join(", ");
