@@ -77,7 +77,7 @@ fn build_spec(
             spec
         }
         None if pool.is_some() => pool.unwrap_or_default(),
-        None => plan.map(restore_base_spec).transpose()?.unwrap_or_default(),
+        None => plan.map(|p| restore_base_spec(p, &args.name)).transpose()?.unwrap_or_default(),
     };
     if let Some(v) = &args.kubernetes_version {
         spec.kubernetes_version = Some(v.clone());
@@ -861,7 +861,7 @@ async fn restore_plan(
 
 /// The spec a restored cluster starts from: the source's recorded spec, without the facts
 /// pinned from the source's host (they are read again from this one).
-fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec> {
+fn restore_base_spec(plan: &restore::Plan, name: &str) -> anyhow::Result<VirtualClusterSpec> {
     if plan.metadata.spec.is_null() {
         return Ok(VirtualClusterSpec::default());
     }
@@ -873,6 +873,12 @@ fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec>
     spec.isolation.host_ranges.clear();
     // What the source's manifests made is in its datastore; they are not applied again.
     spec.manifests.clear();
+    // An Ingress host names the source cluster: a copy under another name would claim it too.
+    if plan.metadata.cluster != name
+        && spec.expose.as_ref().is_some_and(|e| e.kind == spec::ExposeKind::Ingress)
+    {
+        spec.expose = None;
+    }
     Ok(spec)
 }
 

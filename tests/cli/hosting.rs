@@ -439,3 +439,30 @@ fn create_forward_skips_the_ingress() {
     assert!(created.json()["timings"].get("exposed").is_none(), "{}", created.stdout);
     assert!(env.fake.get("ingresses", "vc-fw", "fw").is_some());
 }
+
+#[test]
+fn an_ingress_without_a_controller_ends_the_create_naming_forward() {
+    let env = Env::new();
+    // No controller publishes an address: the exposed phase waits, then says why.
+    let api = VirtualApi::start("no-controller");
+    let labels = json!({"app.kubernetes.io/managed-by": "vc", "vc.dev/cluster": "nc"});
+    env.fake
+        .put(json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": "vc-nc", "labels": labels}}))
+        .expect("namespace");
+    env.serve("nc", &api);
+    let expose = format!("ingress={UNRESOLVED_HOST}");
+    let args =
+        ["create", "nc", "--expose", &expose, "--ingress-class", "public", "--timeout", "8s"];
+    let run = env.vc(&args);
+    run.code(4);
+    assert!(run.stderr.contains("is ready, but connecting to it failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the Ingress of virtual cluster \"nc\" has no address after")
+            && run.stderr.contains("IngressClass \"public\"")
+            && run.stderr.contains("vc connect nc --forward"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.forwards().is_empty(), "no forward: {:?}", env.forwards());
+}
