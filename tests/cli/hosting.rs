@@ -466,3 +466,26 @@ fn an_ingress_without_a_controller_ends_the_create_naming_forward() {
     );
     assert!(env.forwards().is_empty(), "no forward: {:?}", env.forwards());
 }
+
+#[test]
+fn a_host_without_ingresses_is_refused_before_anything_is_applied() {
+    let (fake, sandbox) = host();
+    fake.add_fault(fakekube::Fault {
+        path_contains: "/apis/networking.k8s.io/v1$".to_string(),
+        action: fakekube::FaultAction::Respond(fakekube::ApiError::path_not_found()),
+        ..fakekube::Fault::default()
+    });
+    let run = Vc::new(&sandbox)
+        .args(["create", "dev", "--no-connect", "--expose", "ingress=dev.example.com"])
+        .run();
+    run.code(1);
+    assert!(
+        run.stderr.contains("does not serve networking.k8s.io/v1 Ingresses")
+            && run.stderr.contains("--expose nodeport or loadbalancer"),
+        "{}",
+        run.stderr
+    );
+    // A rights review is a create that stores nothing; no object is applied.
+    assert_eq!(fake.count_requests("apply", "/"), 0, "nothing applied");
+    assert!(fake.get("namespaces", "", "vc-dev").is_none());
+}
