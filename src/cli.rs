@@ -518,9 +518,8 @@ pub struct CreateArgs {
         "values", "kubernetes_version", "control_plane_image", "engine_image", "sleep_after",
         "labels", "no_isolation", "allow_internet", "no_quota", "ephemeral", "quota", "upsert",
         "dry_run", "from_snapshot", "no_wait", "apply", "storage_size", "storage_class",
-        "node_selector", "tolerations", "runtime_class", "priority_class", "expose", "datastore",
-        "operator",
-        "etcd_endpoint", "etcd_tls_secret",
+        "node_selector", "tolerations", "runtime_class", "priority_class", "expose", "ingress_class", "datastore",
+        "operator", "etcd_endpoint", "etcd_tls_secret",
     ])]
     pub from_pool: Option<String>,
     /// With --from-pool: wait (up to --timeout) for a member instead of creating the cluster
@@ -546,10 +545,14 @@ pub struct HostingArgs {
     /// PriorityClass of every pod (it must exist on the host)
     #[arg(long = "priority-class", value_name = "NAME")]
     pub priority_class: Option<String>,
-    /// Expose the virtual API server on the host: nodeport or loadbalancer; connect then
-    /// uses that address, without a forward
+    /// Expose the virtual API server on the host: nodeport, loadbalancer or
+    /// ingress=HOST[:PORT] (TLS passed through; see docs/hosting.md); connect then uses that
+    /// address, without a forward
     #[arg(long, value_name = "TYPE")]
     pub expose: Option<String>,
+    /// IngressClass of the Ingress made by --expose ingress=HOST (default: the host's default)
+    #[arg(long, value_name = "NAME")]
+    pub ingress_class: Option<String>,
     /// Connect through a local forward even when the cluster is exposed
     #[arg(long, conflicts_with = "no_connect")]
     pub forward: bool,

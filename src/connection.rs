@@ -310,27 +310,53 @@ pub async fn connect_direct(
 const EXPOSE_POLL: Duration = Duration::from_millis(500);
 /// One try of the exposed endpoint.
 const EXPOSE_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an Ingress may go without an address before its host is tried anyway: some
+/// ingress controllers never publish one.
+const INGRESS_ADDRESS_WAIT: Duration = Duration::from_secs(30);
 
 /// Waits (up to `timeout`) for the exposed endpoint and proves it: the host has assigned the
 /// address (`on_address` is called then), and the API answers there with the admin
 /// credentials and TLS verified against the engine's CA. The engine adds a new address to its
-/// serving certificate within a few seconds, so a refused handshake is tried again.
+/// serving certificate within a few seconds, so a refused handshake is tried again. An
+/// Ingress is tried once its controller has published an address, or after
+/// [`INGRESS_ADDRESS_WAIT`] without one; a host name that does not resolve ends the wait, as
+/// its DNS is the user's to set up.
 pub async fn exposed_server(
     host: &Host,
     target: &Target,
-    kind: crate::spec::ExposeKind,
+    expose: &crate::spec::ExposeSpec,
     admin: &Kubeconfig,
     timeout: Duration,
     mut on_address: impl FnMut(&str),
 ) -> anyhow::Result<String> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    use crate::spec::ExposeKind;
+
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let (namespace, name) = (target.namespace.as_str(), target.host_name.as_str());
+    let forward =
+        format!("connect through a forward instead: vc connect {} --forward", target.name);
     let mut announced = false;
     let mut last_error = None;
+    let mut published = None;
     loop {
-        if let Some(url) = host.exposed_url(&target.namespace, &target.host_name, kind).await? {
+        let mut url = host.exposed_url(namespace, name, expose).await?;
+        if expose.kind == ExposeKind::Ingress && published.is_none() {
+            published = host.ingress_address(namespace, name).await?;
+            if published.is_none() && started.elapsed() < INGRESS_ADDRESS_WAIT {
+                url = None;
+            }
+        }
+        if let Some(url) = url {
             if !announced {
-                on_address(&url);
+                on_address(&match &published {
+                    Some(address) => format!("{url} (ingress controller at {address})"),
+                    None => url.clone(),
+                });
                 announced = true;
+            }
+            if expose.kind == ExposeKind::Ingress {
+                resolves(expose, published.as_deref(), &forward).await?;
             }
             match probe_server(admin, target, &url, EXPOSE_REQUEST_TIMEOUT).await {
                 Ok(()) => return Ok(url),
@@ -339,18 +365,30 @@ pub async fn exposed_server(
         }
         if tokio::time::Instant::now() + EXPOSE_POLL >= deadline {
             let waited = crate::output::human_duration(timeout);
-            let forward =
-                format!("connect through a forward instead: vc connect {} --forward", target.name);
             return Err(match last_error {
                 Some((url, why)) => CliError::unreachable(format!(
-                    "the exposed endpoint {url} of virtual cluster {:?} does not answer: {why}; {forward}",
-                    target.name
+                    "the exposed endpoint {url} of virtual cluster {:?} does not answer: {why}{}; {forward}",
+                    target.name,
+                    if expose.kind == ExposeKind::Ingress {
+                        " (the ingress controller must pass TLS through to the cluster's Service: ingress-nginx needs --enable-ssl-passthrough)"
+                    } else {
+                        ""
+                    }
+                )),
+                None if expose.kind == ExposeKind::Ingress => CliError::timeout(format!(
+                    "the Ingress of virtual cluster {:?} has no address after {waited} (does the host run an ingress controller{}?); {forward}",
+                    target.name,
+                    expose
+                        .class_name
+                        .as_ref()
+                        .map(|c| format!(" for IngressClass {c:?}"))
+                        .unwrap_or_default()
                 )),
                 None => CliError::timeout(format!(
                     "the {} Service of virtual cluster {:?} has no address after {waited}{}; {forward}",
-                    kind.service_type(),
+                    expose.kind.service_type(),
                     target.name,
-                    if kind == crate::spec::ExposeKind::LoadBalancer {
+                    if expose.kind == ExposeKind::LoadBalancer {
                         " (does the host run a load-balancer controller?)"
                     } else {
                         ""
@@ -361,6 +399,27 @@ pub async fn exposed_server(
         }
         tokio::time::sleep(EXPOSE_POLL).await;
     }
+}
+
+/// Refuses an Ingress host that does not resolve, naming where it should point.
+async fn resolves(
+    expose: &crate::spec::ExposeSpec,
+    published: Option<&str>,
+    forward: &str,
+) -> anyhow::Result<()> {
+    let Some(name) = expose.host.as_deref() else { return Ok(()) };
+    let port = expose.port.unwrap_or(443);
+    if tokio::net::lookup_host((name, port)).await.is_ok_and(|mut a| a.next().is_some()) {
+        return Ok(());
+    }
+    let point = match published {
+        Some(address) => format!("point it at the ingress controller's address {address}"),
+        None => "point it at the ingress controller".to_string(),
+    };
+    Err(CliError::unreachable(format!(
+        "the Ingress host {name:?} does not resolve; {point} (its DNS is yours to set up), or {forward}"
+    ))
+    .into())
 }
 
 /// The URL of a local forward.

@@ -402,47 +402,158 @@ pub fn parse_datastore(text: &str) -> Result<DatastoreKind, SpecError> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExposeSpec {
-    /// `NodePort` (the address of the control plane's node) or `LoadBalancer` (the address the
-    /// host's load balancer assigns).
+    /// `NodePort` (the address of the control plane's node), `LoadBalancer` (the address the
+    /// host's load balancer assigns) or `Ingress` (`host`, through an ingress controller that
+    /// passes TLS through).
     #[serde(rename = "type")]
     pub kind: ExposeKind,
+    /// Ingress only: the DNS name clients use; the Ingress rule's host and a name in the
+    /// engine's serving certificate. Pointing it at the ingress controller is the user's part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Ingress only: the port the ingress controller serves TLS on (default 443).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Ingress only: the IngressClass (default: the host's default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
 }
 
-/// The Service type that exposes the virtual API server.
+impl ExposeSpec {
+    /// Exposed by the cluster's Service alone (NodePort, LoadBalancer).
+    pub fn service(kind: ExposeKind) -> Self {
+        Self { kind, host: None, port: None, class_name: None }
+    }
+
+    /// The server URL clients use for an Ingress: `https://HOST`, or `https://HOST:PORT` for
+    /// a port other than 443. `None` for the other kinds, whose address the host assigns.
+    pub fn ingress_url(&self) -> Option<String> {
+        let host = self.host.as_deref().filter(|_| self.kind == ExposeKind::Ingress)?;
+        Some(match self.port {
+            Some(port) if port != 443 => format!("https://{host}:{port}"),
+            _ => format!("https://{host}"),
+        })
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        let shown = match (self.kind, &self.host, self.port) {
+            (ExposeKind::Ingress, host, Some(port)) => {
+                format!("ingress={}:{port}", host.as_deref().unwrap_or_default())
+            }
+            (ExposeKind::Ingress, host, None) => {
+                format!("ingress={}", host.as_deref().unwrap_or_default())
+            }
+            (kind, _, _) => kind.as_str().to_ascii_lowercase(),
+        };
+        let bad = |why: &str| Err(SpecError::Expose(shown.clone(), why.to_string()));
+        if self.kind != ExposeKind::Ingress {
+            if self.host.is_some() || self.port.is_some() || self.class_name.is_some() {
+                return bad("expose.host, expose.port and expose.className belong to type Ingress");
+            }
+            return Ok(());
+        }
+        let Some(host) = &self.host else {
+            return bad(
+                "an Ingress needs a host name: use ingress=HOST, such as ingress=dev.example.com",
+            );
+        };
+        if host.parse::<IpAddr>().is_ok() {
+            return bad(
+                "an Ingress host must be a DNS name, not an IP address (use nodeport or loadbalancer to reach an address)",
+            );
+        }
+        if host.contains('*') || !is_dns_subdomain(host) {
+            return bad(
+                "the host must be a lowercase DNS name without a wildcard, such as dev.example.com",
+            );
+        }
+        if self.port == Some(0) {
+            return bad("the port must be between 1 and 65535");
+        }
+        if let Some(class) = &self.class_name
+            && !is_dns_subdomain(class)
+        {
+            return Err(SpecError::IngressClass(class.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// How the virtual API server is exposed: a Service type, or an Ingress in front of it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ExposeKind {
     NodePort,
     LoadBalancer,
+    Ingress,
 }
 
 impl ExposeKind {
-    /// The Service type.
+    /// The type of the cluster's Service (an Ingress goes through a ClusterIP Service).
     pub fn service_type(self) -> &'static str {
         match self {
             ExposeKind::NodePort => "NodePort",
             ExposeKind::LoadBalancer => "LoadBalancer",
+            ExposeKind::Ingress => "ClusterIP",
+        }
+    }
+
+    /// The name in `--expose`, `describe` and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExposeKind::NodePort => "NodePort",
+            ExposeKind::LoadBalancer => "LoadBalancer",
+            ExposeKind::Ingress => "Ingress",
         }
     }
 }
 
-/// Parses `--expose nodeport|loadbalancer`.
+/// Parses `--expose nodeport|loadbalancer|ingress=HOST[:PORT]`; the Ingress class comes from
+/// `--ingress-class`.
 pub fn parse_expose(text: &str) -> Result<ExposeSpec, SpecError> {
-    let kind = match text.to_ascii_lowercase().as_str() {
-        "nodeport" => ExposeKind::NodePort,
-        "loadbalancer" => ExposeKind::LoadBalancer,
-        _ if text.to_ascii_lowercase().starts_with("ingress") => {
+    let lower = text.to_ascii_lowercase();
+    let spec = match lower.as_str() {
+        "nodeport" => ExposeSpec::service(ExposeKind::NodePort),
+        "loadbalancer" => ExposeSpec::service(ExposeKind::LoadBalancer),
+        "ingress" => {
             return Err(SpecError::Expose(
                 text.to_string(),
-                "an Ingress is not rendered by vc; use loadbalancer or nodeport, or expose the \
-                 Service yourself and connect with: vc connect NAME --server URL"
-                    .to_string(),
+                "name the host: ingress=HOST or ingress=HOST:PORT, such as ingress=dev.example.com"
+                    .into(),
             ));
         }
+        _ if lower.starts_with("ingress=") => {
+            let address = &text["ingress=".len()..];
+            let (host, port) = match address.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => {
+                    let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                        SpecError::Expose(
+                            text.to_string(),
+                            format!("{port:?} is not a port (1-65535)"),
+                        )
+                    })?;
+                    (host, Some(port))
+                }
+                _ => (address, None),
+            };
+            ExposeSpec {
+                kind: ExposeKind::Ingress,
+                host: Some(host.to_string()),
+                port,
+                class_name: None,
+            }
+        }
         _ => {
-            return Err(SpecError::Expose(text.to_string(), "use nodeport or loadbalancer".into()));
+            return Err(SpecError::Expose(
+                text.to_string(),
+                "use nodeport, loadbalancer or ingress=HOST".into(),
+            ));
         }
     };
-    Ok(ExposeSpec { kind })
+    spec.validate().map_err(|e| match e {
+        SpecError::Expose(_, why) => SpecError::Expose(text.to_string(), why),
+        other => other,
+    })?;
+    Ok(spec)
 }
 
 /// One toleration as the Kubernetes API spells it.
@@ -603,6 +714,14 @@ pub enum SpecError {
         "invalid placement.{0} {1:?}: use the name of an object on the host (lowercase letters, digits, '-' and '.')"
     )]
     ClassName(&'static str, String),
+    #[error(
+        "invalid IngressClass {0:?} (--ingress-class, expose.className): use the name of an IngressClass of the host (see: kubectl get ingressclass)"
+    )]
+    IngressClass(String),
+    #[error(
+        "--ingress-class names the class of the Ingress that --expose ingress=HOST makes; add --expose ingress=HOST, or drop --ingress-class"
+    )]
+    IngressClassWithoutIngress,
 }
 
 /// Label keys `vc` and the engine set themselves; a user label may not override them.
@@ -927,6 +1046,9 @@ impl VirtualClusterSpec {
             }
         }
         self.placement.validate()?;
+        if let Some(expose) = &self.expose {
+            expose.validate()?;
+        }
         self.datastore.validate()?;
         if self.datastore.external_etcd().is_some() && !self.storage.is_empty() {
             return Err(SpecError::StorageExternalEtcd);
@@ -1048,19 +1170,66 @@ mod tests {
 
     #[test]
     fn expose_parses_and_round_trips() {
-        assert_eq!(parse_expose("nodeport"), Ok(ExposeSpec { kind: ExposeKind::NodePort }));
-        assert_eq!(parse_expose("LoadBalancer"), Ok(ExposeSpec { kind: ExposeKind::LoadBalancer }));
-        for bad in ["", "clusterip", "ingress=dev.example.com", "node-port"] {
+        assert_eq!(parse_expose("nodeport"), Ok(ExposeSpec::service(ExposeKind::NodePort)));
+        assert_eq!(parse_expose("LoadBalancer"), Ok(ExposeSpec::service(ExposeKind::LoadBalancer)));
+        let ingress = parse_expose("ingress=dev.example.com").unwrap();
+        assert_eq!(ingress.kind, ExposeKind::Ingress);
+        assert_eq!(ingress.host.as_deref(), Some("dev.example.com"));
+        assert_eq!(ingress.ingress_url().as_deref(), Some("https://dev.example.com"));
+        let with_port = parse_expose("ingress=localhost:30443").unwrap();
+        assert_eq!((with_port.host.as_deref(), with_port.port), (Some("localhost"), Some(30443)));
+        assert_eq!(with_port.ingress_url().as_deref(), Some("https://localhost:30443"));
+        assert_eq!(
+            parse_expose("ingress=dev.example.com:443").unwrap().ingress_url().as_deref(),
+            Some("https://dev.example.com")
+        );
+        for bad in [
+            "",
+            "clusterip",
+            "node-port",
+            "ingress",
+            "ingress=",
+            "ingress=10.0.0.1",
+            "ingress=fd00::1",
+            "ingress=Dev.example.com",
+            "ingress=*.example.com",
+            "ingress=dev.example.com:0",
+            "ingress=dev.example.com:https",
+            "ingress=dev_1.example.com",
+        ] {
             assert!(matches!(parse_expose(bad), Err(SpecError::Expose(..))), "{bad:?} accepted");
         }
         let spec: VirtualClusterSpec =
             serde_saphyr::from_str("expose:\n  type: NodePort\n").unwrap();
-        assert_eq!(spec.expose, Some(ExposeSpec { kind: ExposeKind::NodePort }));
+        assert_eq!(spec.expose, Some(ExposeSpec::service(ExposeKind::NodePort)));
         let json = serde_json::to_value(&spec).unwrap();
         assert_eq!(json["expose"], serde_json::json!({"type": "NodePort"}));
-        assert!(
-            serde_saphyr::from_str::<VirtualClusterSpec>("expose:\n  type: Ingress\n").is_err()
+
+        let spec: VirtualClusterSpec = serde_saphyr::from_str(
+            "expose:\n  type: Ingress\n  host: dev.example.com\n  port: 8443\n  className: nginx\n",
+        )
+        .unwrap();
+        assert_eq!(spec.validate(), Ok(()));
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json["expose"],
+            serde_json::json!({"type": "Ingress", "host": "dev.example.com", "port": 8443, "className": "nginx"})
         );
+        assert_eq!(serde_json::from_value::<VirtualClusterSpec>(json).unwrap(), spec);
+        // A values file is checked as strictly as the flag.
+        for bad in [
+            "expose:\n  type: Ingress\n",
+            "expose:\n  type: Ingress\n  host: 192.168.1.10\n",
+            "expose:\n  type: NodePort\n  host: dev.example.com\n",
+        ] {
+            let spec: VirtualClusterSpec = serde_saphyr::from_str(bad).unwrap();
+            assert!(matches!(spec.validate(), Err(SpecError::Expose(..))), "{bad:?} accepted");
+        }
+        let spec: VirtualClusterSpec = serde_saphyr::from_str(
+            "expose:\n  type: Ingress\n  host: dev.example.com\n  className: Nginx Public\n",
+        )
+        .unwrap();
+        assert_eq!(spec.validate(), Err(SpecError::IngressClass("Nginx Public".into())));
     }
 
     #[test]

@@ -526,6 +526,133 @@ fn exposed_nodeport_and_placement() {
     assert_eq!(disconnected.status.code(), Some(0));
 }
 
+/// An ingress controller that passes TLS through: a pod anywhere on the host running with
+/// `--enable-ssl-passthrough` (ingress-nginx's switch), and the address its Ingresses get.
+fn passthrough_controller(e2e: &E2e) -> bool {
+    let pods = e2e.kubectl(&["get", "pods", "-A", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&pods.stdout).unwrap_or_default();
+    list["items"].as_array().into_iter().flatten().any(|pod| {
+        pod["spec"]["containers"].as_array().into_iter().flatten().any(|c| {
+            c["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a.as_str().is_some_and(|a| a.starts_with("--enable-ssl-passthrough")))
+        })
+    })
+}
+
+/// `--expose ingress=HOST`: the Ingress the chart renders (TLS passthrough annotations, the
+/// host's rule to the Service's https port) is accepted by the real API server; the engine
+/// serves a certificate for HOST (kubectl verifies it through a forward with
+/// `--tls-server-name HOST`, and refuses another name); `vc kubeconfig` and `describe` name
+/// `https://HOST`. Where the host runs an ingress controller with TLS passthrough, kubectl
+/// also reaches the API through the controller's published address; the host name's DNS is
+/// the user's, so it is given to kubectl as the TLS server name. A host without such a
+/// controller is said to be one, and the rest still runs.
+#[test]
+fn exposed_ingress() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let served = e2e.kubectl(&["api-resources", "--api-group=networking.k8s.io", "-o", "name"]);
+    if !String::from_utf8_lossy(&served.stdout).lines().any(|l| l.starts_with("ingresses.")) {
+        report_skip("e2e: exposed_ingress skipped: the host serves no networking.k8s.io Ingress");
+        return;
+    }
+    let controller = passthrough_controller(&e2e);
+    if !controller {
+        report_skip(
+            "e2e: exposed_ingress: the host runs no ingress controller with --enable-ssl-passthrough; checking the Ingress and the certificate only, not the path through a controller",
+        );
+    }
+    let name = unique("e2e-ing");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    // `.invalid` never resolves (RFC 2606): the check below cannot depend on DNS.
+    let host = format!("{name}.vc-e2e.invalid");
+    let expose = format!("ingress={host}");
+    let created = e2e.vc(&[
+        "create",
+        &name,
+        "--expose",
+        &expose,
+        "--no-connect",
+        "-o",
+        "json",
+        "--timeout",
+        "5m",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let namespace = format!("vc-{name}");
+
+    let ingress = e2e.kubectl(&["get", "ingress", &name, "-n", &namespace, "-o", "json"]);
+    assert_eq!(ingress.status.code(), Some(0), "the Ingress exists");
+    let ingress = json(&ingress);
+    assert_eq!(ingress["spec"]["rules"][0]["host"], host.as_str());
+    let path = &ingress["spec"]["rules"][0]["http"]["paths"][0];
+    assert_eq!(path["backend"]["service"]["name"], name.as_str());
+    assert_eq!(path["backend"]["service"]["port"]["name"], "https");
+    let annotations = &ingress["metadata"]["annotations"];
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/ssl-passthrough"], "true");
+    assert_eq!(annotations["nginx.ingress.kubernetes.io/backend-protocol"], "HTTPS");
+
+    let described = e2e.vc(&["describe", &name, "-o", "json"]);
+    assert_eq!(described.status.code(), Some(0));
+    assert_eq!(json(&described)["endpoint"]["type"], "Ingress");
+
+    // The engine's serving certificate covers HOST: kubectl verifies it against the engine's
+    // CA under that name through a forward, and refuses a name it does not cover.
+    let connected = e2e.vc(&["connect", &name, "--forward", "--no-switch", "-o", "json"]);
+    assert_eq!(connected.status.code(), Some(0), "connect --forward failed");
+    let context = json(&connected)["context"].as_str().expect("a context").to_string();
+    let version_as = |server_name: &str| {
+        let args =
+            ["--context", &context, "--tls-server-name", server_name, "get", "--raw", "/version"];
+        e2e.kubectl(&args)
+    };
+    let verified = eventually(Duration::from_secs(30), || version_as(&host).status.success());
+    assert!(verified, "the engine's certificate covers {host}");
+    let other = version_as("not-in-the-certificate.vc-e2e.invalid");
+    assert!(!other.status.success(), "a name the certificate lacks is refused");
+    // The engine writes its kubeconfig Secret, which `vc kubeconfig` reads, soon after ready.
+    let mut printed_text = String::new();
+    let printed = eventually(Duration::from_secs(60), || {
+        let printed = e2e.vc(&["kubeconfig", &name]);
+        printed_text = String::from_utf8_lossy(&printed.stdout).to_string();
+        printed.status.success()
+    });
+    assert!(printed, "vc kubeconfig prints a kubeconfig");
+    assert!(printed_text.contains(&format!("server: https://{host}")), "{printed_text}");
+
+    if controller {
+        // The controller's published address, with HOST as the TLS server name.
+        let mut address = String::new();
+        let published = eventually(Duration::from_secs(60), || {
+            let got = e2e.kubectl(&[
+                "get", "ingress", &name, "-n", &namespace, "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}",
+            ]);
+            address = String::from_utf8_lossy(&got.stdout).trim().to_string();
+            !address.is_empty()
+        });
+        assert!(published, "the ingress controller published an address");
+        let server = format!("https://{address}");
+        let through = e2e.kubectl(&[
+            "--context",
+            &context,
+            "--server",
+            &server,
+            "--tls-server-name",
+            &host,
+            "get",
+            "--raw",
+            "/version",
+        ]);
+        assert!(through.status.success(), "the API answers through the ingress controller");
+    }
+    let disconnected = e2e.vc(&["disconnect", &name]);
+    assert_eq!(disconnected.status.code(), Some(0));
+}
+
 // Isolation matrix: tenant pods of cluster A, some wearing the labels of the pods vc's policies
 // trust (control plane, snapshot, CoreDNS), probe what they can reach on a real host.
 

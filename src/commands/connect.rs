@@ -96,7 +96,6 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
         .spec
         .as_ref()
         .and_then(|s| s.expose.as_ref())
-        .map(|e| e.kind)
         .filter(|_| !args.forward && args.local_port.is_none());
 
     if !args.command.is_empty() {
@@ -105,8 +104,8 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
     if args.print {
         let server = match (&args.server, exposed) {
             (Some(url), _) => url.clone(),
-            (None, Some(kind)) => {
-                connection::exposed_server(&host, &target, kind, &admin, remaining(), |_| {})
+            (None, Some(expose)) => {
+                connection::exposed_server(&host, &target, expose, &admin, remaining(), |_| {})
                     .await?
             }
             (None, None) => connection::local_url(
@@ -144,9 +143,9 @@ pub async fn run(invocation: &Invocation, args: ConnectArgs) -> anyhow::Result<(
         }
     } else {
         let connected = match exposed {
-            Some(kind) => {
+            Some(expose) => {
                 let server_url =
-                    connection::exposed_server(&host, &target, kind, &admin, remaining(), |_| {})
+                    connection::exposed_server(&host, &target, expose, &admin, remaining(), |_| {})
                         .await?;
                 let entry = connection::connect_direct(
                     &paths,

@@ -82,7 +82,7 @@ fn build_spec(
             spec
         }
         None if pool.is_some() => pool.unwrap_or_default(),
-        None => plan.map(restore_base_spec).transpose()?.unwrap_or_default(),
+        None => plan.map(|p| restore_base_spec(p, &args.name)).transpose()?.unwrap_or_default(),
     };
     if let Some(v) = &args.kubernetes_version {
         spec.kubernetes_version = Some(v.clone());
@@ -144,17 +144,40 @@ fn relative_to_values_file(manifests: &mut [String], values_file: &std::path::Pa
     }
 }
 
-/// How the rendered Service exposes the cluster, if it does.
-fn exposed_kind(rendered: &engine::Rendered, name: &str) -> Option<spec::ExposeKind> {
-    rendered.objects.iter().find_map(|object| match object {
-        engine::HostObject::Service(svc) if svc.metadata.name.as_deref() == Some(name) => {
-            match svc.spec.as_ref().and_then(|s| s.type_.as_deref()) {
-                Some("NodePort") => Some(spec::ExposeKind::NodePort),
-                Some("LoadBalancer") => Some(spec::ExposeKind::LoadBalancer),
-                _ => None,
-            }
+/// How the rendered objects expose the cluster, if they do: its Ingress (the host of its
+/// first rule; port and class from the spec), else its Service's type.
+fn exposed_by(
+    rendered: &engine::Rendered,
+    name: &str,
+    spec: &VirtualClusterSpec,
+) -> Option<spec::ExposeSpec> {
+    let ingress = rendered.objects.iter().find_map(|object| match object {
+        engine::HostObject::Ingress(ingress) if ingress.metadata.name.as_deref() == Some(name) => {
+            let rules = ingress.spec.as_ref().and_then(|s| s.rules.as_ref());
+            let host = rules.and_then(|r| r.iter().find_map(|rule| rule.host.clone()))?;
+            let asked = spec.expose.as_ref().filter(|e| e.kind == spec::ExposeKind::Ingress);
+            Some(spec::ExposeSpec {
+                kind: spec::ExposeKind::Ingress,
+                host: Some(host),
+                port: asked.and_then(|e| e.port),
+                class_name: asked.and_then(|e| e.class_name.clone()),
+            })
         }
         _ => None,
+    });
+    ingress.or_else(|| {
+        rendered.objects.iter().find_map(|object| match object {
+            engine::HostObject::Service(svc) if svc.metadata.name.as_deref() == Some(name) => {
+                match svc.spec.as_ref().and_then(|s| s.type_.as_deref()) {
+                    Some("NodePort") => Some(spec::ExposeSpec::service(spec::ExposeKind::NodePort)),
+                    Some("LoadBalancer") => {
+                        Some(spec::ExposeSpec::service(spec::ExposeKind::LoadBalancer))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
     })
 }
 
@@ -175,6 +198,12 @@ fn apply_hosting(args: &HostingArgs, spec: &mut VirtualClusterSpec) -> Result<()
     }
     if let Some(expose) = &args.expose {
         spec.expose = Some(spec::parse_expose(expose)?);
+    }
+    if let Some(class) = &args.ingress_class {
+        match spec.expose.as_mut().filter(|e| e.kind == spec::ExposeKind::Ingress) {
+            Some(expose) => expose.class_name = Some(class.clone()),
+            None => return Err(spec::SpecError::IngressClassWithoutIngress),
+        }
     }
     if let Some(kind) = &args.datastore {
         spec.datastore.kind = spec::parse_datastore(kind)?;
@@ -305,18 +334,28 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
             None => Ok(()),
         }
     };
+    let ingress = async {
+        match exposed_by(&rendered, name, &spec) {
+            Some(expose) if expose.kind == spec::ExposeKind::Ingress => {
+                Ok(host.ingress_preflight(expose.class_name.as_deref()).await?)
+            }
+            _ => Ok(None),
+        }
+    };
     let preflight = async {
         futures::try_join!(
             check_existing(&host, &placement, args.upsert, &spec, false),
             facts,
             rights,
             service_ip,
-            etcd_secret
+            etcd_secret,
+            ingress
         )
     };
-    let (existing, facts, held, service_ip, ()) = tokio::time::timeout_at(deadline, preflight)
-        .await
-        .map_err(|_| host.no_answer(args.timeout))??;
+    let (existing, facts, held, service_ip, (), ingress_warning) =
+        tokio::time::timeout_at(deadline, preflight)
+            .await
+            .map_err(|_| host.no_answer(args.timeout))??;
     if let Some((created, _)) = existing {
         // The record keeps its creation time across re-applies, and with it the expiry.
         placement.created_at = created;
@@ -337,7 +376,7 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     if let Some(held) = held {
         check_rights(&host, &placement, &rendered, &held).await?;
     }
-    if let Some(warning) = warning {
+    for warning in [warning, ingress_warning].into_iter().flatten() {
         printer.warn(&warning);
     }
 
@@ -346,7 +385,8 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
         rendered.kubernetes_version, host.context
     ));
     progress.phase("applying");
-    let payload = Payload { rendered: &rendered, plan: plan.as_ref(), manifests: &manifests };
+    let payload =
+        Payload { spec: &spec, rendered: &rendered, plan: plan.as_ref(), manifests: &manifests };
     let outcome = tokio::select! {
         result = apply_wait_connect(invocation, &host, payload, &args, deadline, &mut progress) => result,
         _ = tokio::signal::ctrl_c() => Err(Stop::Interrupted),
@@ -648,7 +688,7 @@ async fn connect(
     args: &CreateArgs,
     deadline: Instant,
     admin: Option<crate::kubeconfig::Kubeconfig>,
-    exposed: Option<(spec::ExposeKind, &mut Progress)>,
+    exposed: Option<(spec::ExposeSpec, &mut Progress)>,
 ) -> anyhow::Result<connection::Connected> {
     let (paths, _) = invocation.kubeconfigs()?;
     let target = connection::Target::new(host, &namespace_of(invocation, &args.name), &args.name);
@@ -657,11 +697,11 @@ async fn connect(
         Some(admin) => admin,
         None => connection::ready_admin_kubeconfig(host, &target, remaining).await?,
     };
-    if let Some((kind, progress)) = exposed {
+    if let Some((expose, progress)) = exposed {
         progress.phase("exposed");
         let remaining = deadline.saturating_duration_since(Instant::now());
         let server_url =
-            connection::exposed_server(host, &target, kind, &admin, remaining, |url| {
+            connection::exposed_server(host, &target, &expose, &admin, remaining, |url| {
                 progress.note(&format!("exposed at {url}"));
             })
             .await?;
@@ -689,6 +729,7 @@ fn namespace_of(invocation: &Invocation, name: &str) -> String {
 
 /// What a create puts on the host and, once it is ready, inside the cluster.
 struct Payload<'a> {
+    spec: &'a VirtualClusterSpec,
     rendered: &'a engine::Rendered,
     plan: Option<&'a restore::Plan>,
     manifests: &'a [Manifest],
@@ -719,10 +760,10 @@ async fn apply_wait_connect(
     deadline: Instant,
     progress: &mut Progress,
 ) -> Result<(bool, Option<connection::Connected>), Stop> {
-    let Payload { rendered, plan, manifests } = payload;
+    let Payload { spec, rendered, plan, manifests } = payload;
     let name = args.name.as_str();
     // An exposed cluster is connected to at its address, unless --forward asks for a forward.
-    let exposed = exposed_kind(rendered, name).filter(|_| !args.hosting.forward);
+    let exposed = exposed_by(rendered, name, spec).filter(|_| !args.hosting.forward);
     let namespace = namespace_of(invocation, name);
     match tokio::time::timeout_at(deadline, host.apply_all(&rendered.objects, args.upsert)).await {
         Ok(result) => result?,
@@ -909,7 +950,7 @@ async fn restore_plan(
 
 /// The spec a restored cluster starts from: the source's recorded spec, without the facts
 /// pinned from the source's host (they are read again from this one).
-fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec> {
+fn restore_base_spec(plan: &restore::Plan, name: &str) -> anyhow::Result<VirtualClusterSpec> {
     if plan.metadata.spec.is_null() {
         return Ok(VirtualClusterSpec::default());
     }
@@ -926,6 +967,12 @@ fn restore_base_spec(plan: &restore::Plan) -> anyhow::Result<VirtualClusterSpec>
     if spec.datastore.external_etcd().is_some() {
         spec.datastore.endpoint = None;
         spec.datastore.tls_secret = None;
+    }
+    // An Ingress host names the source cluster: a copy under another name would claim it too.
+    if plan.metadata.cluster != name
+        && spec.expose.as_ref().is_some_and(|e| e.kind == spec::ExposeKind::Ingress)
+    {
+        spec.expose = None;
     }
     Ok(spec)
 }

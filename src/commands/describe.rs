@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cli::{DescribeArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::host::{MadeBy, ObjectState, PAUSE_REASON_IDLE, QuotaUsage};
-use crate::spec::{PlacementSpec, VirtualClusterSpec};
+use crate::spec::{ExposeKind, ExposeSpec, PlacementSpec, VirtualClusterSpec};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -54,6 +54,10 @@ struct Description {
     /// The datastore kind (`sqlite` or `etcd`), from the record.
     #[serde(skip_serializing_if = "Option::is_none")]
     datastore: Option<&'static str>,
+    /// Where the API server is exposed (`vc create --expose`): the URL `vc connect` uses, and
+    /// how the host serves it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<Endpoint>,
     /// The placement the control plane carries and the engine enforces on every synced pod.
     #[serde(skip_serializing_if = "Option::is_none")]
     enforced: Option<PlacementSpec>,
@@ -61,6 +65,45 @@ struct Description {
     quota: Vec<QuotaUsage>,
     warnings: Vec<String>,
     connect: String,
+}
+
+/// The exposed endpoint, as `describe` shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Endpoint {
+    /// `NodePort`, `LoadBalancer` or `Ingress`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The server URL; absent while the host has assigned no address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// Ingress only: the address its controller published, absent while it has published none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingress_address: Option<String>,
+    /// Ingress only: its IngressClass, when one was named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ingress_class: Option<String>,
+}
+
+/// Looks up the exposed endpoint; what the host will not tell is left out, never an error.
+async fn endpoint(
+    host: &crate::host::Host,
+    namespace: &str,
+    name: &str,
+    expose: &ExposeSpec,
+) -> Endpoint {
+    let url = host.exposed_url(namespace, name, expose).await.ok().flatten();
+    let ingress_address = if expose.kind == ExposeKind::Ingress {
+        host.ingress_address(namespace, name).await.ok().flatten()
+    } else {
+        None
+    };
+    Endpoint {
+        kind: expose.kind.as_str(),
+        url,
+        ingress_address,
+        ingress_class: expose.class_name.clone(),
+    }
 }
 
 pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<()> {
@@ -83,6 +126,10 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
     let warnings = host
         .warning_events_since(&record.namespace, &[name, &pod, &claim, &headless], ready_since)
         .await;
+    let endpoint = match record.spec.as_ref().and_then(|s| s.expose.as_ref()) {
+        Some(expose) => Some(endpoint(&host, &record.namespace, name, expose).await),
+        None => None,
+    };
     let description = Description {
         name: record.name.clone(),
         namespace: record.namespace.clone(),
@@ -112,6 +159,7 @@ pub async fn run(invocation: &Invocation, args: DescribeArgs) -> anyhow::Result<
         spec: record.spec.clone(),
         host_api_egress: record.spec.as_ref().and_then(host_api_egress),
         datastore: record.datastore(),
+        endpoint,
         enforced: record.spec.as_ref().map(|s| s.placement.clone()).filter(|p| !p.is_empty()),
         objects,
         quota,
@@ -197,6 +245,17 @@ fn render_text(d: &Description) -> anyhow::Result<String> {
             ),
             None => field(&mut out, "Datastore:", datastore),
         }
+    }
+    if let Some(endpoint) = &d.endpoint {
+        let url = endpoint.url.as_deref().unwrap_or("no address assigned yet");
+        let how = match (endpoint.kind, &endpoint.ingress_address) {
+            ("Ingress", Some(address)) => format!("Ingress, controller at {address}"),
+            ("Ingress", None) => "Ingress, no controller address published yet".to_string(),
+            (kind, _) => kind.to_string(),
+        };
+        let class =
+            endpoint.ingress_class.as_ref().map(|c| format!(", class {c}")).unwrap_or_default();
+        field(&mut out, "Endpoint:", &format!("{url} ({how}{class})"));
     }
     if let Some(egress) = &d.host_api_egress {
         field(&mut out, "Host API egress:", egress);

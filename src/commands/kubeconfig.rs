@@ -24,7 +24,7 @@ pub async fn run(invocation: &Invocation, args: KubeconfigArgs) -> anyhow::Resul
     let admin = kubeconfig::parse_admin_kubeconfig(&text)?;
     let exposed = match record.spec.as_ref().and_then(|s| s.expose.as_ref()) {
         Some(expose) if args.server.is_none() => {
-            host.exposed_url(&target.namespace, &target.name, expose.kind).await?
+            host.exposed_url(&target.namespace, &target.host_name, expose).await?
         }
         _ => None,
     };

@@ -211,7 +211,7 @@ pub fn quota_hard(spec: &VirtualClusterSpec) -> BTreeMap<String, String> {
     let node_ports = match spec.expose.as_ref().map(|e| e.kind) {
         Some(crate::spec::ExposeKind::NodePort) => Some("2"),
         Some(crate::spec::ExposeKind::LoadBalancer) => Some("1"),
-        None => None,
+        Some(crate::spec::ExposeKind::Ingress) | None => None,
     };
     if let Some(node_ports) = node_ports {
         hard.insert("services.nodeports".to_string(), node_ports.to_string());
@@ -342,22 +342,7 @@ pub fn derived(
     };
     let mut value = to_value(&derived)?;
     if let Some(expose) = &spec.expose {
-        // The engine puts the address in its serving certificate itself: the Service's
-        // load-balancer ingress, or the control-plane pod's host IPs for a NodePort.
-        let service = Config {
-            control_plane: Some(ControlPlane {
-                service: Some(ControlPlaneService {
-                    spec: Some(BTreeMap::from([(
-                        "type".to_string(),
-                        Value::String(expose.kind.service_type().to_string()),
-                    )])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        deep_merge(&mut value, &to_value(&service)?);
+        deep_merge(&mut value, &to_value(&exposed(expose))?);
     }
     if !spec.placement.is_empty() {
         deep_merge(&mut value, &to_value(&placement(&spec.placement))?);
@@ -455,6 +440,41 @@ fn backing_store(spec: &VirtualClusterSpec) -> Option<Config> {
         }),
         ..Default::default()
     })
+}
+
+/// The exposed endpoint. The engine puts the address in its serving certificate itself: the
+/// Service's load-balancer ingress, the control-plane pod's host IPs for a NodePort, and
+/// `controlPlane.ingress.host` (`pkg/server/cert`), which is also the rule of the Ingress the
+/// chart renders from `controlPlane.ingress` (with TLS passed through to the syncer, as its
+/// default annotations ask of ingress-nginx). The class goes where the chart reads it, in
+/// `controlPlane.ingress.spec.ingressClassName`.
+pub fn exposed(expose: &crate::spec::ExposeSpec) -> Config {
+    use model::*;
+
+    let control_plane = match expose.kind {
+        crate::spec::ExposeKind::Ingress => ControlPlane {
+            ingress: Some(ControlPlaneIngress {
+                enabled: Some(true),
+                host: expose.host.clone(),
+                spec: expose.class_name.as_ref().map(|class| {
+                    BTreeMap::from([("ingressClassName".to_string(), Value::String(class.clone()))])
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        kind => ControlPlane {
+            service: Some(ControlPlaneService {
+                spec: Some(BTreeMap::from([(
+                    "type".to_string(),
+                    Value::String(kind.service_type().to_string()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    };
+    Config { control_plane: Some(control_plane), ..Default::default() }
 }
 
 /// Placement, twice: on the control-plane pod (`controlPlane.statefulSet`), and as the
@@ -574,6 +594,14 @@ pub fn build(
     let typed = parse(&merged)?;
     check_supported(&merged)?;
     check_backing_store(spec, &merged)?;
+    let ingress_asked =
+        spec.expose.as_ref().is_some_and(|e| e.kind == crate::spec::ExposeKind::Ingress);
+    if is_set(at(&merged, "controlPlane.ingress.enabled")) && !ingress_asked {
+        // The Ingress is `vc`'s to render only with the host it then connects through.
+        return Err(EngineError::Unsupported(
+            "controlPlane.ingress.enabled: expose the cluster with --expose ingress=HOST (expose: {type: Ingress, host: HOST}) instead, so that vc renders the Ingress and connects through it".to_string(),
+        ));
+    }
     Ok(EngineConfig { typed, json: merged })
 }
 
@@ -675,7 +703,6 @@ const COMMERCIAL: &[&str] = &[
 /// Switches with which the chart renders host objects `vc` does not render, or renders the
 /// control plane as a different workload.
 const OTHER_OBJECTS: &[(&str, &str)] = &[
-    ("controlPlane.ingress.enabled", "an Ingress for the control plane"),
     ("controlPlane.tlsRoute.enabled", "a TLSRoute for the control plane"),
     ("controlPlane.serviceMonitor.enabled", "a ServiceMonitor"),
     ("controlPlane.advanced.podDisruptionBudget.enabled", "a PodDisruptionBudget"),

@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{
     LimitRange, Namespace, ResourceQuota, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 
 use crate::spec::SpecError;
@@ -70,6 +70,7 @@ pub enum HostObject {
     RoleBinding(RoleBinding),
     Secret(Secret),
     Service(Service),
+    Ingress(Ingress),
     StatefulSet(StatefulSet),
     NetworkPolicy(NetworkPolicy),
     ResourceQuota(ResourceQuota),
@@ -172,6 +173,7 @@ macro_rules! with_object {
             HostObject::RoleBinding($inner) => $body,
             HostObject::Secret($inner) => $body,
             HostObject::Service($inner) => $body,
+            HostObject::Ingress($inner) => $body,
             HostObject::StatefulSet($inner) => $body,
             HostObject::NetworkPolicy($inner) => $body,
             HostObject::ResourceQuota($inner) => $body,

@@ -16,6 +16,10 @@ use k8s_openapi::api::core::v1::{
     ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
     VolumeResourceRequirements,
 };
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -485,6 +489,63 @@ pub fn render_service(
     let mut annotations = view.global_annotations();
     annotations.extend(settings.and_then(|s| s.annotations.clone()).unwrap_or_default());
     Ok(Some(Service {
+        metadata: object_meta(name, namespace, labels, annotations),
+        spec: Some(spec),
+        ..Default::default()
+    }))
+}
+
+/// The Ingress `<name>` in front of the cluster's Service, when `controlPlane.ingress.enabled`
+/// is on, as the chart's `ingress.yaml` renders it: the configuration's annotations (by
+/// default ingress-nginx's TLS passthrough, backend protocol HTTPS and SSL redirect) over the
+/// global ones, the configured `spec`, and unless that spec brings its own rules, one rule for
+/// `host` sending `/` (of `pathType`) to the Service's `https` port.
+pub fn render_ingress(
+    name: &str,
+    namespace: &str,
+    view: &View<'_>,
+) -> Result<Option<Ingress>, EngineError> {
+    let Some(settings) = view.control_plane().and_then(|c| c.ingress.as_ref()) else {
+        return Ok(None);
+    };
+    if settings.enabled != Some(true) {
+        return Ok(None);
+    }
+    let mut spec: IngressSpec = match settings.spec.as_ref() {
+        Some(spec) => from_config(spec, "controlPlane.ingress.spec")?,
+        None => IngressSpec::default(),
+    };
+    if spec.tls.as_ref().is_some_and(Vec::is_empty) {
+        spec.tls = None;
+    }
+    if spec.rules.as_ref().is_none_or(Vec::is_empty) {
+        let path_type = non_empty(settings.path_type.as_ref())
+            .unwrap_or_else(|| "ImplementationSpecific".to_string());
+        spec.rules = Some(vec![IngressRule {
+            host: non_empty(settings.host.as_ref()),
+            http: Some(HTTPIngressRuleValue {
+                paths: vec![HTTPIngressPath {
+                    path: Some("/".to_string()),
+                    path_type,
+                    backend: IngressBackend {
+                        service: Some(IngressServiceBackend {
+                            name: name.to_string(),
+                            port: Some(ServiceBackendPort {
+                                name: Some("https".to_string()),
+                                number: None,
+                            }),
+                        }),
+                        resource: None,
+                    },
+                }],
+            }),
+        }]);
+    }
+    let mut labels = settings.labels.clone().unwrap_or_default();
+    labels.extend(engine_labels(name));
+    let mut annotations = view.global_annotations();
+    annotations.extend(settings.annotations.clone().unwrap_or_default());
+    Ok(Some(Ingress {
         metadata: object_meta(name, namespace, labels, annotations),
         spec: Some(spec),
         ..Default::default()

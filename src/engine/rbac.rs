@@ -43,7 +43,7 @@ pub fn own_rules() -> Vec<PolicyRule> {
         rule(&[""], &["events"], &READ),
         rule(&["apps"], &["statefulsets"], &ALL_VERBS),
         rule(&["apps"], &["deployments"], &READ),
-        rule(&["networking.k8s.io"], &["networkpolicies"], &ALL_VERBS),
+        rule(&["networking.k8s.io"], &["networkpolicies", "ingresses"], &ALL_VERBS),
         rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &ALL_VERBS),
     ]
 }

@@ -65,6 +65,9 @@ pub fn render(spec: &VirtualClusterSpec, placement: &Placement) -> Result<Render
         out.push(HostObject::Service(service));
     }
     out.push(HostObject::Service(objects::render_headless_service(name, namespace, &view)));
+    if let Some(ingress) = objects::render_ingress(name, namespace, &view)? {
+        out.push(HostObject::Ingress(ingress));
+    }
     let (etcd_services, etcd_sts) = etcd::render_etcd(name, namespace, &view)?;
     out.extend(etcd_services.into_iter().map(HostObject::Service));
     out.extend(etcd_sts.map(HostObject::StatefulSet));

@@ -4,7 +4,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 
 use k8s_openapi::Resource as _;
 use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 
 use crate::engine::{FIELD_MANAGER, HostObject, LABEL_CLUSTER, LABEL_MANAGED_BY, MANAGED_BY};
 
@@ -21,6 +21,7 @@ fn round(object: &HostObject) -> usize {
         | HostObject::Role(_)
         | HostObject::Secret(_)
         | HostObject::Service(_)
+        | HostObject::Ingress(_)
         | HostObject::NetworkPolicy(_)
         | HostObject::ResourceQuota(_)
         | HostObject::LimitRange(_) => 1,
@@ -55,8 +56,8 @@ impl Host {
         Ok(())
     }
 
-    /// Deletes the NetworkPolicies, ResourceQuotas and LimitRanges labelled for this cluster
-    /// that are not in `objects`.
+    /// Deletes the NetworkPolicies, ResourceQuotas, LimitRanges and Ingresses labelled for this
+    /// cluster that are not in `objects` (an `--upsert` that no longer exposes an Ingress).
     async fn prune_isolation(&self, objects: &[HostObject]) -> Result<(), HostError> {
         let Some(control_plane) = objects.iter().find(|o| o.is_control_plane()) else {
             return Ok(());
@@ -69,10 +70,12 @@ impl Host {
         let selector = format!("{LABEL_CLUSTER}={name},{LABEL_MANAGED_BY}={MANAGED_BY}");
         let (policies, quotas, limits) =
             (kept(NetworkPolicy::KIND), kept(ResourceQuota::KIND), kept(LimitRange::KIND));
+        let ingresses = kept(Ingress::KIND);
         futures::try_join!(
             self.sweep_labelled::<NetworkPolicy>(namespace, &selector, Some(&policies)),
             self.sweep_labelled::<ResourceQuota>(namespace, &selector, Some(&quotas)),
             self.sweep_labelled::<LimitRange>(namespace, &selector, Some(&limits)),
+            self.sweep_labelled::<Ingress>(namespace, &selector, Some(&ingresses)),
         )?;
         Ok(())
     }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
     ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -118,6 +118,7 @@ impl Host {
             self.sweep_labelled::<Role>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<RoleBinding>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<NetworkPolicy>(ns, &ours, sweep.keep()).boxed(),
+            self.sweep_labelled::<Ingress>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<ResourceQuota>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<LimitRange>(ns, &ours, sweep.keep()).boxed(),
             self.sweep_labelled::<PersistentVolumeClaim>(ns, &claims, sweep.keep()).boxed(),

@@ -63,6 +63,10 @@ pub enum PoolError {
         "pool members cannot be paused while they wait (--paused) when they are ephemeral (--ephemeral): a pause loses an emptyDir datastore; drop one of the two"
     )]
     PausedEphemeral,
+    #[error(
+        "pool members cannot share one Ingress host (expose.type: Ingress): each would claim the same name; expose them with NodePort or LoadBalancer instead"
+    )]
+    SharedIngress,
     #[error(transparent)]
     Spec(#[from] SpecError),
 }
@@ -94,6 +98,9 @@ impl PoolSpec {
             return Err(PoolError::PausedEphemeral);
         }
         self.cluster.validate()?;
+        if self.cluster.expose.as_ref().is_some_and(|e| e.kind == spec::ExposeKind::Ingress) {
+            return Err(PoolError::SharedIngress);
+        }
         Ok(())
     }
 }
@@ -251,6 +258,11 @@ mod tests {
         assert!(matches!(ephemeral.validate(), Err(PoolError::PausedEphemeral)));
         pool(2, 1, true).validate().unwrap();
         assert!(matches!(pool(MAX_POOL_SIZE + 1, 1, false).validate(), Err(PoolError::Size(_))));
+        let mut exposed = pool(2, 1, false);
+        exposed.cluster.expose = spec::parse_expose("ingress=ci.example.com").ok();
+        assert!(matches!(exposed.validate(), Err(PoolError::SharedIngress)));
+        exposed.cluster.expose = spec::parse_expose("nodeport").ok();
+        exposed.validate().unwrap();
     }
 
     #[test]

@@ -429,3 +429,20 @@ fn a_snapshot_waits_for_a_control_plane_that_is_still_starting() {
     assert!(refused.stderr.contains("no running control plane"), "{}", refused.stderr);
     assert!(started.elapsed() < Duration::from_secs(20), "not waited for");
 }
+
+#[test]
+fn a_copy_does_not_claim_the_sources_ingress_host() {
+    let (fake, sandbox) = fake_host();
+    let expose = ["--expose", "ingress=web.example.com"];
+    vc(&sandbox, &[&["create", "web", "--no-connect"][..], &expose].concat()).code(0);
+    assert!(fake.get("ingresses", "vc-web", "web").is_some());
+    let file = sandbox.dir.path().join("web.vcsnap").display().to_string();
+    vc(&sandbox, &["snapshot", "web", "--to", &file]).code(0);
+    vc(&sandbox, &["restore", &file, "--name", "copy", "--no-connect"]).code(0);
+    assert!(fake.get("ingresses", "vc-copy", "copy").is_none(), "the copy has no Ingress");
+    let sts = fake.get("statefulsets", "vc-copy", "copy").unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_str(sts["metadata"]["annotations"]["vc.dev/spec"].as_str().unwrap())
+            .unwrap();
+    assert!(spec.get("expose").is_none(), "{spec}");
+}

@@ -285,6 +285,9 @@ pub fn on_event(state: &mut State, ev: &WatchEvent) {
         }
         ("/persistentvolumeclaims", "ADDED") => bind_claim(state, &ev.object),
         ("/services", "ADDED" | "MODIFIED") => assign_load_balancer(state, &ev.object),
+        ("networking.k8s.io/ingresses", "ADDED" | "MODIFIED") => {
+            publish_ingress_address(state, &ev.object);
+        }
         ("/pods", "ADDED") => {
             if ev.object["status"]["phase"].is_null() {
                 start_pod(state, &ev.object);
@@ -322,6 +325,24 @@ fn assign_load_balancer(state: &mut State, svc: &Value) {
     };
     let status = json!({"loadBalancer": {"ingress": [entry]}});
     state.write_status(&def, s(svc, "namespace"), s(svc, "name"), status, "service-controller");
+}
+
+/// An ingress controller: publishes the configured address in an Ingress's status once.
+fn publish_ingress_address(state: &mut State, ingress: &Value) {
+    let Some(address) = state.settings.ingress_address.clone() else { return };
+    let pending = ingress["status"]["loadBalancer"]["ingress"].as_array().is_none_or(Vec::is_empty);
+    if !pending {
+        return;
+    }
+    let Some(def) = state.def_for("networking.k8s.io/v1", "Ingress") else { return };
+    let entry = if address.parse::<std::net::IpAddr>().is_ok() {
+        json!({"ip": address})
+    } else {
+        json!({"hostname": address})
+    };
+    let status = json!({"loadBalancer": {"ingress": [entry]}});
+    let (ns, name) = (s(ingress, "namespace"), s(ingress, "name"));
+    state.write_status(&def, ns, name, status, "ingress-controller");
 }
 
 /// The ResourceQuota controller: `status.hard` from `spec.hard`, `status.used` from what

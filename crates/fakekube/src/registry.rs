@@ -139,6 +139,7 @@ fn def(
 ) -> ResourceDef {
     let tracks_generation = matches!(group, "apps")
         || plural == "networkpolicies"
+        || plural == "ingresses"
         || matches!(plural, "customresourcedefinitions");
     ResourceDef {
         group: group.to_string(),
@@ -184,6 +185,8 @@ pub fn builtin() -> Vec<ResourceDef> {
         def("rbac.authorization.k8s.io", "clusterroles", "clusterrole", "ClusterRole", false, &[], &[], PathSegment),
         def("rbac.authorization.k8s.io", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, &[], &[], PathSegment),
         def("networking.k8s.io", "networkpolicies", "networkpolicy", "NetworkPolicy", true, &["netpol"], &[], Subdomain),
+        def("networking.k8s.io", "ingresses", "ingress", "Ingress", true, &["ing"], &["status"], Subdomain),
+        def("networking.k8s.io", "ingressclasses", "ingressclass", "IngressClass", false, &[], &[], Subdomain),
         def("networking.k8s.io", "servicecidrs", "servicecidr", "ServiceCIDR", false, &[], &["status"], Subdomain),
         def("events.k8s.io", "events", "event", "Event", true, &["ev"], &[], Subdomain),
         def("storage.k8s.io", "storageclasses", "storageclass", "StorageClass", false, &["sc"], &[], Subdomain),

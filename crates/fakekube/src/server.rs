@@ -524,6 +524,11 @@ impl FakeKube {
         self.state().settings.load_balancer_address = address.map(str::to_string);
     }
 
+    /// The address an ingress controller publishes for every Ingress; None: no controller.
+    pub fn set_ingress_address(&self, address: Option<&str>) {
+        self.state().settings.ingress_address = address.map(str::to_string);
+    }
+
     pub fn set_image_absent(&self, image: &str) {
         self.state().settings.absent_images.insert(image.to_string());
     }

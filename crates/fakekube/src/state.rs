@@ -122,6 +122,9 @@ pub struct Settings {
     /// The address a load-balancer controller gives every Service of type LoadBalancer
     /// (an IP, or else a hostname); None: none runs, and such Services stay pending.
     pub load_balancer_address: Option<String>,
+    /// The address an ingress controller publishes in the status of every Ingress (an IP,
+    /// or else a hostname); None: none runs, and Ingresses get no address.
+    pub ingress_address: Option<String>,
 }
 
 impl Default for Settings {
@@ -141,6 +144,7 @@ impl Default for Settings {
             absent_images: Default::default(),
             node_address: "10.0.0.10".to_string(),
             load_balancer_address: None,
+            ingress_address: None,
         }
     }
 }

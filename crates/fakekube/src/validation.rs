@@ -1,5 +1,5 @@
 //! Type-specific validation the real API server runs on create and update (422 Invalid):
-//! NetworkPolicy ports and ipBlocks, and the immutable fields of StatefulSets, Services and
+//! NetworkPolicy ports and ipBlocks, Ingress hosts and paths, and the immutable fields of StatefulSets, Services and
 //! Secrets. Messages follow `pkg/apis/*/validation` of Kubernetes v1.33.
 
 use std::net::IpAddr;
@@ -17,6 +17,7 @@ pub fn validate(def: &ResourceDef, new: &Value, old: Option<&Value>) -> Vec<Fiel
             let existing = old.map(existing_cidrs).unwrap_or_default();
             network_policy_spec(&new["spec"], &existing, &mut errs);
         }
+        ("networking.k8s.io", "ingresses") => ingress_spec(&new["spec"], &mut errs),
         ("apps", "statefulsets") => {
             if let Some(old) = old {
                 statefulset_update(new, old, &mut errs);
@@ -130,6 +131,67 @@ fn existing_cidrs(old: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// Path types an Ingress path may have (`supportedPathTypes`, sorted as Go prints the set).
+const INGRESS_PATH_TYPES: [&str; 3] = ["Exact", "ImplementationSpecific", "Prefix"];
+
+/// `validateIngressRules` and `validateHTTPIngressPath`: a rule's host is a DNS name (a
+/// wildcard only as the first label), never an IP address; every path has a known path type
+/// and an absolute path; the class name is a DNS subdomain.
+fn ingress_spec(spec: &Value, errs: &mut Vec<FieldError>) {
+    if let Some(class) = spec["ingressClassName"].as_str() {
+        for mut e in crate::util::validate_name(crate::registry::NameRule::Subdomain, class) {
+            e.field = "spec.ingressClassName".to_string();
+            errs.push(e);
+        }
+    }
+    for (i, rule) in spec["rules"].as_array().into_iter().flatten().enumerate() {
+        let path = format!("spec.rules[{i}]");
+        if let Some(host) = rule["host"].as_str().filter(|h| !h.is_empty()) {
+            let field = format!("{path}.host");
+            if host.parse::<IpAddr>().is_ok() {
+                errs.push(FieldError::invalid(
+                    &field,
+                    host,
+                    "must be a DNS name, not an IP address",
+                ));
+            }
+            let name = host.strip_prefix("*.").unwrap_or(host);
+            for mut e in crate::util::validate_name(crate::registry::NameRule::Subdomain, name) {
+                e.field.clone_from(&field);
+                e.value = Some(serde_json::json!(host).to_string());
+                errs.push(e);
+            }
+        }
+        for (j, p) in rule["http"]["paths"].as_array().into_iter().flatten().enumerate() {
+            let at = format!("{path}.http.paths[{j}]");
+            let Some(path_type) = p["pathType"].as_str() else {
+                errs.push(FieldError::required(
+                    &format!("{at}.pathType"),
+                    "pathType must be specified",
+                ));
+                continue;
+            };
+            if !INGRESS_PATH_TYPES.contains(&path_type) {
+                errs.push(FieldError::not_supported(
+                    &format!("{at}.pathType"),
+                    path_type,
+                    &INGRESS_PATH_TYPES,
+                ));
+                continue;
+            }
+            let value = p["path"].as_str().unwrap_or_default();
+            let may_be_empty = path_type == "ImplementationSpecific";
+            if !(value.starts_with('/') || may_be_empty && value.is_empty()) {
+                errs.push(FieldError::invalid(
+                    &format!("{at}.path"),
+                    value,
+                    "must be an absolute path",
+                ));
+            }
+        }
+    }
 }
 
 fn network_policy_spec(spec: &Value, existing: &[String], errs: &mut Vec<FieldError>) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Made, check_existing, connect, exposed_kind, provision_inside, report};
+use super::{Made, check_existing, connect, exposed_by, provision_inside, report};
 use crate::cli::{CreateArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::engine::{self, HostObject, Placement};
@@ -259,7 +259,7 @@ async fn create_wait_connect(
     if args.no_connect {
         return Ok((object, true, None));
     }
-    let exposed = exposed_kind(request.rendered, name).filter(|_| !args.hosting.forward);
+    let exposed = exposed_by(request.rendered, name, request.spec).filter(|_| !args.hosting.forward);
     if exposed.is_none() {
         progress.phase("connected");
     }
