@@ -83,6 +83,27 @@ pub fn merge_values(base: &mut Value, over: &Value) {
     }
 }
 
+/// Layers one set of user values over another, as Helm layers `-f` files and `--set`: maps
+/// merge, anything else replaces, and a `null` is kept (it deletes the chart's default when
+/// [`merge_values`] puts the result over values.yaml).
+pub fn layer_values(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                match base.get_mut(key) {
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        layer_values(existing, value);
+                    }
+                    _ => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
 /// Reads a YAML document into a value (an empty one is an empty map).
 pub fn yaml(text: &[u8], what: &str, chart: &str) -> Result<Value, ChartError> {
     let text = String::from_utf8_lossy(text);

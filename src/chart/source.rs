@@ -35,10 +35,10 @@ pub async fn load_all(
                 chart: label.clone(),
                 reason: format!("values file {file}: {e}"),
             })?;
-            render::merge_values(&mut values, &render::yaml(&text, file, &label)?);
+            render::layer_values(&mut values, &render::yaml(&text, file, &label)?);
         }
         if let Some(given) = &chart.values {
-            render::merge_values(&mut values, given);
+            render::layer_values(&mut values, given);
         }
         let files = fetch(chart, &label).await?;
         let release = Release {

@@ -101,6 +101,10 @@ fn values_merge_as_helm_merges_them() {
     assert_eq!(base, json!({"a": {"b": 2, "c": [3]}, "keep": true, "new": "x"}));
     render::merge_values(&mut base, &json!({"a": "scalar"}));
     assert_eq!(base["a"], "scalar");
+    // User values layered over each other keep their nulls, to delete the chart's defaults.
+    let mut user = json!({"probe": {"x": 1}, "m": {"a": 1}});
+    render::layer_values(&mut user, &json!({"probe": null, "m": {"b": 2}}));
+    assert_eq!(user, json!({"probe": null, "m": {"a": 1, "b": 2}}));
 }
 
 fn files(entries: &[(&str, &str)]) -> Files {
