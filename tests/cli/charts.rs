@@ -247,3 +247,90 @@ fn dry_run_renders_the_chart_too() {
     let ok = env.vc(&["create", "dry", "--chart", fixture().to_str().unwrap(), "--dry-run"]);
     ok.code(0);
 }
+
+/// A registry that serves one chart as an OCI artifact, to a client holding the anonymous
+/// token its challenge leads to.
+fn serve_registry(archive: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    let digest: String =
+        sha2::Sha256::digest(&archive).iter().map(|b| format!("{b:02x}")).collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": "sha256:00", "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                    "digest": format!("sha256:{digest}"), "size": archive.len()}],
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 8192];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..n]).to_lowercase();
+            let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let authorized = head.contains("authorization: bearer anonymous-pull");
+            let (status, extra, body) = if path.starts_with("/token?") {
+                let scoped = path.contains("scope=repository%3acharts%2fweb%3apull");
+                if scoped {
+                    ("200 OK", String::new(), br#"{"token":"anonymous-pull"}"#.to_vec())
+                } else {
+                    ("400 Bad Request", String::new(), b"no scope".to_vec())
+                }
+            } else if !authorized {
+                let challenge = format!(
+                    "www-authenticate: Bearer realm=\"http://{address}/token\",service=\"registry.test\",scope=\"repository:charts/web:pull\"\r\n"
+                );
+                ("401 Unauthorized", challenge, b"{}".to_vec())
+            } else if path == "/v2/charts/web/manifests/0.3.1" {
+                ("200 OK", String::new(), manifest.clone().into_bytes())
+            } else if path == format!("/v2/charts/web/blobs/sha256:{digest}") {
+                ("200 OK", String::new(), archive.clone())
+            } else {
+                ("404 Not Found", String::new(), b"{}".to_vec())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    address.to_string()
+}
+
+#[test]
+fn a_chart_from_an_oci_registry_is_pulled_with_an_anonymous_token() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-oci");
+    prepare(&env, "oci", &api);
+    let registry = serve_registry(packaged());
+    let reference = format!("oci://{registry}/charts/web@0.3.1");
+    let created = env.vc(&["create", "oci", "--chart", &reference, "--no-connect"]);
+    created.code(0);
+    assert!(api.inner.get("deployments", "default", "web").is_some(), "{}", created.stderr);
+    let described = env.vc(&["describe", "oci", "-o", "json"]).json();
+    let recorded = &described["spec"]["charts"][0];
+    assert_eq!(recorded["repo"], format!("oci://{registry}/charts"));
+    assert_eq!(
+        (recorded["name"].as_str(), recorded["version"].as_str()),
+        (Some("web"), Some("0.3.1"))
+    );
+
+    env.fake.clear_requests();
+    let missing =
+        env.vc(&["create", "nope", "--chart", &format!("oci://{registry}/charts/web@9.0.0")]);
+    missing.code(2);
+    assert!(
+        missing.stderr.contains("/v2/charts/web/manifests/9.0.0 answered 404"),
+        "{}",
+        missing.stderr
+    );
+    let no_version =
+        env.vc(&["create", "nope", "--chart", &format!("oci://{registry}/charts/web")]);
+    no_version.code(2);
+    assert!(no_version.stderr.contains("needs its version"), "{}", no_version.stderr);
+    assert!(env.fake.requests().is_empty(), "no request: {:?}", env.fake.requests());
+}
