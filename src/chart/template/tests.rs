@@ -461,3 +461,23 @@ spec:
 "#;
     assert_eq!(out, expected);
 }
+
+/// docs/provisioning.md lists the functions exactly: the list there is the list here.
+#[test]
+fn the_documented_functions_are_the_supported_ones() {
+    let doc = include_str!("../../../docs/provisioning.md");
+    let start = doc.find("Functions, exactly these:").expect("the documented list");
+    let end = start + doc[start..].find("Anything else").expect("its end");
+    let mut documented: Vec<&str> = doc[start..end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.chars().all(|c| c.is_ascii_alphanumeric()) && *w != "Error")
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()))
+        .collect();
+    documented.sort_unstable();
+    documented.dedup();
+    let mut supported = SUPPORTED.to_vec();
+    supported.sort_unstable();
+    assert_eq!(documented, supported);
+}
