@@ -288,7 +288,7 @@ impl Exec<'_> {
         let (receiver, method) = match head {
             Arg::Field(chain) if chain.len() >= 2 => {
                 let (method, rest) = chain.split_last().unwrap_or((&chain[0], &[]));
-                (self.chain(self.dot.clone(), rest, line)?, method)
+                (self.chain(&self.dot, rest, line)?, method)
             }
             Arg::Variable(name, chain) if !chain.is_empty() => {
                 let (method, rest) = chain.split_last().unwrap_or((&chain[0], &[]));
@@ -334,25 +334,28 @@ impl Exec<'_> {
         Ok(None)
     }
 
-    fn variable(&self, name: &str, line: usize) -> Result<Value, TemplateError> {
+    fn variable(&self, name: &str, line: usize) -> Result<&Value, TemplateError> {
         self.vars
             .iter()
             .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v)
             .ok_or_else(|| self.err(line, format!("undefined variable: {name}")))
     }
 
-    fn chain(&self, mut v: Value, fields: &[String], line: usize) -> Result<Value, TemplateError> {
+    /// Follows a field chain by reference and copies only what it ends at.
+    fn chain(&self, start: &Value, fields: &[String], line: usize) -> Result<Value, TemplateError> {
+        static NIL: Value = Value::Null;
+        let mut v = start;
         for field in fields {
             v = match v {
-                Value::Object(mut map) => {
+                Value::Object(map) => {
                     if map.contains_key(FILES_KEY) || map.contains_key(API_VERSIONS_KEY) {
                         return Err(
                             self.err(line, format!("{field} is a method; give its argument"))
                         );
                     }
-                    map.remove(field).unwrap_or(Value::Null)
+                    map.get(field).unwrap_or(&NIL)
                 }
                 Value::Null => {
                     return Err(
@@ -362,27 +365,24 @@ impl Exec<'_> {
                 other => {
                     return Err(self.err(
                         line,
-                        format!("can't evaluate field {field} in type {}", funcs::type_of(&other)),
+                        format!("can't evaluate field {field} in type {}", funcs::type_of(other)),
                     ));
                 }
             };
         }
-        Ok(v)
+        Ok(v.clone())
     }
 
     fn arg(&mut self, arg: &Arg, line: usize) -> Result<Value, TemplateError> {
         match arg {
             Arg::Dot => Ok(self.dot.clone()),
-            Arg::Field(chain) => self.chain(self.dot.clone(), chain, line),
-            Arg::Variable(name, chain) => {
-                let v = self.variable(name, line)?;
-                self.chain(v, chain, line)
-            }
+            Arg::Field(chain) => self.chain(&self.dot, chain, line),
+            Arg::Variable(name, chain) => self.chain(self.variable(name, line)?, chain, line),
             Arg::Literal(v) => Ok(v.clone()),
             Arg::Func(name) => self.call(name, &[], None, line),
             Arg::Sub(pipe, chain) => {
                 let v = self.pipe(pipe)?;
-                self.chain(v, chain, line)
+                self.chain(&v, chain, line)
             }
         }
     }
