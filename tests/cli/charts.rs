@@ -334,3 +334,31 @@ fn a_chart_from_an_oci_registry_is_pulled_with_an_anonymous_token() {
     assert!(no_version.stderr.contains("needs its version"), "{}", no_version.stderr);
     assert!(env.fake.requests().is_empty(), "no request: {:?}", env.fake.requests());
 }
+
+#[test]
+fn an_object_of_a_chart_the_api_server_refuses_is_named_with_its_template() {
+    let env = Env::new();
+    let api = VirtualApi::start("inside-refused");
+    prepare(&env, "refused", &api);
+    let chart = env.sandbox.dir.path().join("app");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name | default \"Not_Valid\" }}\n",
+    )
+    .unwrap();
+    let run = env.vc(&["create", "refused", "--chart", chart.to_str().unwrap(), "--no-connect"]);
+    run.code(1);
+    let error = run.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(
+        error.contains("applying ConfigMap \"Not_Valid\" in namespace \"default\" (from chart "),
+        "{}",
+        run.stderr
+    );
+    assert!(error.contains("app/templates/cm.yaml (document 2)) failed"), "{error}");
+    assert!(error.contains("metadata.name: Invalid value: \"Not_Valid\""), "{error}");
+    assert!(api.inner.get("configmaps", "default", "fine").is_some(), "the one before it applied");
+    assert!(env.fake.get("statefulsets", "vc-refused", "refused").is_some(), "the cluster stays");
+}
