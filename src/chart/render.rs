@@ -237,7 +237,7 @@ pub fn render(
     if release.namespace != "default" && !defines_namespace {
         out.push(Manifest {
             source: format!("chart {label}: the release namespace"),
-            object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": release.namespace}}),
+            object: release_namespace(&release.namespace),
             default_namespace: None,
         });
     }
@@ -248,6 +248,23 @@ pub fn render(
         manifest.default_namespace = Some(release.namespace.clone());
     }
     Ok(out)
+}
+
+/// The release namespace, as `helm install --create-namespace` makes it.
+fn release_namespace(name: &str) -> Value {
+    use k8s_openapi::Resource as _;
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespace = Namespace {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut object = serde_json::to_value(&namespace).unwrap_or(Value::Null);
+    object["apiVersion"] = Value::String(Namespace::API_VERSION.to_string());
+    object["kind"] = Value::String(Namespace::KIND.to_string());
+    object
 }
 
 fn parse(text: &str, source: &str) -> Result<Vec<Manifest>, ChartError> {
