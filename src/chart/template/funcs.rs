@@ -11,110 +11,84 @@ use super::exec::truthy;
 use super::format::{self, as_integer, go_value};
 
 /// Every function a template may call, in the order docs/provisioning.md lists them.
+#[rustfmt::skip] // grouped as the documentation groups them, rather than one a line
 pub const SUPPORTED: &[&str] = &[
     // Go's builtins
-    "and",
-    "or",
-    "not",
-    "eq",
-    "ne",
-    "lt",
-    "le",
-    "gt",
-    "ge",
-    "len",
-    "index",
-    "print",
-    "printf",
-    "println",
+    "and", "or", "not", "eq", "ne", "lt", "le", "gt", "ge", "len", "index", "slice", "print",
+    "printf", "println",
     // Helm's
-    "include",
-    "tpl",
-    "required",
-    "fail",
-    "lookup",
-    "toYaml",
-    "toJson",
-    "fromYaml",
-    "fromJson",
+    "include", "tpl", "required", "fail", "lookup", "toYaml", "mustToYaml", "toJson",
+    "mustToJson", "toPrettyJson", "toRawJson", "fromYaml", "fromJson", "mustFromJson",
+    "fromYamlArray", "fromJsonArray",
     // Sprig's: defaults and logic
-    "default",
-    "empty",
-    "coalesce",
-    "ternary",
+    "default", "empty", "coalesce", "ternary",
     // strings
-    "quote",
-    "squote",
-    "indent",
-    "nindent",
-    "trim",
-    "trimSuffix",
-    "trimPrefix",
-    "trunc",
-    "upper",
-    "lower",
-    "title",
-    "replace",
-    "contains",
-    "hasPrefix",
-    "hasSuffix",
-    "repeat",
-    "substr",
-    "nospace",
-    "cat",
-    "join",
-    "splitList",
-    "b64enc",
-    "b64dec",
-    "sha256sum",
-    "regexMatch",
-    "regexReplaceAll",
-    "toString",
-    "toStrings",
+    "quote", "squote", "indent", "nindent", "trim", "trimSuffix", "trimPrefix", "trunc", "upper",
+    "lower", "title", "replace", "contains", "hasPrefix", "hasSuffix", "repeat", "substr",
+    "nospace", "cat", "join", "splitList", "split", "trimAll", "snakecase", "kebabcase",
+    "camelcase", "b64enc", "b64dec", "sha256sum", "regexMatch", "mustRegexMatch",
+    "regexReplaceAll", "mustRegexReplaceAll", "regexFind", "toString", "toStrings", "atoi",
+    "base", "dir", "ext",
     // lists and maps
-    "list",
-    "append",
-    "first",
-    "last",
-    "has",
-    "uniq",
-    "compact",
-    "concat",
-    "sortAlpha",
-    "dict",
-    "get",
-    "set",
-    "unset",
-    "hasKey",
-    "keys",
-    "values",
-    "pick",
-    "omit",
-    "merge",
-    "mergeOverwrite",
-    "deepCopy",
-    "dig",
+    "list", "append", "mustAppend", "first", "mustFirst", "last", "mustLast", "has", "mustHas",
+    "uniq", "mustUniq", "compact", "mustCompact", "concat", "sortAlpha", "until", "untilStep",
+    "dict", "get", "set", "unset", "hasKey", "keys", "values", "pick", "omit", "merge",
+    "mustMerge", "mergeOverwrite", "mustMergeOverwrite", "deepCopy", "mustDeepCopy", "dig",
     // numbers and types
-    "int",
-    "int64",
-    "float64",
-    "add",
-    "add1",
-    "sub",
-    "mul",
-    "div",
-    "mod",
-    "max",
-    "min",
-    "semverCompare",
-    "typeOf",
-    "kindOf",
-    "kindIs",
-    "typeIs",
+    "int", "int64", "float64", "add", "add1", "sub", "mul", "div", "mod", "max", "min",
+    "semverCompare", "typeOf", "kindOf", "kindIs", "typeIs",
 ];
 
 /// The functions whose first argument, a map, Go changes in place.
-pub const MUTATES_FIRST: &[&str] = &["set", "unset", "merge", "mergeOverwrite"];
+pub const MUTATES_FIRST: &[&str] =
+    &["set", "unset", "merge", "mergeOverwrite", "mustMerge", "mustMergeOverwrite"];
+
+/// The `must` forms: the same function, which in Sprig returns its error instead of
+/// swallowing it; here every function reports its errors, so they are one.
+fn without_must(name: &str) -> &str {
+    match name {
+        "mustToYaml" => "toYaml",
+        "mustToJson" => "toJson",
+        "mustFromJson" => "fromJson",
+        "mustRegexMatch" => "regexMatch",
+        "mustRegexReplaceAll" => "regexReplaceAll",
+        "mustAppend" => "append",
+        "mustFirst" => "first",
+        "mustLast" => "last",
+        "mustHas" => "has",
+        "mustUniq" => "uniq",
+        "mustCompact" => "compact",
+        "mustMerge" => "merge",
+        "mustMergeOverwrite" => "mergeOverwrite",
+        "mustDeepCopy" => "deepCopy",
+        other => other,
+    }
+}
+
+/// Sprig's snakecase and kebabcase: words split at case changes and separators, lowercased,
+/// joined by `sep`.
+fn separated(text: &str, sep: char) -> String {
+    let mut out = String::new();
+    let mut previous: Option<char> = None;
+    for c in text.chars() {
+        if c == '_' || c == '-' || c.is_whitespace() {
+            if !out.is_empty() && !out.ends_with(sep) {
+                out.push(sep);
+            }
+            previous = None;
+            continue;
+        }
+        if c.is_uppercase()
+            && previous.is_some_and(|p| p.is_lowercase() || p.is_ascii_digit())
+            && !out.ends_with(sep)
+        {
+            out.push(sep);
+        }
+        out.extend(c.to_lowercase());
+        previous = Some(c);
+    }
+    out
+}
 
 pub fn is_supported(name: &str) -> bool {
     SUPPORTED.contains(&name)
@@ -265,7 +239,122 @@ fn arity(args: &[Value], n: usize) -> Result<(), String> {
 #[allow(clippy::too_many_lines)] // one arm per function reads better than a table of closures
 pub fn call(name: &str, args: &[Value]) -> Result<Value, String> {
     let s = |i: usize| args.get(i).map(text).unwrap_or_default();
+    let name = without_must(name);
     Ok(match name {
+        "slice" => {
+            let bound = |i: usize| args.get(i).map(|v| usize::try_from(to_int(v)).unwrap_or(0));
+            match args.first() {
+                Some(Value::Array(items)) => {
+                    let end = bound(2).unwrap_or(items.len());
+                    let start = bound(1).unwrap_or(0);
+                    if start > end || end > items.len() {
+                        return Err(format!("index out of range: {start}:{end}"));
+                    }
+                    Value::Array(items[start..end].to_vec())
+                }
+                Some(Value::String(text)) => {
+                    let end = bound(2).unwrap_or(text.len());
+                    let start = bound(1).unwrap_or(0);
+                    text.get(start..end)
+                        .map(|t| Value::String(t.to_string()))
+                        .ok_or_else(|| format!("index out of range: {start}:{end}"))?
+                }
+                _ => return Err("takes a list or a string, and indexes".into()),
+            }
+        }
+        "toPrettyJson" => {
+            arity(args, 1)?;
+            Value::String(serde_json::to_string_pretty(&args[0]).map_err(|e| e.to_string())?)
+        }
+        "toRawJson" => {
+            arity(args, 1)?;
+            Value::String(serde_json::to_string(&args[0]).map_err(|e| e.to_string())?)
+        }
+        "fromYamlArray" | "fromJsonArray" => {
+            arity(args, 1)?;
+            let parsed: Result<Value, String> = if name == "fromYamlArray" {
+                serde_saphyr::from_str::<Value>(&s(0)).map_err(|e| e.to_string())
+            } else {
+                serde_json::from_str(&s(0)).map_err(|e| e.to_string())
+            };
+            match parsed {
+                Ok(Value::Array(items)) => Value::Array(items),
+                Ok(Value::Null) => Value::Array(Vec::new()),
+                Ok(other) => {
+                    Value::Array(vec![Value::String(format!("not a list: {}", go_value(&other)))])
+                }
+                Err(e) => Value::Array(vec![Value::String(e)]),
+            }
+        }
+        "split" => {
+            arity(args, 2)?;
+            Value::Object(
+                s(1).split(&s(0))
+                    .enumerate()
+                    .map(|(i, part)| (format!("_{i}"), Value::String(part.to_string())))
+                    .collect(),
+            )
+        }
+        "trimAll" => {
+            arity(args, 2)?;
+            let cutset: Vec<char> = s(0).chars().collect();
+            Value::String(s(1).trim_matches(|c| cutset.contains(&c)).to_string())
+        }
+        "snakecase" => Value::String(separated(&s(0), '_')),
+        "kebabcase" => Value::String(separated(&s(0), '-')),
+        "camelcase" => Value::String(
+            s(0).split(|c: char| c == '_' || c == '-' || c.is_whitespace())
+                .map(|word| {
+                    let mut chars = word.chars();
+                    chars
+                        .next()
+                        .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect::<String>(),
+        ),
+        "regexFind" => {
+            arity(args, 2)?;
+            let re = regex::Regex::new(&s(0)).map_err(|e| format!("bad pattern: {e}"))?;
+            Value::String(re.find(&s(1)).map(|m| m.as_str().to_string()).unwrap_or_default())
+        }
+        "atoi" => int(s(0).trim().parse().unwrap_or_default()),
+        "base" | "dir" | "ext" => {
+            let path = s(0);
+            let trimmed = path.trim_end_matches('/');
+            let (parent, last) = match trimmed.rsplit_once('/') {
+                Some((parent, last)) => (if parent.is_empty() { "/" } else { parent }, last),
+                None => (".", trimmed),
+            };
+            Value::String(match name {
+                "base" if path.is_empty() => ".".to_string(),
+                "base" if trimmed.is_empty() => "/".to_string(),
+                "base" => last.to_string(),
+                "dir" => parent.to_string(),
+                _ => last.rfind('.').map(|i| last[i..].to_string()).unwrap_or_default(),
+            })
+        }
+        "until" | "untilStep" => {
+            let (start, stop, step) = if name == "until" {
+                arity(args, 1)?;
+                let stop = to_int(&args[0]);
+                (0, stop, if stop < 0 { -1 } else { 1 })
+            } else {
+                arity(args, 3)?;
+                (to_int(&args[0]), to_int(&args[1]), to_int(&args[2]))
+            };
+            let mut out = Vec::new();
+            let mut i = start;
+            // Sprig returns nothing for a step that never reaches the end.
+            while step != 0 && ((step > 0 && i < stop) || (step < 0 && i > stop)) {
+                out.push(int(i));
+                if out.len() > 100_000 {
+                    return Err("makes a list longer than 100000".into());
+                }
+                i += step;
+            }
+            Value::Array(out)
+        }
         "not" => {
             arity(args, 1)?;
             Value::Bool(!truthy(&args[0]))

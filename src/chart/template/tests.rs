@@ -462,6 +462,52 @@ spec:
     assert_eq!(out, expected);
 }
 
+#[test]
+fn more_sprig_and_go_functions() {
+    let d = json!({"l": [1, 2, 3, 4], "m": {"a": 1}});
+    assert_eq!(render(r#"{{ slice .l 1 3 }} {{ slice "abcdef" 2 }}"#, &d), "[2 3] cdef");
+    assert_eq!(
+        render("{{ until 3 }} {{ untilStep 10 0 -4 }} {{ range until 2 }}{{ . }}{{ end }}", &d),
+        "[0 1 2] [10 6 2] 01"
+    );
+    assert_eq!(render(r#"{{ (split "." "a.b.c")._1 }} {{ trimAll "-" "--x--" }}"#, &d), "b x");
+    assert_eq!(
+        render(
+            r#"{{ snakecase "FirstName lastName" }} {{ kebabcase "httpServer2Go" }} {{ camelcase "http_server" }}"#,
+            &d
+        ),
+        "first_name_last_name http-server2-go HttpServer"
+    );
+    assert_eq!(
+        render(r#"{{ regexFind "[0-9]+" "ab12cd34" }} {{ atoi "42" }} {{ add1 (atoi "x") }}"#, &d),
+        "12 42 1"
+    );
+    assert_eq!(
+        render(
+            r#"{{ base "/a/b.tar.gz" }} {{ dir "/a/b.tar.gz" }} {{ ext "b.tar.gz" }} {{ dir "x" }}"#,
+            &d
+        ),
+        "b.tar.gz /a .gz ."
+    );
+    assert_eq!(
+        render(r#"{{ toPrettyJson .m }}|{{ toRawJson .m }}|{{ mustToJson .m }}"#, &d),
+        "{\n  \"a\": 1\n}|{\"a\":1}|{\"a\":1}"
+    );
+    assert_eq!(
+        render(r#"{{ fromYamlArray "- a\n- b" | last }} {{ fromJsonArray "[1]" | first }}"#, &d),
+        "b 1"
+    );
+    assert_eq!(
+        render(
+            r#"{{ $d := dict "a" 0 }}{{ $_ := mustMerge $d (dict "b" 1) }}{{ toJson $d }} {{ mustRegexMatch "^a" "ab" }}"#,
+            &d
+        ),
+        r#"{"a":0,"b":1} true"#
+    );
+    let err = refused("{{ slice .l 3 9 }}", &d);
+    assert!(err.message.contains("index out of range"), "{err}");
+}
+
 /// docs/provisioning.md lists the functions exactly: the list there is the list here.
 #[test]
 fn the_documented_functions_are_the_supported_ones() {
