@@ -11,6 +11,8 @@ use super::{TemplateError, Templates};
 /// How deep `include` and `template` may nest (Helm stops at 1000; a chart that nests this
 /// deep recurses without end).
 const MAX_DEPTH: usize = 100;
+/// The most text one template may produce: a chart whose includes multiply past it is broken.
+const MAX_OUTPUT: usize = 64 << 20;
 const FILES_KEY: &str = "\u{0}files";
 const API_VERSIONS_KEY: &str = "\u{0}apiVersions";
 
@@ -87,6 +89,9 @@ impl Exec<'_> {
             match self.node(node, out)? {
                 Flow::Next => {}
                 other => return Ok(other),
+            }
+            if out.len() > MAX_OUTPUT {
+                return Err(self.err(0, format!("renders more than {} MiB", MAX_OUTPUT >> 20)));
             }
         }
         Ok(Flow::Next)

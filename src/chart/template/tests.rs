@@ -96,6 +96,11 @@ fn define_template_include_and_block() {
         &json!({}),
     );
     assert!(err.message.contains("nests deeper"), "{err}");
+    let err = refused(
+        r#"{{ define "big" }}{{ range until 5000 }}0123456789abcdef{{ end }}{{ end }}{{ define "bigger" }}{{ range until 1000 }}{{ include "big" . }}{{ end }}{{ end }}{{ include "bigger" . }}"#,
+        &json!({}),
+    );
+    assert!(err.message.contains("renders more than 64 MiB"), "{err}");
 }
 
 #[test]
