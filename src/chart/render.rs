@@ -53,6 +53,66 @@ pub fn unpack(bytes: &[u8], label: &str) -> Result<Files, ChartError> {
     Ok(files)
 }
 
+/// A chart directory's `.helmignore`: one pattern a line (`#` comments), `*` and `?` globs,
+/// a trailing `/` for directories only, `!` to keep what an earlier line ignores. A pattern
+/// with a `/` matches the path inside the chart, one without matches a name at any depth; the
+/// last matching line decides.
+#[derive(Debug, Default)]
+pub struct Ignore {
+    rules: Vec<(String, bool, bool)>,
+}
+
+impl Ignore {
+    pub fn parse(text: &str) -> Self {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|line| {
+                let (keep, line) = match line.strip_prefix('!') {
+                    Some(rest) => (true, rest),
+                    None => (false, line),
+                };
+                let dir_only = line.ends_with('/');
+                let pattern = line.trim_end_matches('/').trim_start_matches("./").to_string();
+                (pattern, dir_only, keep)
+            })
+            .filter(|(pattern, _, _)| !pattern.is_empty())
+            .collect();
+        Ignore { rules }
+    }
+
+    /// Whether `path` (inside the chart, `/`-separated) is left out.
+    pub fn ignores(&self, path: &str, is_dir: bool) -> bool {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let mut ignored = false;
+        for (pattern, dir_only, keep) in &self.rules {
+            if *dir_only && !is_dir {
+                continue;
+            }
+            let subject = if pattern.contains('/') { path } else { name };
+            if glob(pattern.as_bytes(), subject.as_bytes()) {
+                ignored = !keep;
+            }
+        }
+        ignored
+    }
+}
+
+/// `*` (any run without `/`) and `?` (one character but `/`) against text.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.first(), text.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], text)
+                || (text.first().is_some_and(|c| *c != b'/') && glob(pattern, &text[1..]))
+        }
+        (Some(b'?'), Some(c)) if *c != b'/' => glob(&pattern[1..], &text[1..]),
+        (Some(p), Some(c)) if p == c => glob(&pattern[1..], &text[1..]),
+        _ => false,
+    }
+}
+
 /// Helm's merge of values: maps merge key by key, anything else replaces, and `null` deletes
 /// the key.
 pub fn merge_values(base: &mut Value, over: &Value) {

@@ -84,6 +84,10 @@ pub(super) fn read_local(path: &Path, label: &str) -> Result<Files, ChartError> 
         let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
         return render::unpack(&bytes, label);
     }
+    let ignore = match std::fs::read_to_string(path.join(".helmignore")) {
+        Ok(text) => render::Ignore::parse(&text),
+        Err(_) => render::Ignore::default(),
+    };
     let mut files = Files::new();
     let mut pending = vec![path.to_path_buf()];
     let mut total = 0usize;
@@ -91,19 +95,20 @@ pub(super) fn read_local(path: &Path, label: &str) -> Result<Files, ChartError> 
         for entry in std::fs::read_dir(&dir).map_err(|e| fail(e.to_string()))? {
             let entry = entry.map_err(|e| fail(e.to_string()))?;
             let p = entry.path();
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            if p.is_dir() {
-                pending.push(p);
-                continue;
-            }
             let relative = p.strip_prefix(path).unwrap_or(&p);
             let key = relative
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join("/");
+            let is_dir = p.is_dir();
+            if entry.file_name() == ".git" || ignore.ignores(&key, is_dir) {
+                continue;
+            }
+            if is_dir {
+                pending.push(p);
+                continue;
+            }
             let content = std::fs::read(&p).map_err(|e| fail(format!("{}: {e}", p.display())))?;
             total += content.len();
             if total > MAX_DOWNLOAD {

@@ -221,3 +221,40 @@ fn a_packaged_chart_unpacks_as_its_directory_does() {
     assert!(err.starts_with("cannot read chart x.tgz: "), "{err}");
     let _: Value = json!(null);
 }
+
+#[test]
+fn helmignore_leaves_files_and_directories_out_of_a_chart_directory() {
+    let ignore = render::Ignore::parse(
+        "# editors\n*.swp\n.vscode/\ntemplates/draft-*.yaml\n*.bak\n!keep.bak\n\n",
+    );
+    assert!(ignore.ignores("templates/x.yaml.swp", false));
+    assert!(ignore.ignores(".vscode", true));
+    assert!(!ignore.ignores(".vscode", false), "a trailing / matches directories only");
+    assert!(ignore.ignores("templates/draft-1.yaml", false));
+    assert!(!ignore.ignores("templates/sub/draft-1.yaml", false), "* stops at /");
+    assert!(ignore.ignores("files/old.bak", false));
+    assert!(!ignore.ignores("files/keep.bak", false), "a later ! keeps it");
+    assert!(!ignore.ignores("templates/deployment.yaml", false));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chart = dir.path();
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: app\nversion: 1.0.0\n")
+        .unwrap();
+    std::fs::write(chart.join(".helmignore"), "templates/draft-*.yaml\n").unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("templates/draft-x.yaml"), "{{ unfinished }}\n").unwrap();
+    let files = read_local(chart, "app").expect("reads");
+    assert!(
+        !files.contains_key("templates/draft-x.yaml"),
+        "{:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+    let out =
+        render::render(files, "app", &json!({}), &release("default"), "1.36").expect("renders");
+    assert_eq!(described(&out), ["ConfigMap kept"]);
+}
