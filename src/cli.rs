@@ -380,6 +380,8 @@ Examples:
   vc create dev
   vc create ci-42 --kubernetes-version 1.33 --ttl 2h --label pr=42
   vc create dev -f values.yaml --quota cpu=8,memory=16Gi
+  vc create dev --apply k8s/ --chart ./charts/web --chart-values web-values.yaml
+  vc create dev --chart oci://ghcr.io/example/charts/web@1.2.3
   vc create dev --dry-run -o yaml
   vc create dev --operator --dry-run -o yaml > dev-vcl.yaml
 
@@ -469,6 +471,16 @@ pub struct CreateArgs {
     /// file, a directory of .yaml/.yml/.json files, or an http(s) URL
     #[arg(long = "apply", value_name = "FILE|DIR|URL")]
     pub apply: Vec<String>,
+    /// Install a Helm chart inside the cluster once it is ready, after the manifests,
+    /// repeatable: a chart directory, a packaged .tgz, or oci://REGISTRY/PATH/NAME@VERSION.
+    /// vc renders the chart itself (no Helm binary; docs/provisioning.md lists the template
+    /// functions it supports) before it contacts the host
+    #[arg(long = "chart", value_name = "PATH|OCI_REF")]
+    pub charts: Vec<String>,
+    /// Values file for --chart, repeatable (merged in order over the chart's values.yaml);
+    /// with several charts, give each its valuesFiles in the values file's charts list
+    #[arg(long = "chart-values", value_name = "FILE", requires = "charts")]
+    pub chart_values: Vec<String>,
     /// ResourceQuota limits, such as cpu=4,memory=8Gi,pods=20 (also turns the quota on in a shared namespace)
     #[arg(long, value_name = "LIST")]
     pub quota: Option<String>,
@@ -517,7 +529,7 @@ pub struct CreateArgs {
     #[arg(long, value_name = "POOL", conflicts_with_all = [
         "values", "kubernetes_version", "control_plane_image", "engine_image", "sleep_after",
         "labels", "no_isolation", "allow_internet", "no_quota", "ephemeral", "quota", "upsert",
-        "dry_run", "from_snapshot", "no_wait", "apply", "storage_size", "storage_class",
+        "dry_run", "from_snapshot", "no_wait", "apply", "charts", "chart_values", "storage_size", "storage_class",
         "node_selector", "tolerations", "runtime_class", "priority_class", "expose", "ingress_class", "datastore",
         "operator", "etcd_endpoint", "etcd_tls_secret",
     ])]
@@ -628,6 +640,8 @@ impl FromSnapshotArgs {
             storage_size: None,
             storage_class: None,
             apply: Vec::new(),
+            charts: Vec::new(),
+            chart_values: Vec::new(),
             quota: None,
             timeout: self.timeout,
             no_wait: false,

@@ -1,6 +1,7 @@
 //! `vc`: ephemeral virtual Kubernetes clusters on any host cluster.
 //! This file only declares the modules; see `shared/DESIGN.md` for the layers.
 
+pub mod chart;
 pub mod ci;
 pub mod cli;
 pub mod commands;

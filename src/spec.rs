@@ -51,6 +51,10 @@ pub struct VirtualClusterSpec {
     /// http(s) URL, or inline YAML (an entry of several lines).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manifests: Vec<String>,
+    /// Helm charts installed inside the virtual cluster once it is ready, after the manifests,
+    /// in order: each fetched and rendered by vc (no Helm binary) before the host is contacted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charts: Vec<ChartSpec>,
     /// Where the control plane and every pod synced from inside run on the host.
     #[serde(default, skip_serializing_if = "PlacementSpec::is_empty")]
     pub placement: PlacementSpec,
@@ -206,6 +210,102 @@ pub struct QuotaSpec {
     /// ResourceQuota `hard` entries, merged over the defaults (for example `limits.cpu: "8"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hard: BTreeMap<String, String>,
+}
+
+/// A Helm chart to install inside the virtual cluster: a local chart (`path`: a directory or a
+/// `.tgz`), or `name` from a repository (`repo`: an `https://` chart repository or an
+/// `oci://` registry path).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartSpec {
+    /// The chart's name in its repository (with `repo`); for a local chart, optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// An `https://` (or `http://`) chart repository, or an `oci://` registry path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    /// The chart version (exact); unset: the repository's newest release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// A local chart: a directory holding Chart.yaml, or a packaged `.tgz`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Values over the chart's values.yaml (after `valuesFiles`): maps merge, the rest
+    /// replaces, `null` deletes a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<serde_json::Value>,
+    /// Values files merged over the chart's values.yaml, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
+    /// `.Release.Name` (default: the chart's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
+    /// `.Release.Namespace`, where namespaced objects that name none go (default: `default`;
+    /// created when missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+impl ChartSpec {
+    /// What the chart is, for messages: its path, or `repo` + `name`.
+    pub fn label(&self) -> String {
+        match (&self.path, &self.repo, &self.name) {
+            (Some(path), _, _) => path.clone(),
+            (None, Some(repo), Some(name)) if repo.starts_with("oci://") => {
+                format!("{}/{name}", repo.trim_end_matches('/'))
+            }
+            (None, Some(repo), Some(name)) => format!("{name} from {repo}"),
+            (None, _, name) => name.clone().unwrap_or_default(),
+        }
+    }
+
+    fn validate(&self, index: usize) -> Result<(), SpecError> {
+        let fail = |why: &str| Err(SpecError::Chart(index, why.to_string()));
+        match (&self.path, &self.repo) {
+            (Some(_), Some(_)) => {
+                return fail("give either path (a local chart) or repo, not both");
+            }
+            (None, None) => {
+                return fail("give path (a local chart directory or .tgz) or repo and name");
+            }
+            (None, Some(repo)) => {
+                let scheme_ok =
+                    ["https://", "http://", "oci://"].iter().any(|s| repo.starts_with(s));
+                if !scheme_ok {
+                    return fail(
+                        "repo must be an https:// chart repository or an oci:// registry path",
+                    );
+                }
+                if self.name.as_deref().is_none_or(str::is_empty) {
+                    return fail("a chart from a repository needs its name");
+                }
+            }
+            (Some(path), None) if path.trim().is_empty() => return fail("path is empty"),
+            (Some(_), None) => {}
+        }
+        if let Some(release) = &self.release_name {
+            let ok = release.len() <= 53
+                && release.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && release.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && release
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            if !ok {
+                return fail(&format!(
+                    "releaseName {release:?} must be lowercase letters, digits, '-' and '.', at most 53 characters"
+                ));
+            }
+        }
+        if let Some(ns) = &self.namespace {
+            validate_namespace(ns).map_err(|_| {
+                SpecError::Chart(index, format!("namespace {ns:?} must be lowercase letters, digits and '-', at most 63 characters"))
+            })?;
+        }
+        if self.values.as_ref().is_some_and(|v| !v.is_object() && !v.is_null()) {
+            return fail("values must be a mapping");
+        }
+        Ok(())
+    }
 }
 
 /// Raw engine configuration, deep-merged last over what `vc` derives.
@@ -662,6 +762,8 @@ pub enum SpecError {
     StorageExternalEtcd,
     #[error("manifests: entry {0} is empty; give a file, a directory, a URL or inline YAML")]
     EmptyManifest(usize),
+    #[error("charts: entry {0}: {1}")]
+    Chart(usize, String),
     #[error("invalid label {0:?}: {1}")]
     Label(String, String),
     #[error("engine.values must be a mapping of engine configuration keys")]
@@ -948,6 +1050,32 @@ pub fn is_positive_quantity(text: &str) -> bool {
 }
 
 /// Parses one `--label key=value`.
+/// A `--chart` argument: a local chart (a directory or `.tgz`), or
+/// `oci://REGISTRY/PATH/NAME[@VERSION]`.
+pub fn parse_chart_flag(text: &str, values_files: &[String]) -> Result<ChartSpec, SpecError> {
+    let mut chart = ChartSpec { values_files: values_files.to_vec(), ..ChartSpec::default() };
+    if let Some(reference) = text.strip_prefix("oci://") {
+        let (reference, version) = match reference.rsplit_once('@') {
+            Some((r, v)) => (r, Some(v.to_string())),
+            None => (reference, None),
+        };
+        let Some((repo, name)) =
+            reference.rsplit_once('/').filter(|(r, n)| !r.is_empty() && !n.is_empty())
+        else {
+            return Err(SpecError::Chart(
+                0,
+                format!("--chart {text:?}: an OCI chart is oci://REGISTRY/PATH/NAME@VERSION"),
+            ));
+        };
+        chart.repo = Some(format!("oci://{repo}"));
+        chart.name = Some(name.to_string());
+        chart.version = version;
+    } else {
+        chart.path = Some(text.to_string());
+    }
+    Ok(chart)
+}
+
 pub fn parse_label(text: &str) -> Result<(String, String), SpecError> {
     let (key, value) = text
         .split_once('=')
@@ -1028,6 +1156,9 @@ impl VirtualClusterSpec {
         }
         if let Some(i) = self.manifests.iter().position(|m| m.trim().is_empty()) {
             return Err(SpecError::EmptyManifest(i + 1));
+        }
+        for (i, chart) in self.charts.iter().enumerate() {
+            chart.validate(i + 1)?;
         }
         for (k, v) in &self.labels {
             parse_label(&format!("{k}={v}"))?;

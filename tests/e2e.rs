@@ -2745,3 +2745,71 @@ fn etcd_datastore_cluster_is_usable_and_restores() {
     assert!(etcd.status.success(), "the restored cluster has its own etcd");
     assert_eq!(uid_of(&restored), uid, "the restored ConfigMap keeps its UID");
 }
+
+/// A Helm chart installed at creation (`--chart`, rendered by vc): the fixture chart with the
+/// probe image through its values, in a release namespace vc creates inside; its Deployment
+/// becomes Available and its pre-install hook and CRD are there, its test Pod is not.
+#[test]
+fn create_installs_a_chart_whose_deployment_becomes_available() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    let name = unique("e2e-chart");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let image = probe_image();
+    let (repository, tag) = match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_string(), tag.to_string()),
+        _ => (image.clone(), "latest".to_string()),
+    };
+    let values = e2e.state.path().join("web-values.yaml");
+    std::fs::write(
+        &values,
+        format!(
+            "image:\n  repository: {repository}\n  tag: {tag:?}\ncommand: [sh, -c, 'exec sleep 3600']\nlivenessProbe: null\nreadinessProbe: null\n"
+        ),
+    )
+    .expect("write the chart values");
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts/web");
+    let spec = e2e.state.path().join("values.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "charts:\n- path: {}\n  releaseName: shop\n  namespace: store\n  valuesFiles: [{}]\n",
+            chart.display(),
+            values.display()
+        ),
+    )
+    .expect("write the values file");
+    let created = e2e.vc(&[
+        "create",
+        &name,
+        "-f",
+        spec.to_str().expect("a UTF-8 path"),
+        "--no-connect",
+        "-o",
+        "json",
+        "--timeout",
+        "5m",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    assert!(json(&created)["timings"]["provisioning"].is_number());
+    let inside = |args: &[&str]| {
+        let mut full = vec!["connect", name.as_str(), "--", "kubectl"];
+        full.extend_from_slice(args);
+        e2e.vc(&full)
+    };
+    let available = inside(&[
+        "wait",
+        "deployment/shop-web",
+        "-n",
+        "store",
+        "--for=condition=Available",
+        "--timeout=180s",
+    ]);
+    assert!(available.status.success(), "the chart's Deployment did not become Available");
+    let hook = inside(&["get", "configmap", "shop-web-setup", "-n", "store", "-o", "name"]);
+    assert!(hook.status.success(), "the pre-install hook was not applied");
+    let crd = inside(&["get", "crd", "gadgets.web.example.test", "-o", "name"]);
+    assert!(crd.status.success(), "the chart's CRD was not applied");
+    let test_pod = inside(&["get", "pod", "shop-web-test-connection", "-n", "store", "-o", "name"]);
+    assert!(!test_pod.status.success(), "the chart's test Pod must not be installed");
+}

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use serde::Serialize;
 
+use crate::chart;
 use crate::ci;
 use crate::cli::{CreateArgs, HostingArgs, OutputFormat};
 use crate::commands::Invocation;
@@ -78,7 +79,7 @@ fn build_spec(
                     ))
                 })?
                 .unwrap_or_default();
-            relative_to_values_file(&mut spec.manifests, path);
+            relative_to_values_file(&mut spec, path);
             spec
         }
         None if pool.is_some() => pool.unwrap_or_default(),
@@ -127,20 +128,34 @@ fn build_spec(
         spec.quota.enabled = Some(true);
     }
     spec.manifests.extend(args.apply.iter().cloned());
+    if !args.chart_values.is_empty() && args.charts.len() > 1 {
+        return Err(CliError::usage(
+            "--chart-values applies to one --chart; with several charts, list them under charts: in a values file (-f), each with its valuesFiles",
+        )
+        .into());
+    }
+    for chart in &args.charts {
+        spec.charts.push(spec::parse_chart_flag(chart, &args.chart_values)?);
+    }
     apply_hosting(&args.hosting, &mut spec)?;
     spec.validate()?;
     Ok(spec)
 }
 
-/// Manifest paths in a values file are relative to the file's directory, as a user reading the
-/// file expects; inline YAML and URLs stay as they are.
-fn relative_to_values_file(manifests: &mut [String], values_file: &std::path::Path) {
+/// Manifest and chart paths in a values file are relative to the file's directory, as a user
+/// reading the file expects; inline YAML and URLs stay as they are.
+fn relative_to_values_file(spec: &mut VirtualClusterSpec, values_file: &std::path::Path) {
     let Some(dir) = values_file.parent() else { return };
-    for entry in manifests {
+    let absolute = |entry: &mut String| {
         let is_path = !entry.contains('\n') && !entry.contains("://");
         if is_path && std::path::Path::new(entry.as_str()).is_relative() {
             *entry = dir.join(entry.as_str()).display().to_string();
         }
+    };
+    spec.manifests.iter_mut().for_each(absolute);
+    for chart in &mut spec.charts {
+        chart.path.iter_mut().for_each(absolute);
+        chart.values_files.iter_mut().for_each(absolute);
     }
 }
 
@@ -253,11 +268,16 @@ pub async fn run(invocation: &Invocation, mut args: CreateArgs) -> anyhow::Resul
     };
     let rendered = render(&spec, &placement, plan.as_ref())?;
     // Every manifest is read and checked before the host hears of the cluster.
-    let manifests =
+    let mut manifests =
         provision::load(&spec.manifests).await.map_err(|e| CliError::usage(e.to_string()))?;
+    // Charts too are fetched and rendered now, for the cluster's Kubernetes version.
+    let charted = chart::load_all(&spec.charts, &rendered.kubernetes_version)
+        .await
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    manifests.extend(charted);
     if !manifests.is_empty() && args.no_wait {
         return Err(CliError::usage(
-            "manifests (--apply, manifests:) are applied once the cluster is ready, and --no-wait returns before that; drop one of the two",
+            "manifests and charts (--apply, --chart, manifests:, charts:) are applied once the cluster is ready, and --no-wait returns before that; drop one of the two",
         )
         .into());
     }
@@ -962,6 +982,7 @@ fn restore_base_spec(plan: &restore::Plan, name: &str) -> anyhow::Result<Virtual
     spec.isolation.host_ranges.clear();
     // What the source's manifests made is in its datastore; they are not applied again.
     spec.manifests.clear();
+    spec.charts.clear();
     // The engine's restore empties the datastore it writes to: a copy of a cluster on an
     // external etcd gets an etcd of its own, never the source's.
     if spec.datastore.external_etcd().is_some() {

@@ -294,6 +294,14 @@ pub fn spec_schema() -> Value {
     if let Some(values) = schema["properties"]["engine"]["properties"]["values"].as_object_mut() {
         values.remove("nullable");
     }
+    // A chart's values are the chart's own: kept as written, checked by its templates.
+    if let Some(values) =
+        schema["properties"]["charts"]["items"]["properties"]["values"].as_object_mut()
+    {
+        values.remove("nullable");
+        values.insert("type".into(), json!("object"));
+        values.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
+    }
     if let Some(properties) = schema["properties"].as_object_mut() {
         properties.insert(
             "paused".into(),

@@ -88,14 +88,18 @@ async fn apply_one(
     let mut object = manifest.object.clone();
     let api: Api<DynamicObject> = match capabilities.scope {
         Scope::Namespaced => {
-            let namespace = manifest.namespace().unwrap_or(DEFAULT_NAMESPACE).to_string();
+            let namespace = manifest
+                .namespace()
+                .or(manifest.default_namespace.as_deref())
+                .unwrap_or(DEFAULT_NAMESPACE)
+                .to_string();
             object["metadata"]["namespace"] = serde_json::Value::String(namespace.clone());
             Api::namespaced_with(client.clone(), &namespace, resource)
         }
         Scope::Cluster => Api::all_with(client.clone(), resource),
     };
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let described = Manifest { source: manifest.source.clone(), object: object.clone() };
+    let described = Manifest { object: object.clone(), ..manifest.clone() };
     api.patch(manifest.name(), &params, &Patch::Apply(&object)).await.map(|_| ()).map_err(|e| {
         ProvisionError::Apply {
             object: described.describe(),

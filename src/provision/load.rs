@@ -104,7 +104,7 @@ pub fn parse(text: &str, source: &str) -> Result<Vec<Manifest>, ProvisionError> 
             if is_list { doc["items"].as_array().cloned().unwrap_or_default() } else { vec![doc] };
         for object in items {
             check(&object, &label)?;
-            out.push(Manifest { source: label.clone(), object });
+            out.push(Manifest { source: label.clone(), object, default_namespace: None });
         }
     }
     Ok(out)

@@ -16,6 +16,9 @@ pub struct Manifest {
     /// number when the source holds several.
     pub source: String,
     pub object: serde_json::Value,
+    /// Where a namespaced object that names no namespace goes, when not `default` (a chart's
+    /// release namespace).
+    pub default_namespace: Option<String>,
 }
 
 impl Manifest {

@@ -1,6 +1,7 @@
 //! Integration tests: the real `vc` binary against the fake Kubernetes API server.
 
 mod bad_input;
+mod charts;
 mod ci_outputs;
 mod connect;
 mod doctor;

@@ -9,7 +9,7 @@ use crate::tls::VirtualApi;
 
 /// Makes `name`'s namespace look like vc's own and serves `api` as its control plane, before the
 /// create (as `create_connects_by_default` does).
-fn prepare(env: &Env, name: &str, api: &VirtualApi) {
+pub(crate) fn prepare(env: &Env, name: &str, api: &VirtualApi) {
     let labels = json!({"app.kubernetes.io/managed-by": "vc", "vc.dev/cluster": name});
     env.fake
         .put(json!({"apiVersion": "v1", "kind": "Namespace",
