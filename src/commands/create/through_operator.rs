@@ -259,7 +259,8 @@ async fn create_wait_connect(
     if args.no_connect {
         return Ok((object, true, None));
     }
-    let exposed = exposed_by(request.rendered, name, request.spec).filter(|_| !args.hosting.forward);
+    let exposed =
+        exposed_by(request.rendered, name, request.spec).filter(|_| !args.hosting.forward);
     if exposed.is_none() {
         progress.phase("connected");
     }
