@@ -72,8 +72,9 @@ pub async fn run(invocation: &Invocation, args: AdoptArgs) -> anyhow::Result<()>
         }
         None => {
             let mut spec = spec;
-            // Manifests were local paths, applied when the cluster was made.
+            // Manifests and charts were applied when the cluster was made.
             spec.manifests.clear();
+            spec.charts.clear();
             // The operator renders every cluster as for a namespace it did not make: the quota
             // the namespace vc made has is kept explicitly.
             if own_namespace {

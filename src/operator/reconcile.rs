@@ -234,8 +234,10 @@ async fn apply(
     let old = object.status.clone().unwrap_or_default();
     let mut status = StatusBuilder::new(&old, now, generation);
 
-    let checked =
-        spec::validate_name(&name).and_then(|()| object.spec.validate()).map_err(|e| e.to_string());
+    let checked = spec::validate_name(&name)
+        .and_then(|()| object.spec.validate())
+        .map_err(|e| e.to_string())
+        .and_then(|()| inside_only_by_the_cli(&object.spec));
     let expires_at = match checked {
         Ok(()) => {
             object.spec.ttl.as_deref().map(spec::parse_ttl).transpose().ok().flatten().map(|ttl| {
@@ -460,4 +462,24 @@ async fn cleanup(
     ctx.metrics.set_phase(&key(object), None);
     (ctx.log)("info", &key(object), "deleted its host objects");
     Ok(Action::await_change())
+}
+
+/// Manifests and charts are read and applied inside by `vc create` on the machine it runs on
+/// (local paths, credentials of its user); the operator applies neither, and says so rather
+/// than leave a declared field without effect.
+fn inside_only_by_the_cli(spec: &spec::VirtualClusterSpec) -> Result<(), String> {
+    let fields: Vec<&str> =
+        [("manifests", !spec.manifests.is_empty()), ("charts", !spec.charts.is_empty())]
+            .into_iter()
+            .filter_map(|(field, set)| set.then_some(field))
+            .collect();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "spec.{} {} applied inside the cluster by vc create, not by the operator; remove {} from the VirtualCluster and apply once it is Running (vc connect NAME -- kubectl apply -f FILE), or create it with vc create --apply/--chart, which applies them itself",
+        fields.join(" and spec."),
+        if fields.len() == 1 { "is" } else { "are" },
+        if fields.len() == 1 { "it" } else { "them" },
+    ))
 }

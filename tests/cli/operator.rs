@@ -227,6 +227,42 @@ fn a_second_cluster_in_a_namespace_and_a_failing_apply_are_degraded() {
 }
 
 #[test]
+fn manifests_and_charts_in_a_virtual_cluster_are_refused_with_what_to_do() {
+    let (fake, sandbox) = fake_host();
+    install_crd(&fake, &sandbox);
+    let operator = Operator::start(&sandbox, "one", &[]);
+    let spec = json!({
+        "manifests": ["apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"],
+        "charts": [{"repo": "https://charts.example.test", "name": "web"}],
+    });
+    fake.put(virtual_cluster("team", "dev", spec)).expect("stored");
+    wait_for("Degraded", Duration::from_secs(20), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Degraded")
+    });
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    let degraded = condition(&object, "Degraded");
+    assert_eq!(degraded["reason"], "InvalidSpec", "{object:#}");
+    let message = degraded["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "spec.manifests and spec.charts are applied inside the cluster by vc create"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("vc connect NAME -- kubectl apply"), "{message}");
+    assert!(fake.get("statefulsets", "team", "dev").is_none(), "nothing applied");
+    // Without them the same object is reconciled.
+    let mut object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    object["spec"] = json!({});
+    fake.put(object).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(&fake, "team", "dev").as_deref() == Some("Running")
+    });
+    let (code, log) = operator.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
 fn two_operators_one_leader() {
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);

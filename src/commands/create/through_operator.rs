@@ -45,12 +45,13 @@ pub(super) fn why_direct(presence: &Presence) -> String {
 }
 
 /// The spec the VirtualCluster carries: the one the flags built, with what only this process
-/// can do taken out (manifests are local paths, applied by vc once the cluster is ready) and
+/// can do taken out (manifests and charts are read here, and applied by vc once the cluster is ready) and
 /// the quota made explicit, since the operator renders every cluster as for a namespace it
 /// did not make (in `vc-NAME`, the direct path sets a quota unless `--no-quota`).
 fn object_spec(spec: &VirtualClusterSpec, own_namespace: bool) -> VirtualClusterSpec {
     let mut spec = spec.clone();
     spec.manifests.clear();
+    spec.charts.clear();
     if own_namespace {
         spec.quota.enabled.get_or_insert(true);
     }
@@ -418,8 +419,11 @@ mod tests {
     fn the_objects_spec_leaves_manifests_to_vc_and_states_the_quota_of_its_own_namespace() {
         let mut spec = VirtualClusterSpec::default();
         spec.manifests.push("k8s/app.yaml".into());
+        spec.charts
+            .push(crate::spec::ChartSpec { path: Some("charts/web".into()), ..Default::default() });
         let own = object_spec(&spec, true);
         assert!(own.manifests.is_empty());
+        assert!(own.charts.is_empty(), "vc installs the charts itself");
         assert_eq!(own.quota.enabled, Some(true), "vc create sets a quota in vc-NAME");
         assert_eq!(object_spec(&spec, false).quota.enabled, None, "none in a shared namespace");
         spec.quota.enabled = Some(false);
