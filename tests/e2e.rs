@@ -1839,21 +1839,7 @@ fn snapshot_restore_clone() {
         "kubectl create configmap seed --from-literal=answer=42 && kubectl create deployment web --image=registry.k8s.io/pause:3.10",
     ]);
     assert_eq!(seeded.status.code(), Some(0), "seeding failed");
-    let uid_of = |cluster: &str| {
-        let out = e2e.vc(&[
-            "connect",
-            cluster,
-            "--",
-            "kubectl",
-            "get",
-            "configmap",
-            "seed",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "reading the ConfigMap of {cluster} failed");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let uid_of = |cluster: &str| seed_uid(&e2e, cluster);
     let uid = uid_of(&source);
     assert!(!uid.is_empty());
 
@@ -2685,21 +2671,7 @@ fn etcd_datastore_cluster_is_usable_and_restores() {
     assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "1", "etcd is ready");
     let described = e2e.vc(&["describe", &source, "-o", "json"]);
     assert_eq!(json(&described)["datastore"], "etcd");
-    let uid_of = |cluster: &str| {
-        let out = e2e.vc(&[
-            "connect",
-            cluster,
-            "--",
-            "kubectl",
-            "get",
-            "configmap",
-            "seed",
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "reading the ConfigMap of {cluster} failed");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let uid_of = |cluster: &str| seed_uid(&e2e, cluster);
     let uid = uid_of(&source);
     assert!(!uid.is_empty());
 
@@ -2812,4 +2784,21 @@ fn create_installs_a_chart_whose_deployment_becomes_available() {
     assert!(crd.status.success(), "the chart's CRD was not applied");
     let test_pod = inside(&["get", "pod", "shop-web-test-connection", "-n", "store", "-o", "name"]);
     assert!(!test_pod.status.success(), "the chart's test Pod must not be installed");
+}
+
+/// The UID of the ConfigMap `seed` in the default namespace of virtual cluster `cluster`.
+fn seed_uid(e2e: &E2e, cluster: &str) -> String {
+    let out = e2e.vc(&[
+        "connect",
+        cluster,
+        "--",
+        "kubectl",
+        "get",
+        "configmap",
+        "seed",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "reading the ConfigMap of {cluster} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -9,20 +9,18 @@ use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvVar, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecretVolumeSource, SecurityContext,
-    Service, ServiceSpec, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Affinity, Container, EnvVar, HTTPGetAction, PersistentVolumeClaim, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SecretVolumeSource, SecurityContext, Service, ServiceSpec, Toleration,
+    TopologySpreadConstraint, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::config::model;
 use super::objects::{
-    View, empty_dir, field_env, from_config, image_ref, list, mount, non_empty, object_meta,
-    optional, resources, service_port,
+    View, claim_spec, empty_dir, field_env, from_config, image_ref, list, mount, non_empty,
+    object_meta, optional, resources, service_port,
 };
 use super::{EngineError, LABEL_APP, LABEL_RELEASE, common_labels};
 
@@ -242,20 +240,11 @@ fn render_etcd_statefulset(
                 labels: Some(common_labels(name)),
                 ..Default::default()
             },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(
-                    claim
-                        .and_then(|c| c.access_modes.clone())
-                        .filter(|m| !m.is_empty())
-                        .unwrap_or_else(|| vec!["ReadWriteOnce".to_string()]),
-                ),
-                storage_class_name: non_empty(claim.and_then(|c| c.storage_class.as_ref())),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
+            spec: Some(claim_spec(
+                claim.and_then(|c| c.access_modes.as_ref()),
+                claim.and_then(|c| c.storage_class.as_ref()),
+                size,
+            )),
             ..Default::default()
         });
     }

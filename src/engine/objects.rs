@@ -128,6 +128,29 @@ pub(crate) fn non_empty(text: Option<&String>) -> Option<String> {
     text.filter(|t| !t.is_empty()).cloned()
 }
 
+/// The chart's default volume claim: its access modes (ReadWriteOnce unless set), class and
+/// size.
+pub(crate) fn claim_spec(
+    access_modes: Option<&Vec<String>>,
+    storage_class: Option<&String>,
+    size: String,
+) -> PersistentVolumeClaimSpec {
+    PersistentVolumeClaimSpec {
+        access_modes: Some(
+            access_modes
+                .filter(|m| !m.is_empty())
+                .cloned()
+                .unwrap_or_else(|| vec!["ReadWriteOnce".to_string()]),
+        ),
+        storage_class_name: non_empty(storage_class),
+        resources: Some(VolumeResourceRequirements {
+            requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Shortcuts into the parts of the configuration the host objects depend on.
 pub struct View<'a> {
     pub config: &'a Config,
@@ -834,20 +857,11 @@ pub fn render_statefulset(
         let size = claim.and_then(|c| c.size.clone()).unwrap_or_else(|| "5Gi".to_string());
         claim_templates.push(PersistentVolumeClaim {
             metadata: ObjectMeta { name: Some("data".to_string()), ..Default::default() },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(
-                    claim
-                        .and_then(|c| c.access_modes.clone())
-                        .filter(|m| !m.is_empty())
-                        .unwrap_or_else(|| vec!["ReadWriteOnce".to_string()]),
-                ),
-                storage_class_name: non_empty(claim.and_then(|c| c.storage_class.as_ref())),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([("storage".to_string(), Quantity(size))])),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
+            spec: Some(claim_spec(
+                claim.and_then(|c| c.access_modes.as_ref()),
+                claim.and_then(|c| c.storage_class.as_ref()),
+                size,
+            )),
             ..Default::default()
         });
     }
