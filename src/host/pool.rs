@@ -472,6 +472,11 @@ impl Host {
 /// `report`. The one entry point for `vc pool keep` and the operator; `clock` gives the time
 /// (injectable for tests). A pass that fails (the host did not answer) is reported and the
 /// next one tries again.
+///
+/// Pool definitions are watched: while none is defined the keeper makes no request beyond that
+/// watch and runs its next pass when one appears, instead of listing every `interval`. If the
+/// watch fails (no right to watch ConfigMaps in every namespace, say), it falls back to the
+/// interval until the watch has listed again.
 pub async fn run_pool_keeper(
     host: &Host,
     fallback_namespace: &str,
@@ -480,16 +485,108 @@ pub async fn run_pool_keeper(
     shutdown: impl Future<Output = ()>,
     mut report: impl FnMut(Result<Vec<KeeperPass>, HostError>),
 ) {
+    use futures::StreamExt as _;
+    use kube::runtime::{WatchStreamExt as _, watcher};
+
     tokio::pin!(shutdown);
+    let definitions = watcher(
+        Api::<ConfigMap>::all(host.client.clone()),
+        watcher::Config::default().labels(LABEL_POOL_DEFINITION),
+    )
+    .default_backoff();
+    tokio::pin!(definitions);
+    let mut gate = DefinitionGate::default();
     loop {
         let pass = host.keep_pools_once(fallback_namespace, clock());
-        tokio::select! {
-            result = pass => report(result),
+        let none_defined = tokio::select! {
+            result = pass => {
+                let none = matches!(&result, Ok(passes) if passes.is_empty());
+                report(result);
+                none
+            }
             () = &mut shutdown => return,
+        };
+        let sleep = tokio::time::sleep(interval);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep, if !(none_defined && gate.watching) => break,
+                event = definitions.next(), if !gate.ended => {
+                    let event = event.map(|e| e.as_ref().map(definition_event).map_err(|_| ()));
+                    if gate.wakes(event, none_defined) {
+                        break;
+                    }
+                }
+                () = &mut shutdown => return,
+            }
         }
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = &mut shutdown => return,
+    }
+}
+
+/// What a watch event on the pool definitions is, for [`DefinitionGate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DefinitionEvent {
+    /// A relist begins.
+    Init,
+    /// An object of the relist.
+    Listed,
+    /// The relist is complete.
+    ListDone,
+    /// A definition was added, changed or removed.
+    Changed,
+}
+
+fn definition_event(event: &kube::runtime::watcher::Event<ConfigMap>) -> DefinitionEvent {
+    use kube::runtime::watcher::Event;
+    match event {
+        Event::Init => DefinitionEvent::Init,
+        Event::InitApply(_) => DefinitionEvent::Listed,
+        Event::InitDone => DefinitionEvent::ListDone,
+        Event::Apply(_) | Event::Delete(_) => DefinitionEvent::Changed,
+    }
+}
+
+/// The keeper's view of its watch on pool definitions: whether the watch is current (so that
+/// with no pool defined the keeper may wait on it alone), and which events call for a pass.
+#[derive(Debug, Default)]
+struct DefinitionGate {
+    /// The watch has listed and is current.
+    watching: bool,
+    /// The relist in progress has seen a definition.
+    listed_one: bool,
+    /// The stream ended (it does not, with a backoff; guarded all the same).
+    ended: bool,
+}
+
+impl DefinitionGate {
+    /// Takes in one item of the watch (`None` when it ended, `Some(Err(()))` for a failed
+    /// watch) and says whether the keeper should run a pass now.
+    fn wakes(&mut self, item: Option<Result<DefinitionEvent, ()>>, none_defined: bool) -> bool {
+        match item {
+            None => {
+                self.ended = true;
+                self.watching = false;
+                false
+            }
+            // A failed watch: the interval takes over until it has listed again.
+            Some(Err(())) => {
+                self.watching = false;
+                false
+            }
+            Some(Ok(DefinitionEvent::Init)) => {
+                self.listed_one = false;
+                false
+            }
+            Some(Ok(DefinitionEvent::Listed)) => {
+                self.listed_one = true;
+                false
+            }
+            Some(Ok(DefinitionEvent::ListDone)) => {
+                self.watching = true;
+                // A relist that found a definition while none was known: a pass now.
+                none_defined && self.listed_one
+            }
+            Some(Ok(DefinitionEvent::Changed)) => true,
         }
     }
 }
@@ -540,4 +637,31 @@ fn random_suffix() -> Result<[u8; MEMBER_SUFFIX_LEN], HostError> {
         .fill(&mut bytes)
         .map_err(|_| HostError::Failed("no random numbers available".into()))?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod keeper_tests {
+    use super::{DefinitionEvent as E, DefinitionGate};
+
+    #[test]
+    fn with_no_pool_the_keeper_waits_on_the_watch_and_wakes_for_a_definition() {
+        let mut gate = DefinitionGate::default();
+        assert!(!gate.watching, "until the watch has listed, the interval runs");
+        assert!(!gate.wakes(Some(Ok(E::Init)), true));
+        assert!(!gate.wakes(Some(Ok(E::ListDone)), true), "an empty list: nothing to do");
+        assert!(gate.watching, "now the keeper may wait on the watch alone");
+        assert!(gate.wakes(Some(Ok(E::Changed)), true), "a pool was defined");
+        // A failed watch hands back to the interval; a relist that finds a pool wakes it.
+        assert!(!gate.wakes(Some(Err(())), true));
+        assert!(!gate.watching);
+        assert!(!gate.wakes(Some(Ok(E::Init)), true));
+        assert!(!gate.wakes(Some(Ok(E::Listed)), true));
+        assert!(gate.wakes(Some(Ok(E::ListDone)), true));
+        // With pools known, a relist alone is no reason for an extra pass.
+        assert!(!gate.wakes(Some(Ok(E::Init)), false));
+        assert!(!gate.wakes(Some(Ok(E::Listed)), false));
+        assert!(!gate.wakes(Some(Ok(E::ListDone)), false));
+        assert!(!gate.wakes(None, false));
+        assert!(gate.ended && !gate.watching, "an ended watch is never polled again");
+    }
 }

@@ -415,6 +415,51 @@ fn the_operator_keeps_pools_full() {
     assert!(stopped.stderr.contains(r#"pool \"ci\": starting ci-"#), "{}", stopped.stderr);
 }
 
+/// With no pool defined, the operator's keeper makes no request beyond its watch on pool
+/// definitions, however short `--pool-interval`, and starts filling a pool as soon as one is
+/// defined.
+#[test]
+fn with_no_pool_the_keeper_only_watches_and_a_new_pool_wakes_it() {
+    let (fake, sandbox) = fake_host();
+    let crd = vc(&sandbox, &["operator", "crd", "-o", "json"]);
+    crd.code(0);
+    fake.put(crd.json()).expect("the CRD is stored");
+    let mut operator =
+        spawn(&sandbox, &["operator", "run", "--identity", "pool-test", "--pool-interval", "1s"]);
+    let configmap_lists = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.path.contains("/configmaps") && r.verb == "list")
+            .count()
+    };
+    let watched =
+        || fake.requests().iter().any(|r| r.path.contains("/configmaps") && r.verb == "watch");
+    wait_until("the keeper's watch on pool definitions", Duration::from_secs(20), watched);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = configmap_lists();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = configmap_lists();
+    if after != before {
+        let _ = operator.kill();
+        panic!(
+            "{} LISTs of ConfigMaps in 3 s with no pool defined: {}",
+            after - before,
+            finish(operator).stderr
+        );
+    }
+    vc(&sandbox, &["pool", "create", "ci", "--size", "1", "--no-fill"]).code(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while members(&fake, "ci").is_empty() {
+        if Instant::now() > deadline {
+            let _ = operator.kill();
+            panic!("the new pool did not wake the keeper: {}", finish(operator).stderr);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = operator.kill();
+    let _ = operator.wait();
+}
+
 /// `vc operator run` on a host without the CRD refuses to start, naming the install command,
 /// instead of waiting on a watch that cannot succeed.
 #[test]
