@@ -80,6 +80,11 @@ pub async fn run(invocation: &Invocation, args: AdoptArgs) -> anyhow::Result<()>
             if own_namespace {
                 spec.quota.enabled.get_or_insert(true);
             }
+            // The operator counts spec.ttl from the creation time: an expiry moved by vc extend
+            // becomes the ttl that reaches it.
+            if let (Some(created), Some(expires)) = (record.created_at, record.expires_at) {
+                spec.ttl = crate::operator::lifecycle::ttl_reaching(created, expires).or(spec.ttl);
+            }
             let mut object = VirtualCluster::new(&namespace, name, spec);
             let annotations = object.metadata.annotations.get_or_insert_default();
             annotations.insert(ANNOTATION_ADOPT.to_string(), "true".to_string());

@@ -288,18 +288,29 @@ fn adopt_hands_a_cli_cluster_to_a_virtual_cluster_that_then_cascades() {
     assert!(paused.stderr.contains("vc resume dev"), "{}", paused.stderr);
     Vc::new(&sandbox).args(["resume", "dev", "--timeout", "30s"]).run().code(0);
 
+    // An expiry moved by vc extend is carried over as the ttl that reaches it.
+    Vc::new(&sandbox).args(["extend", "dev", "--ttl", "5h"]).run().code(0);
     let before = fake.get("statefulsets", "vc-dev", "dev").expect("the control plane");
     let adopted = Vc::new(&sandbox).args(["adopt", "dev", "-o", "json"]).run();
     adopted.code(0);
     assert_eq!(adopted.json()["virtualCluster"], "vc-dev/dev", "{}", adopted.stdout);
     let object = fake.get(RESOURCE, "vc-dev", "dev").expect("the VirtualCluster");
     assert_eq!(object["metadata"]["annotations"]["vc.dev/adopt"], "true");
-    assert_eq!(object["spec"]["ttl"], "2h", "the recorded spec");
+    let ttl = object["spec"]["ttl"].as_str().unwrap_or_default();
+    assert!(ttl.starts_with("5h") || ttl.starts_with("4h59m"), "the extended expiry: {ttl}");
     let sts = fake.get("statefulsets", "vc-dev", "dev").expect("the control plane");
     assert_eq!(sts["metadata"]["ownerReferences"][0]["uid"], object["metadata"]["uid"]);
     let kept = |s: &Value, key: &str| s["metadata"]["annotations"][key].clone();
     assert_eq!(kept(&sts, "vc.dev/created-at"), kept(&before, "vc.dev/created-at"));
-    assert_eq!(kept(&sts, "vc.dev/expires-at"), kept(&before, "vc.dev/expires-at"));
+    // A ttl counts whole seconds: the expiry stays, rounded up to the next second at most.
+    let at = |s: &Value| -> jiff::Timestamp {
+        kept(s, "vc.dev/expires-at").as_str().unwrap_or_default().parse().expect("a timestamp")
+    };
+    let moved = at(&sts).duration_since(at(&before));
+    assert!(
+        moved >= jiff::SignedDuration::ZERO && moved < jiff::SignedDuration::from_secs(1),
+        "the extended expiry kept: moved by {moved:?}"
+    );
     wait_for("Running", Duration::from_secs(20), || {
         phase(&fake, "vc-dev", "dev").as_deref() == Some("Running")
     });
