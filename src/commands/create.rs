@@ -622,6 +622,10 @@ async fn check_existing(
     Ok(None)
 }
 
+/// How long a create whose API already answers waits for the kubelet to mark the pod Ready:
+/// two ticks of the 1 s startup and readiness probes, and a little over.
+const POD_READY_GRACE: Duration = Duration::from_secs(3);
+
 /// How long the diagnosis of a timed-out create may take: the deadline has already passed.
 const DIAGNOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -829,7 +833,14 @@ async fn apply_wait_connect(
         loop {
             tokio::select! {
                 raced = &mut race, if racing => match raced {
-                    Ok(admin) => return Ok(Some(admin)),
+                    Ok(admin) => {
+                        // The API answers; the kubelet marks the pod Ready (what vc list and
+                        // describe show) at its next probe ticks. Waiting that little while
+                        // keeps them from saying Starting right after create said ready; a
+                        // pod that takes longer is left to them.
+                        let _ = tokio::time::timeout(POD_READY_GRACE, &mut watch).await;
+                        return Ok(Some(admin));
+                    }
                     // The race cannot run here (the certificate Secret cannot be read, say):
                     // the kubelet's readiness decides alone.
                     Err(_) => racing = false,
