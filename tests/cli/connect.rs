@@ -823,6 +823,33 @@ fn create_races_the_kubelet_through_the_forward() {
 }
 
 #[test]
+fn a_create_that_wins_the_race_waits_briefly_for_the_kubelet_so_list_agrees() {
+    // The API answers through the forward at once; the kubelet marks the pod Ready 2.5 s
+    // after it starts. vc list right after create must not say Starting.
+    let env = Env::new();
+    let api = VirtualApi::start("inside-agree");
+    env.fake.set_ready_delay(Duration::from_millis(2500));
+    env.fake.put(certs_secret(&api, "team-agree", "agree")).expect("the certificate Secret");
+    env.fake.set_port_forward_target("team-agree", "agree-0", 8443, api.addr());
+    let created = env.vc(&[
+        "--namespace",
+        "team-agree",
+        "create",
+        "agree",
+        "--no-connect",
+        "-o",
+        "json",
+        "--timeout",
+        "30s",
+    ]);
+    created.code(0);
+    let listed = env.vc(&["--namespace", "team-agree", "list", "-o", "json"]);
+    listed.code(0);
+    let listed: Value = serde_json::from_str(&listed.stdout).expect("JSON on stdout");
+    assert_eq!(listed[0]["status"], "Running", "{listed:#}");
+}
+
+#[test]
 fn create_falls_back_to_the_kubelet_without_the_certificate_secret() {
     let env = Env::new();
     let api = VirtualApi::start("inside-slow");
