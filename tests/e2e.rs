@@ -653,6 +653,93 @@ fn exposed_ingress() {
     assert_eq!(disconnected.status.code(), Some(0));
 }
 
+/// Whether the host gives a Service of type LoadBalancer an address: a throw-away Service in a
+/// probe namespace of its own, given `within` to get one.
+fn host_serves_load_balancers(e2e: &E2e, within: Duration) -> bool {
+    let namespace = unique("e2e-lbprobe");
+    e2e.kubectl(&["create", "namespace", &namespace]);
+    let service = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "probe", "namespace": namespace},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "none"}, "ports": [{"port": 443}]},
+    });
+    let file = e2e.state.path().join("lb-probe.json");
+    std::fs::write(&file, service.to_string()).expect("write the probe Service");
+    e2e.kubectl(&["apply", "-f", &file.display().to_string()]);
+    let served = eventually(within, || {
+        let got = e2e.kubectl(&[
+            "get", "service", "probe", "-n", &namespace, "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}",
+        ]);
+        !String::from_utf8_lossy(&got.stdout).trim().is_empty()
+    });
+    e2e.kubectl(&["delete", "namespace", &namespace, "--wait=false"]);
+    served
+}
+
+/// `--expose loadbalancer`: the exposed phase waits for the Service's address, the context
+/// and `vc kubeconfig` use it with no forward, and kubectl works through it with TLS verified
+/// (the engine put the address in its certificate). Skips, saying so, on a host that gives
+/// LoadBalancer Services no address.
+#[test]
+fn exposed_loadbalancer() {
+    let Some(kubeconfig) = host_kubeconfig() else { return };
+    let e2e = E2e::new(kubeconfig);
+    if !host_serves_load_balancers(&e2e, Duration::from_secs(30)) {
+        report_skip(
+            "e2e: exposed_loadbalancer skipped: the host gave a LoadBalancer Service no address within 30 s (no load-balancer implementation)",
+        );
+        return;
+    }
+    let name = unique("e2e-lb");
+    let _cleanup = Cleanup { e2e: &e2e, name: name.clone(), namespace: None };
+    let created = e2e.vc(&[
+        "create",
+        &name,
+        "--expose",
+        "loadbalancer",
+        "--no-switch",
+        "-o",
+        "json",
+        "--timeout",
+        "5m",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "create failed");
+    let result = json(&created);
+    assert!(result["timings"]["exposed"].is_number(), "an exposed phase: {result}");
+    let namespace = format!("vc-{name}");
+    let address = e2e.kubectl(&[
+        "get",
+        "service",
+        &name,
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}",
+    ]);
+    let address = String::from_utf8_lossy(&address.stdout).trim().to_string();
+    let server = result["server"].as_str().expect("a server").to_string();
+    assert!(server.starts_with(&format!("https://{address}")), "{server} uses {address}");
+    let forwards = e2e.state.path().join("vc").join("forwards");
+    let forward_files = std::fs::read_dir(&forwards).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(forward_files, 0, "no forward was started");
+    let context = result["context"].as_str().expect("a context").to_string();
+    let listed = e2e.kubectl(&["--context", &context, "get", "namespaces", "-o", "name"]);
+    assert!(listed.status.success(), "kubectl through the load balancer's address failed");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("namespace/default"));
+    let mut printed_text = String::new();
+    let printed = eventually(Duration::from_secs(60), || {
+        let printed = e2e.vc(&["kubeconfig", &name]);
+        printed_text = String::from_utf8_lossy(&printed.stdout).to_string();
+        printed.status.success()
+    });
+    assert!(printed, "vc kubeconfig prints a kubeconfig");
+    assert!(printed_text.contains(&format!("server: {server}")), "{printed_text}");
+    let disconnected = e2e.vc(&["disconnect", &name]);
+    assert_eq!(disconnected.status.code(), Some(0));
+}
+
 // Isolation matrix: tenant pods of cluster A, some wearing the labels of the pods vc's policies
 // trust (control plane, snapshot, CoreDNS), probe what they can reach on a real host.
 
