@@ -237,7 +237,7 @@ async fn apply(
     let checked = spec::validate_name(&name)
         .and_then(|()| object.spec.validate())
         .map_err(|e| e.to_string())
-        .and_then(|()| inside_only_by_the_cli(&object.spec));
+        .and_then(|()| readable_here(&object.spec));
     let expires_at = match checked {
         Ok(()) => {
             object.spec.ttl.as_deref().map(spec::parse_ttl).transpose().ok().flatten().map(|ttl| {
@@ -337,6 +337,23 @@ async fn apply(
     if let Some(version) = record.as_ref().and_then(|r| r.kubernetes_version.clone()) {
         status.new.kubernetes_version = Some(version);
     }
+    let paused = matches!(lifecycle, Some(Lifecycle::Paused { .. }));
+    if ready && !paused && provisioning_due(object, &old, generation) {
+        let version = status.new.kubernetes_version.clone().unwrap_or_default();
+        match provision(host, object, &namespace, &version).await {
+            Ok(applied) => {
+                let objects = if applied == 1 { "object" } else { "objects" };
+                (ctx.log)("info", &id, &format!("applied {applied} {objects} inside"));
+                status.new.provisioned_generation = generation;
+                status.new.timings.entry("provisioned".into()).or_insert(since(created_at, now));
+            }
+            Err(message) => {
+                write_status(ctx, api, object, status.degraded("ProvisionFailed", &message))
+                    .await?;
+                return Err(ReconcileError::Api(format!("provisioning {id}: {message}")));
+            }
+        }
+    }
     if let Some(Lifecycle::Paused { reason, message, .. }) = &lifecycle {
         status.new.phase = Some(PHASE_PAUSED.to_string());
         status.condition("Ready", false, reason, message);
@@ -356,6 +373,14 @@ async fn apply(
             "host objects applied; waiting for the control plane",
         );
     }
+    if let Some(applied) = status.new.provisioned_generation.filter(|_| has_inside(&object.spec)) {
+        status.condition(
+            "Provisioned",
+            true,
+            "Applied",
+            &format!("spec.manifests and spec.charts applied inside for generation {applied}"),
+        );
+    }
     status.condition("Degraded", false, "AsExpected", "");
     write_status(ctx, api, object, status.new).await?;
     let expiry =
@@ -365,6 +390,19 @@ async fn apply(
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// Whether this generation's manifests and charts still have to be applied inside.
+fn provisioning_due(
+    object: &VirtualCluster,
+    old: &VirtualClusterStatus,
+    generation: Option<i64>,
+) -> bool {
+    has_inside(&object.spec) && old.provisioned_generation != generation
+}
+
+fn has_inside(spec: &spec::VirtualClusterSpec) -> bool {
+    !spec.manifests.is_empty() || !spec.charts.is_empty()
 }
 
 enum Failure {
@@ -464,22 +502,89 @@ async fn cleanup(
     Ok(Action::await_change())
 }
 
-/// Manifests and charts are read and applied inside by `vc create` on the machine it runs on
-/// (local paths, credentials of its user); the operator applies neither, and says so rather
-/// than leave a declared field without effect.
-fn inside_only_by_the_cli(spec: &spec::VirtualClusterSpec) -> Result<(), String> {
-    let fields: Vec<&str> =
-        [("manifests", !spec.manifests.is_empty()), ("charts", !spec.charts.is_empty())]
-            .into_iter()
-            .filter_map(|(field, set)| set.then_some(field))
-            .collect();
-    if fields.is_empty() {
-        return Ok(());
+/// The operator reads manifests and charts from the network or the object itself, never from
+/// its own file system: a local path (meant for the machine that ran `vc create`) is refused.
+fn readable_here(spec: &spec::VirtualClusterSpec) -> Result<(), String> {
+    if let Some((i, source)) =
+        spec.manifests.iter().enumerate().find(|(_, m)| crate::provision::is_local(m))
+    {
+        return Err(format!(
+            "spec.manifests[{i}] ({source:?}) is a path on some machine, which the operator cannot read; give an http(s) URL or the YAML itself, or apply local files with vc create --apply"
+        ));
     }
-    Err(format!(
-        "spec.{} {} applied inside the cluster by vc create, not by the operator; remove {} from the VirtualCluster and apply once it is Running (vc connect NAME -- kubectl apply -f FILE), or create it with vc create --apply/--chart, which applies them itself",
-        fields.join(" and spec."),
-        if fields.len() == 1 { "is" } else { "are" },
-        if fields.len() == 1 { "it" } else { "them" },
-    ))
+    if let Some((i, chart)) = spec.charts.iter().enumerate().find(|(_, c)| c.path.is_some()) {
+        return Err(format!(
+            "spec.charts[{i}] ({}) is a local chart, which the operator cannot read; give repo and name (an https or oci:// repository), or install it with vc create --chart",
+            chart.label()
+        ));
+    }
+    if let Some((i, _)) = spec.charts.iter().enumerate().find(|(_, c)| !c.values_files.is_empty()) {
+        return Err(format!(
+            "spec.charts[{i}].valuesFiles names local files, which the operator cannot read; put the values in spec.charts[{i}].values"
+        ));
+    }
+    Ok(())
+}
+
+/// How long provisioning waits for the engine's admin kubeconfig once the pod is Ready.
+const PROVISION_WAIT: Duration = Duration::from_secs(60);
+
+/// Applies the spec's manifests, then its charts, inside the running cluster, as `vc create`
+/// does after ready (server-side apply, field manager `vc`), through a port-forward of the
+/// operator's own. Returns how many objects were applied, or a message naming what failed.
+async fn provision(
+    host: &Host,
+    object: &VirtualCluster,
+    namespace: &str,
+    kubernetes_version: &str,
+) -> Result<usize, String> {
+    let spec = &object.spec;
+    let mut manifests = crate::provision::load(&spec.manifests).await.map_err(|e| e.to_string())?;
+    let charted = crate::chart::load_all(&spec.charts, kubernetes_version)
+        .await
+        .map_err(|e| e.to_string())?;
+    manifests.extend(charted);
+    let target = crate::connection::Target::new(host, namespace, &object.name_any());
+    let admin = crate::connection::ready_admin_kubeconfig(host, &target, PROVISION_WAIT)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let (forward, client) = crate::connection::virtual_client(host, &target, &admin)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let applied =
+        crate::provision::apply(&client, &manifests, |_| {}).await.map_err(|e| e.to_string());
+    drop(forward);
+    applied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_here;
+    use crate::spec::{ChartSpec, VirtualClusterSpec};
+
+    #[test]
+    fn the_operator_reads_urls_inline_yaml_and_chart_repositories_only() {
+        let mut spec = VirtualClusterSpec {
+            manifests: vec![
+                "https://example.test/app.yaml".into(),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n".into(),
+            ],
+            ..Default::default()
+        };
+        spec.charts.push(ChartSpec {
+            repo: Some("oci://registry.example.test/charts".into()),
+            name: Some("web".into()),
+            ..Default::default()
+        });
+        assert_eq!(readable_here(&spec), Ok(()));
+        let mut local = spec.clone();
+        local.manifests.push("./k8s".into());
+        assert!(readable_here(&local).unwrap_err().starts_with(r#"spec.manifests[2] ("./k8s")"#));
+        let mut local = spec.clone();
+        local.charts.push(ChartSpec { path: Some("charts/web".into()), ..Default::default() });
+        assert!(readable_here(&local).unwrap_err().starts_with("spec.charts[1] (charts/web)"));
+        let mut local = spec;
+        local.charts[0].values_files.push("web-values.yaml".into());
+        assert!(readable_here(&local).unwrap_err().contains("spec.charts[0].values"));
+    }
 }

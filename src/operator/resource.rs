@@ -195,6 +195,9 @@ pub struct VirtualClusterStatus {
     /// The `metadata.generation` the host objects were last applied for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The `metadata.generation` whose `manifests` and `charts` were last applied inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_generation: Option<i64>,
     /// Seconds from the object's creation until each phase was reached (`applying`, `ready`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub timings: BTreeMap<String, f64>,

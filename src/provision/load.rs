@@ -21,6 +21,11 @@ fn is_url(source: &str) -> bool {
     source.starts_with("https://") || source.starts_with("http://")
 }
 
+/// Whether a source names a file or directory on this machine (not inline YAML, not a URL).
+pub fn is_local(source: &str) -> bool {
+    !is_inline(source) && !is_url(source)
+}
+
 /// Loads every source, in order, into objects.
 pub async fn load(sources: &[String]) -> Result<Vec<Manifest>, ProvisionError> {
     let mut out = Vec::new();

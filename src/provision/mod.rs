@@ -7,7 +7,7 @@ mod apply;
 mod load;
 
 pub use apply::apply;
-pub use load::{load, parse};
+pub use load::{is_local, load, parse};
 
 /// One object to apply, with where it came from (for error messages).
 #[derive(Clone, Debug, PartialEq)]

@@ -227,15 +227,20 @@ fn a_second_cluster_in_a_namespace_and_a_failing_apply_are_degraded() {
 }
 
 #[test]
-fn manifests_and_charts_in_a_virtual_cluster_are_refused_with_what_to_do() {
+fn manifests_of_a_virtual_cluster_are_applied_inside_once_and_local_paths_refused() {
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);
+    // The control plane's port 8443 is a TLS stand-in, whose admin kubeconfig the engine's
+    // Secret holds.
+    let api = crate::tls::VirtualApi::start("inside-dev");
+    fake.set_engine_secret(false);
+    fake.put(api.pki.engine_secret("team", "dev")).expect("the engine's kubeconfig Secret");
+    fake.set_port_forward_target("team", "dev-0", 8443, api.addr());
     let operator = Operator::start(&sandbox, "one", &[]);
-    let spec = json!({
-        "manifests": ["apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"],
-        "charts": [{"repo": "https://charts.example.test", "name": "web"}],
-    });
-    fake.put(virtual_cluster("team", "dev", spec)).expect("stored");
+
+    // A path means nothing to the operator: refused with what to do, nothing applied.
+    fake.put(virtual_cluster("team", "dev", json!({"manifests": ["k8s/app.yaml"]})))
+        .expect("stored");
     wait_for("Degraded", Duration::from_secs(20), || {
         phase(&fake, "team", "dev").as_deref() == Some("Degraded")
     });
@@ -243,23 +248,31 @@ fn manifests_and_charts_in_a_virtual_cluster_are_refused_with_what_to_do() {
     let degraded = condition(&object, "Degraded");
     assert_eq!(degraded["reason"], "InvalidSpec", "{object:#}");
     let message = degraded["message"].as_str().unwrap_or_default();
-    assert!(
-        message.starts_with(
-            "spec.manifests and spec.charts are applied inside the cluster by vc create"
-        ),
-        "{message}"
-    );
-    assert!(message.contains("vc connect NAME -- kubectl apply"), "{message}");
+    assert!(message.starts_with(r#"spec.manifests[0] ("k8s/app.yaml") is a path"#), "{message}");
+    assert!(message.contains("vc create --apply"), "{message}");
     assert!(fake.get("statefulsets", "team", "dev").is_none(), "nothing applied");
-    // Without them the same object is reconciled.
+
+    // Inline YAML is applied inside once the control plane is ready, then Running.
     let mut object = fake.get(RESOURCE, "team", "dev").expect("the object");
-    object["spec"] = json!({});
+    object["spec"] = json!({"manifests": [
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seeded\n  namespace: default\ndata:\n  answer: \"42\"\n"
+    ]});
     fake.put(object).expect("stored");
     wait_for("Running", Duration::from_secs(30), || {
         phase(&fake, "team", "dev").as_deref() == Some("Running")
     });
+    let seeded = api.inner.get("configmaps", "default", "seeded").expect("applied inside");
+    assert_eq!(seeded["data"]["answer"], "42");
+    let object = fake.get(RESOURCE, "team", "dev").expect("the object");
+    assert_eq!(object["status"]["provisionedGeneration"], object["metadata"]["generation"]);
+    assert_eq!(condition(&object, "Provisioned")["status"], "True", "{object:#}");
+    assert!(object["status"]["timings"]["provisioned"].is_number(), "{object:#}");
+    // Applied once per generation: later reconciles leave the inside alone.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(api.inner.count_requests("apply", "/configmaps/seeded"), 1);
     let (code, log) = operator.stop();
     assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("applied 1 object inside"), "{log}");
 }
 
 #[test]
