@@ -2461,7 +2461,12 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     let namespace = unique("e2e-vcl");
     let _cleanup = NamespaceCleanup { e2e: &e2e, namespace: namespace.clone() };
     assert!(e2e.kubectl(&["create", "namespace", &namespace]).status.success());
-    let manifest = virtual_cluster_manifest(&namespace, "dev", r#"{"ttl":"1h"}"#);
+    // With a manifest inline: the operator applies it inside once the control plane is ready.
+    let spec = serde_json::json!({
+        "ttl": "1h",
+        "manifests": ["apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seeded\n  namespace: default\ndata:\n  answer: \"42\"\n"],
+    });
+    let manifest = virtual_cluster_manifest(&namespace, "dev", &spec.to_string());
     let started = std::time::Instant::now();
     let created = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(manifest.as_bytes()));
     assert!(created.status.success());
@@ -2473,6 +2478,30 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
         e2e.vc(&["connect", "dev", "-n", &namespace, "--", "kubectl", "get", "namespaces"]);
     assert_eq!(listed.status.code(), Some(0), "connect to the operator's cluster");
     assert!(String::from_utf8_lossy(&listed.stdout).contains("kube-system"));
+    let seeded = e2e.vc(&[
+        "connect",
+        "dev",
+        "-n",
+        &namespace,
+        "--",
+        "kubectl",
+        "get",
+        "configmap",
+        "seeded",
+        "-o",
+        "jsonpath={.data.answer}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&seeded.stdout).trim(), "42", "the manifest applied inside");
+    let provisioned = e2e.kubectl(&[
+        "get",
+        "vcl",
+        "dev",
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Provisioned\")].status}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&provisioned.stdout).trim(), "True");
     // The CLI tells it apart from a CLI-made cluster and leaves its lifecycle to the object.
     let clusters = e2e.vc(&["list", "-n", &namespace, "-o", "json"]);
     assert_eq!(clusters.status.code(), Some(0));
