@@ -338,13 +338,14 @@ async fn apply(
         status.new.kubernetes_version = Some(version);
     }
     let paused = matches!(lifecycle, Some(Lifecycle::Paused { .. }));
-    if ready && !paused && provisioning_due(object, &old, generation) {
+    if ready && !paused && provisioning_due(object, &old) {
         let version = status.new.kubernetes_version.clone().unwrap_or_default();
         match provision(host, object, &namespace, &version).await {
             Ok(applied) => {
                 let objects = if applied == 1 { "object" } else { "objects" };
                 (ctx.log)("info", &id, &format!("applied {applied} {objects} inside"));
                 status.new.provisioned_generation = generation;
+                status.new.provisioned_digest = Some(inside_digest(&object.spec));
                 status.new.timings.entry("provisioned".into()).or_insert(since(created_at, now));
             }
             Err(message) => {
@@ -393,12 +394,16 @@ async fn apply(
 }
 
 /// Whether this generation's manifests and charts still have to be applied inside.
-fn provisioning_due(
-    object: &VirtualCluster,
-    old: &VirtualClusterStatus,
-    generation: Option<i64>,
-) -> bool {
-    has_inside(&object.spec) && old.provisioned_generation != generation
+fn provisioning_due(object: &VirtualCluster, old: &VirtualClusterStatus) -> bool {
+    has_inside(&object.spec)
+        && old.provisioned_digest.as_deref() != Some(inside_digest(&object.spec).as_str())
+}
+
+/// SHA-256 (hex) of the spec's manifests and charts.
+fn inside_digest(spec: &spec::VirtualClusterSpec) -> String {
+    use sha2::Digest as _;
+    let text = serde_json::to_string(&(&spec.manifests, &spec.charts)).unwrap_or_default();
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn has_inside(spec: &spec::VirtualClusterSpec) -> bool {

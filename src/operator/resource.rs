@@ -198,6 +198,10 @@ pub struct VirtualClusterStatus {
     /// The `metadata.generation` whose `manifests` and `charts` were last applied inside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_generation: Option<i64>,
+    /// SHA-256 of `manifests` and `charts` as last applied inside: they are applied again only
+    /// when they change, not on every new generation (`spec.paused`, `spec.ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioned_digest: Option<String>,
     /// Seconds from the object's creation until each phase was reached (`applying`, `ready`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub timings: BTreeMap<String, f64>,

@@ -270,6 +270,33 @@ fn manifests_of_a_virtual_cluster_are_applied_inside_once_and_local_paths_refuse
     // Applied once per generation: later reconciles leave the inside alone.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(api.inner.count_requests("apply", "/configmaps/seeded"), 1);
+    // A new generation that leaves the manifests as they were does not apply them again.
+    let manifest = |answer: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: seeded\n  namespace: default\ndata:\n  answer: \"{answer}\"\n"
+        )
+    };
+    let respec = |spec: Value| {
+        let mut object = fake.get(RESOURCE, "team", "dev").expect("the object");
+        object["spec"] = spec;
+        let stored = fake.put(object).expect("stored");
+        let generation = stored["metadata"]["generation"].clone();
+        wait_for("the new generation applied", Duration::from_secs(30), || {
+            fake.get(RESOURCE, "team", "dev").is_some_and(|o| {
+                o["status"]["observedGeneration"] == generation && o["status"]["phase"] == "Running"
+            })
+        });
+    };
+    respec(json!({"ttl": "2h", "manifests": [manifest("42")]}));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(api.inner.count_requests("apply", "/configmaps/seeded"), 1, "not applied again");
+    // Changed manifests are applied again.
+    respec(json!({"ttl": "2h", "manifests": [manifest("43")]}));
+    wait_for("the changed manifest inside", Duration::from_secs(30), || {
+        api.inner
+            .get("configmaps", "default", "seeded")
+            .is_some_and(|c| c["data"]["answer"] == "43")
+    });
     let (code, log) = operator.stop();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("applied 1 object inside"), "{log}");
