@@ -2307,6 +2307,21 @@ struct BackgroundOperator {
     child: std::process::Child,
 }
 
+impl BackgroundOperator {
+    /// `vc operator run` with its Lease in `lease_namespace`, named after it.
+    fn start(e2e: &E2e, lease_namespace: &str) -> Self {
+        let child = Command::new(VC)
+            .args(["operator", "run", "-n", lease_namespace, "--identity", lease_namespace])
+            .env("KUBECONFIG", &e2e.kubeconfig)
+            .env("XDG_STATE_HOME", e2e.state.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start vc operator run");
+        BackgroundOperator { child }
+    }
+}
+
 impl Drop for BackgroundOperator {
     fn drop(&mut self) {
         let pid = self.child.id().to_string();
@@ -2411,20 +2426,9 @@ fn vcl_phase(e2e: &E2e, namespace: &str, name: &str) -> String {
 fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     let Some(kubeconfig) = host_kubeconfig() else { return };
     let e2e = E2e::new(kubeconfig);
-    let crd = e2e.vc(&["operator", "crd"]);
-    assert_eq!(crd.status.code(), Some(0));
-    let had_crd = e2e.kubectl(&["get", "crd", "virtualclusters.vc.dev"]).status.success();
+    let had_crd = install_crd(&e2e);
     // Declared first, so dropped last: after every VirtualCluster went, even on failure.
     let _crd = CrdCleanup { e2e: &e2e, remove: !had_crd };
-    let applied = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(&crd.stdout));
-    assert!(applied.status.success(), "the real API server accepts the generated CRD");
-    let established = e2e.kubectl(&[
-        "wait",
-        "crd/virtualclusters.vc.dev",
-        "--for=condition=Established",
-        "--timeout=60s",
-    ]);
-    assert!(established.status.success());
 
     // Bad specs are refused at admission by the schema.
     for spec in [
@@ -2445,16 +2449,7 @@ fn operator_reconciles_virtual_clusters_applied_with_kubectl() {
     }
 
     let lease_namespace = unique("e2e-oplease");
-    let _operator = BackgroundOperator {
-        child: Command::new(VC)
-            .args(["operator", "run", "-n", &lease_namespace, "--identity", &lease_namespace])
-            .env("KUBECONFIG", &e2e.kubeconfig)
-            .env("XDG_STATE_HOME", e2e.state.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("start vc operator run"),
-    };
+    let _operator = BackgroundOperator::start(&e2e, &lease_namespace);
     let _lease_cleanup = NamespaceCleanup { e2e: &e2e, namespace: lease_namespace.clone() };
 
     // One cluster: apply, Ready, connect, delete.
@@ -2616,17 +2611,10 @@ fn create_through_the_operator_and_adopt() {
     let Some(kubeconfig) = host_kubeconfig() else { return };
     let e2e = E2e::new(kubeconfig);
     let had_crd = install_crd(&e2e);
+    // Declared first, so dropped last: after every VirtualCluster went, even on failure.
+    let _crd = CrdCleanup { e2e: &e2e, remove: !had_crd };
     let lease_namespace = unique("e2e-oplease");
-    let _operator = BackgroundOperator {
-        child: Command::new(VC)
-            .args(["operator", "run", "-n", &lease_namespace, "--identity", &lease_namespace])
-            .env("KUBECONFIG", &e2e.kubeconfig)
-            .env("XDG_STATE_HOME", e2e.state.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("start vc operator run"),
-    };
+    let _operator = BackgroundOperator::start(&e2e, &lease_namespace);
     let _lease_cleanup = NamespaceCleanup { e2e: &e2e, namespace: lease_namespace.clone() };
     let env = [("VC_OPERATOR_NAMESPACE", lease_namespace.as_str())];
     let leading = eventually(Duration::from_secs(60), || {
@@ -2695,9 +2683,6 @@ fn create_through_the_operator_and_adopt() {
     let left = e2e.kubectl(&["get", "statefulsets,pvc,services", "-n", &namespace, "-o", "name"]);
     assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "everything went with it");
     drop(_namespace_cleanup);
-    if !had_crd {
-        e2e.kubectl(&["delete", "crd", "virtualclusters.vc.dev", "--wait=false"]);
-    }
 }
 
 /// The etcd image the deployed etcd runs (the engine release's default).
