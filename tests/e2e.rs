@@ -2586,6 +2586,16 @@ impl Drop for CrdCleanup<'_> {
 fn install_crd(e2e: &E2e) -> bool {
     let crd = e2e.vc(&["operator", "crd"]);
     assert_eq!(crd.status.code(), Some(0));
+    // A CRD an earlier scenario is still removing is not the host's own: wait until it went.
+    let deleting = jsonpath(
+        e2e,
+        &["get", "crd", "virtualclusters.vc.dev", "--ignore-not-found"],
+        "{.metadata.deletionTimestamp}",
+    );
+    if !deleting.is_empty() {
+        let args = ["wait", "--for=delete", "crd/virtualclusters.vc.dev", "--timeout=120s"];
+        assert!(e2e.kubectl(&args).status.success(), "the CRD being deleted did not go");
+    }
     let had_crd = e2e.kubectl(&["get", "crd", "virtualclusters.vc.dev"]).status.success();
     let applied = run_kubectl(&e2e.kubeconfig, &["apply", "-f", "-"], Some(&crd.stdout));
     assert!(applied.status.success(), "the real API server accepts the generated CRD");
