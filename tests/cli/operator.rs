@@ -81,6 +81,14 @@ pub(crate) fn virtual_cluster(namespace: &str, name: &str, spec: Value) -> Value
     })
 }
 
+/// Stores VirtualCluster `namespace/name` with `spec` and waits until its phase is Running.
+pub(crate) fn declare_running(fake: &fakekube::FakeKube, namespace: &str, name: &str, spec: Value) {
+    fake.put(virtual_cluster(namespace, name, spec)).expect("stored");
+    wait_for("Running", Duration::from_secs(30), || {
+        phase(fake, namespace, name).as_deref() == Some("Running")
+    });
+}
+
 pub(crate) fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
@@ -114,10 +122,7 @@ fn a_virtual_cluster_is_applied_becomes_ready_reapplies_and_cascades_on_delete()
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);
     let operator = Operator::start(&sandbox, "one", &[]);
-    fake.put(virtual_cluster("team", "dev", json!({ "ttl": "2h" }))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "team", "dev").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "team", "dev", json!({ "ttl": "2h" }));
     let object = fake.get(RESOURCE, "team", "dev").expect("the object");
     assert_eq!(condition(&object, "Ready")["status"], "True", "{object:#}");
     assert_eq!(condition(&object, "Degraded")["status"], "False");
@@ -181,10 +186,7 @@ fn expiry_deletes_at_the_due_time_by_the_injected_clock() {
     // The operator's clock starts 3 s before the hour is over.
     let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600 - 3);
     let operator = Operator::start(&sandbox, "one", &[("VC_NOW", start.to_string())]);
-    fake.put(virtual_cluster("ci", "pr-1", json!({ "ttl": "1h" }))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "ci", "pr-1").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "ci", "pr-1", json!({ "ttl": "1h" }));
     let applied = Instant::now();
     wait_for("the expiry", Duration::from_secs(30), || fake.get(RESOURCE, "ci", "pr-1").is_none());
     assert!(fake.get("statefulsets", "ci", "pr-1").is_none(), "the cluster went with it");
@@ -198,10 +200,7 @@ fn a_second_cluster_in_a_namespace_and_a_failing_apply_are_degraded() {
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);
     let operator = Operator::start(&sandbox, "one", &[]);
-    fake.put(virtual_cluster("team", "first", json!({}))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "team", "first").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "team", "first", json!({}));
     fake.put(virtual_cluster("team", "second", json!({}))).expect("stored");
     wait_for("Degraded", Duration::from_secs(20), || {
         phase(&fake, "team", "second").as_deref() == Some("Degraded")
@@ -313,10 +312,7 @@ fn two_operators_one_leader() {
     };
     wait_for("the lease", Duration::from_secs(20), || holder(&fake).as_deref() == Some("first"));
     let second = Operator::start(&sandbox, "second", &[]);
-    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "team", "dev").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "team", "dev", json!({}));
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(holder(&fake).as_deref(), Some("first"), "renewed, not taken over");
     // The leader stops cleanly and gives the Lease up; the standby takes it.
@@ -405,10 +401,7 @@ fn health_readiness_and_metrics_are_served() {
         std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
     let address = port.to_string();
     let operator = Operator::start_with(&sandbox, "one", &["--metrics-address", &address], &[]);
-    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "team", "dev").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "team", "dev", json!({}));
     assert!(http_get(port, "/healthz").starts_with("HTTP/1.1 200"));
     assert!(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
     let metrics = http_get(port, "/metrics");
@@ -472,10 +465,7 @@ fn the_cli_marks_a_virtual_clusters_cluster_and_deletes_through_the_object() {
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);
     let operator = Operator::start(&sandbox, "one", &[]);
-    fake.put(virtual_cluster("team", "dev", json!({ "ttl": "2h" }))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "team", "dev").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "team", "dev", json!({ "ttl": "2h" }));
 
     // Listed and described as the VirtualCluster's, from the listed StatefulSet alone.
     fake.clear_requests();
@@ -564,10 +554,7 @@ fn pause_and_resume_of_a_virtual_clusters_cluster_go_through_the_object() {
     let (fake, sandbox) = fake_host();
     install_crd(&fake, &sandbox);
     let operator = Operator::start(&sandbox, "one", &[]);
-    fake.put(virtual_cluster("team", "dev", json!({}))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "team", "dev").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "team", "dev", json!({}));
     fake.put(synced_pod("team", "dev", "web-x-default-x-dev")).expect("a synced pod");
 
     fake.clear_requests();
@@ -658,10 +645,7 @@ fn extend_moves_the_operators_timer_through_the_object() {
     let clock = operator_clock(jiff::SignedDuration::from_secs(3600 - 4));
     let operator = Operator::start(&sandbox, "one", &[("VC_NOW", clock().to_string())]);
     let started = Instant::now();
-    fake.put(virtual_cluster("ci", "pr-1", json!({ "ttl": "1h" }))).expect("stored");
-    wait_for("Running", Duration::from_secs(30), || {
-        phase(&fake, "ci", "pr-1").as_deref() == Some("Running")
-    });
+    declare_running(&fake, "ci", "pr-1", json!({ "ttl": "1h" }));
     let old = fake.get(RESOURCE, "ci", "pr-1").expect("the object")["status"]["expiresAt"].clone();
     // 12 s after the operator started, by its clock.
     let until = clock() + jiff::SignedDuration::from_secs(12)
