@@ -629,6 +629,29 @@ const POD_READY_GRACE: Duration = Duration::from_secs(3);
 /// How long the diagnosis of a timed-out create may take: the deadline has already passed.
 const DIAGNOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+// What the direct path and the operator's say alike of a create that stopped.
+
+fn connect_failed(name: &str, e: anyhow::Error) -> anyhow::Error {
+    e.context(format!(
+        "virtual cluster {name:?} is ready, but connecting to it failed (retry with: vc connect {name})"
+    ))
+}
+
+fn host_failed(name: &str, e: &HostError) -> (Exit, String) {
+    (e.exit(), format!("creating virtual cluster {name:?} failed: {e}"))
+}
+
+fn provision_failed(name: &str, e: &anyhow::Error) -> (Exit, String) {
+    (
+        Exit::Failure,
+        format!("virtual cluster {name:?} is ready, but {}", lowercase_first(&e.to_string())),
+    )
+}
+
+fn interrupted(name: &str) -> (Exit, String) {
+    (Exit::Interrupted, format!("interrupted while creating virtual cluster {name:?}"))
+}
+
 /// Why a create stopped, phrased for the user, after the cleanup `--cleanup-on-failure` asks for.
 async fn explain_failure(
     host: &Host,
@@ -639,23 +662,14 @@ async fn explain_failure(
 ) -> anyhow::Error {
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let (exit, what) = match stop {
-        Stop::Connect(e) => {
-            return e.context(format!(
-                "virtual cluster {name:?} is ready, but connecting to it failed (retry with: vc connect {name})"
-            ));
-        }
-        Stop::Host(e) => (e.exit(), format!("creating virtual cluster {name:?} failed: {e}")),
-        Stop::Provision(e) => (
-            Exit::Failure,
-            format!("virtual cluster {name:?} is ready, but {}", lowercase_first(&e.to_string())),
-        ),
+        Stop::Connect(e) => return connect_failed(name, e),
+        Stop::Host(e) => host_failed(name, &e),
+        Stop::Provision(e) => provision_failed(name, &e),
         Stop::Restore(e) => (
             Exit::Failure,
             format!("restoring the snapshot into virtual cluster {name:?} failed: {e:#}"),
         ),
-        Stop::Interrupted => {
-            (Exit::Interrupted, format!("interrupted while creating virtual cluster {name:?}"))
-        }
+        Stop::Interrupted => interrupted(name),
         Stop::TimedOut => {
             let why = tokio::time::timeout(DIAGNOSE_TIMEOUT, host.diagnose(namespace, name))
                 .await

@@ -316,9 +316,6 @@ async fn wait_running(
     }
 }
 
-/// How long the diagnosis of a timed-out create may take: the deadline has already passed.
-const DIAGNOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
 async fn explain_failure(
     host: &Host,
     placement: &Placement,
@@ -327,12 +324,8 @@ async fn explain_failure(
 ) -> anyhow::Error {
     let (name, namespace) = (placement.name.as_str(), placement.namespace.as_str());
     let (exit, what) = match stop {
-        Stop::Connect(e) => {
-            return e.context(format!(
-                "virtual cluster {name:?} is ready, but connecting to it failed (retry with: vc connect {name})"
-            ));
-        }
-        Stop::Host(e) => (e.exit(), format!("creating virtual cluster {name:?} failed: {e}")),
+        Stop::Connect(e) => return super::connect_failed(name, e),
+        Stop::Host(e) => super::host_failed(name, &e),
         Stop::Spec(message) => (Exit::Usage, message),
         Stop::Conflict(message) => (
             Exit::Conflict,
@@ -344,16 +337,8 @@ async fn explain_failure(
                 "the VirtualCluster {namespace}/{name} was deleted while vc waited for it to become ready"
             ),
         ),
-        Stop::Provision(e) => (
-            Exit::Failure,
-            format!(
-                "virtual cluster {name:?} is ready, but {}",
-                super::lowercase_first(&e.to_string())
-            ),
-        ),
-        Stop::Interrupted => {
-            (Exit::Interrupted, format!("interrupted while creating virtual cluster {name:?}"))
-        }
+        Stop::Provision(e) => super::provision_failed(name, &e),
+        Stop::Interrupted => super::interrupted(name),
         Stop::TimedOut => {
             let diagnosis = async {
                 let why = host.diagnose(namespace, name).await;
@@ -375,9 +360,9 @@ async fn explain_failure(
                 format!("{why}{status}")
             };
             let why =
-                tokio::time::timeout(DIAGNOSE_TIMEOUT, diagnosis).await.unwrap_or_else(|_| {
-                    "the host did not answer while vc looked for the reason".into()
-                });
+                tokio::time::timeout(super::DIAGNOSE_TIMEOUT, diagnosis).await.unwrap_or_else(
+                    |_| "the host did not answer while vc looked for the reason".into(),
+                );
             (
                 Exit::Timeout,
                 format!(
