@@ -5,7 +5,7 @@ use crate::cli::{DeleteArgs, OutputFormat};
 use crate::commands::Invocation;
 use crate::connection;
 use crate::error::{CliError, Exit};
-use crate::host::{ClusterRecord, HostError, MadeBy};
+use crate::host::{ClusterRecord, Host, HostError, MadeBy};
 
 pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()> {
     let printer = &invocation.printer;
@@ -88,13 +88,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
             if own && args.no_wait {
                 host.delete_cluster(record, true).await?;
             }
-            let target = connection::Target::of(&host, record);
-            if let Err(e) = disconnect(invocation, &target).await {
-                printer.warn(&format!(
-                    "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
-                    record.name, record.name
-                ));
-            }
+            disconnect_deleted(invocation, &host, record).await;
             started.push((record, own));
             continue;
         }
@@ -113,13 +107,7 @@ pub async fn run(invocation: &Invocation, args: DeleteArgs) -> anyhow::Result<()
                 .into());
             }
         }
-        let target = connection::Target::of(&host, record);
-        if let Err(e) = disconnect(invocation, &target).await {
-            printer.warn(&format!(
-                "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
-                record.name, record.name
-            ));
-        }
+        disconnect_deleted(invocation, &host, record).await;
         started.push((record, own));
     }
     let mut stuck = Vec::new();
@@ -233,4 +221,15 @@ fn confirm(invocation: &Invocation, targets: &[ClusterRecord]) -> anyhow::Result
         return Err(CliError::new(Exit::Failure, "deletion cancelled; nothing was deleted").into());
     }
     Ok(())
+}
+
+/// Removes a deleted cluster's kubeconfig entries and forward; what remains is a warning.
+async fn disconnect_deleted(invocation: &Invocation, host: &Host, record: &ClusterRecord) {
+    let target = connection::Target::of(host, record);
+    if let Err(e) = disconnect(invocation, &target).await {
+        invocation.printer.warn(&format!(
+            "virtual cluster {:?} is being deleted, but its kubeconfig entries or forward remain: {e:#} (see: vc disconnect {})",
+            record.name, record.name
+        ));
+    }
 }

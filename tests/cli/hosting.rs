@@ -115,16 +115,7 @@ fn bad_hosting_values_are_refused_before_contacting_the_host() {
             vec!["--expose", "ingress=dev.example.com", "--ingress-class", "Nginx Public"],
         ),
     ];
-    let mut transcript = String::new();
-    for (what, extra) in cases {
-        let mut args = vec!["create", "dev"];
-        args.extend(extra);
-        let run = Vc::new(&sandbox).args(&args).run();
-        assert_eq!(run.code, Some(2), "{what}: {run:?}");
-        assert!(run.stdout.is_empty(), "{what}: nothing on stdout");
-        assert_eq!(run.stderr.lines().count(), 1, "{what}: one line: {}", run.stderr);
-        transcript.push_str(&format!("## {what}\n{}", run.stderr));
-    }
+    let transcript = crate::support::create_refusals(&sandbox, cases);
     insta::assert_snapshot!(crate::support::filter(&transcript, &sandbox));
 }
 

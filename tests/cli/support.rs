@@ -169,6 +169,22 @@ impl Run {
 }
 
 /// Replaces what changes between runs: temp paths, ports, timestamps, durations.
+/// Runs `vc create dev EXTRA` for each case, checks each is a usage error (exit 2) of one line
+/// with nothing on stdout, and returns the refusals as `## CASE` sections.
+pub fn create_refusals(sandbox: &Sandbox, cases: Vec<(&str, Vec<&str>)>) -> String {
+    let mut transcript = String::new();
+    for (what, extra) in cases {
+        let mut args = vec!["create", "dev"];
+        args.extend(extra);
+        let run = Vc::new(sandbox).args(&args).run();
+        assert_eq!(run.code, Some(2), "{what}: {run:?}");
+        assert!(run.stdout.is_empty(), "{what}: nothing on stdout");
+        assert_eq!(run.stderr.lines().count(), 1, "{what}: one line: {}", run.stderr);
+        transcript.push_str(&format!("## {what}\n{}", run.stderr));
+    }
+    transcript
+}
+
 pub fn filter(text: &str, sandbox: &Sandbox) -> String {
     let mut out = text.replace(&sandbox.dir.path().display().to_string(), "[TMP]");
     out = replace_pattern(&out, "127.0.0.1:", |rest| {
